@@ -1,0 +1,31 @@
+"""ament_python package rhas_ros: the ROS 2 node (rhas_ros) and the HopaDIFF module (hopadiff)."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "rhas_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(include=["rhas_ros", "rhas_ros.*", "hopadiff", "hopadiff.*"]),
+    package_data={"hopadiff": ["resources/*.txt"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
+        ("share/" + PACKAGE, ["package.xml"]),
+        ("share/" + PACKAGE + "/launch", glob("launch/*.launch.py")),
+        ("share/" + PACKAGE + "/config", glob("config/*.yaml")),
+        ("share/" + PACKAGE + "/config/hopadiff", glob("config/hopadiff/*.yaml")),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=False,
+    maintainer="rhas_ros developers",
+    maintainer_email="dev@rhas-ros.org",
+    description="Referring human action segmentation (HopaDIFF) as a ROS 2 node, with its training code.",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    entry_points={
+        "console_scripts": [],
+    },
+)

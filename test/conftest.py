@@ -1,0 +1,34 @@
+"""Shared pytest fixtures: an isolated DDS domain for tests that start ROS 2 processes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+HELPERS = Path(__file__).resolve().parent / "helpers"
+sys.path.insert(0, str(HELPERS))
+
+
+@pytest.fixture
+def ros_env(worker_domain_id):
+    """Environment for child processes: own ROS_DOMAIN_ID, discovery on localhost only."""
+    env = dict(os.environ)
+    env["ROS_DOMAIN_ID"] = str(worker_domain_id)
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    env.pop("ROS_STATIC_PEERS", None)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@pytest.fixture(scope="session")
+def worker_domain_id():
+    """A domain id unlikely to be shared with another test run on this machine.
+
+    Fast DDS on localhost allows ids 0..232; 100..199 keeps clear of the default 0 and of
+    the ids people commonly pick. The pid makes concurrent runs pick different ids.
+    """
+    return 100 + os.getpid() % 100
