@@ -41,8 +41,7 @@ PIP=("$VPY" -m pip --disable-pip-version-check)
 
 if [ "${1:-}" = "--relock" ]; then
   "${PIP[@]}" install -r requirements.in
-  "${PIP[@]}" freeze --all --exclude-editable --exclude pip | grep -v '^rhas[-_]ros' | sed 's/^torch==\([0-9.]*\)+cpu$/torch==\1/' | LC_ALL=C sort > requirements.lock
-  log "wrote requirements.lock ($(wc -l < requirements.lock) pins)"
+  "$VPY" scripts/freeze_lock.py requirements.lock
   rm -f "$VENV/.rhas-deps"
 fi
 
