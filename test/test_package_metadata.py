@@ -109,16 +109,12 @@ def _imported_top_level_modules() -> dict[str, str]:
 
 
 def test_package_xml_declares_every_third_party_import():
-    declared = {
-        e.text.strip() for tag in ("depend", "exec_depend", "build_depend") for e in _package_xml().iter(tag)
-    }
+    declared = {e.text.strip() for tag in ("depend", "exec_depend", "build_depend") for e in _package_xml().iter(tag)}
     for module, where in _imported_top_level_modules().items():
         if module in sys.stdlib_module_names or module in OWN:
             continue
         key = ROSDEP_KEYS.get(module)
-        assert key is not None, (
-            f"{where} imports {module!r}: add its rosdep key to ROSDEP_KEYS and package.xml"
-        )
+        assert key is not None, f"{where} imports {module!r}: add its rosdep key to ROSDEP_KEYS and package.xml"
         assert key in declared, f"{where} imports {module!r} but package.xml lacks <exec_depend>{key}"
 
 

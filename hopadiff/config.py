@@ -1,0 +1,255 @@
+"""Typed configuration of HopaDIFF: dataclasses whose defaults are the paper's seed values.
+
+Every nn.Module takes one of these. Experiment files are YAML with the same nesting as
+:class:`Config`; unknown keys are rejected with their dotted name, so a typo never silently
+falls back to a default. ``save_config`` writes a file that ``load_config`` reads back equal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass
+class EncoderConfig:
+    """Per-branch encoder (ASFormer/DiffAct style dilated conv + local attention)."""
+
+    num_layers: int = 10  # DiffAct encoder depth; dilations 1..512 cover 2000-frame videos
+    num_f_maps: int = 64  # seed: 64 feature maps
+    kernel_size: int = 5  # seed: kernel 5 (also the number of local-attention taps)
+    normal_dropout: float = 0.5  # seed: element dropout on the input features
+    channel_dropout: float = 0.5  # seed: drops whole feature channels
+    temporal_dropout: float = 0.5  # seed: drops whole frames
+    feature_layer_indices: list[int] = field(default_factory=lambda: [5, 7, 9])  # DiffAct's choice
+
+
+@dataclass
+class XLSTMConfig:
+    """HP-xLSTM: one mLSTM block per branch, input gates exchanged by cross attention."""
+
+    hidden_dim: int = 128  # mLSTM width after the up-projection
+    num_heads: int = 4  # memory heads; head dim = hidden_dim / num_heads
+    gate_attention_dim: int = 16  # per-head query/key size of the cross-input gate attention
+    forget_bias_init: float = 3.0  # forget gate starts open (sigmoid(3) = 0.95), as in xLSTM
+
+
+@dataclass
+class FourierConfig:
+    """Low-pass temporal Fourier condition."""
+
+    num_coefficients: int = 16  # lowest K rFFT coefficients kept per channel
+    condition_dim: int = 64  # channels of the condition given to the decoder
+
+
+@dataclass
+class DecoderConfig:
+    """Per-branch denoising decoder (DiffAct style)."""
+
+    num_layers: int = 8  # DiffAct decoder depth
+    num_f_maps: int = 24  # seed: 24 feature maps
+    kernel_size: int = 5  # seed: kernel 5
+    time_emb_dim: int = 512  # seed: sinusoidal time embedding 512
+    dropout: float = 0.1  # seed: 0.1
+
+
+@dataclass
+class DiffusionConfig:
+    num_train_timesteps: int = 1000  # seed: 1000 steps, cosine schedule
+    schedule: str = "cosine"  # cosine | linear
+    sampling_steps: int = 25  # seed: 25 DDIM steps
+    eta: float = 0.0  # 0: deterministic (no flicker between windows); authors' config uses 1.0
+    scale: float = 1.0  # actions are diffused in [-scale, scale]
+    # DiffAct's random training conditions and their probabilities (full, zero, boundary, segment).
+    condition_probs: list[float] = field(default_factory=lambda: [0.25, 0.25, 0.25, 0.25])
+
+
+@dataclass
+class LossConfig:
+    encoder_weight: float = 0.5  # auxiliary encoder classification loss
+    decoder_weight: float = 1.0  # decoder classification loss on x0
+    boundary_weight: float = 0.1  # 1 - similarity of consecutive frames vs. boundary targets
+    smooth_weight: float = 0.0  # optional clamped-MSE smoothness (MS-TCN); off in the paper
+    class_weights: list[float] | None = None  # optional per-class weights (long tail); len C
+
+
+@dataclass
+class AblationConfig:
+    """Switches for the paper's ablations; the defaults are the full model."""
+
+    use_xlstm: bool = True
+    use_cross_gate: bool = True
+    use_fourier: bool = True
+    branches: str = "both"  # both | holistic | partial
+    shared_decoder: bool = False  # the authors' code shares one decoder; the paper has two
+
+
+@dataclass
+class ModelConfig:
+    feature_dim: int = 768  # D: BLIP-2 Q-Former width (CLIP: 512)
+    num_classes: int = 137  # C: RHAS133
+    multi_label: bool = True  # RHAS133 is multi-label: sigmoid/BCE; False: softmax/CE
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    xlstm: XLSTMConfig = field(default_factory=XLSTMConfig)
+    fourier: FourierConfig = field(default_factory=FourierConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    ablation: AblationConfig = field(default_factory=AblationConfig)
+
+
+@dataclass
+class DataConfig:
+    layout: str = "manifest"  # manifest | rhas133_cross_movie | rhas133_random
+    root: str = ""  # dataset folder (manifest: folder holding manifest files)
+    train_split: str = "train"
+    val_split: str = "val"
+    test_split: str = "test"
+    window: int = 256  # W: training crop length = the node's window
+    hop: int = 64  # evaluation/node stride between windows
+    sample_fps: float = 5.0  # frame rate of the features
+    speed_augment: list[float] = field(default_factory=lambda: [0.8, 1.25])  # temporal resampling range
+    labels_file: str = ""  # class names, one per line (relative to the config file)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 1000  # seed value
+    batch_size: int = 8  # windows per step
+    windows_per_epoch: int = 0  # 0: one random window per training sample per epoch
+    lr: float = 1e-4  # seed: Adam, no weight decay
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    warmup_steps: int = 0
+    eval_every: int = 10  # epochs between validations
+    checkpoint_every: int = 1  # epochs between last.pt writes
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast on CUDA)
+    num_workers: int = 0
+    out_dir: str = "runs/hopadiff"
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+class ConfigError(ValueError):
+    """A configuration file or override names an unknown key or holds a wrong type."""
+
+
+def _build(cls: type, values: Any, where: str) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping for {cls.__name__}, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        names = ", ".join(f"{where}.{k}" if where else k for k in unknown)
+        raise ConfigError(f"unknown config key(s): {names} (allowed here: {', '.join(sorted(known))})")
+    kwargs = {}
+    for name, value in values.items():
+        key = f"{where}.{name}" if where else name
+        kwargs[name] = _coerce(hints[name], value, key)
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key)
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, key)
+    if origin is list:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item,) = typing.get_args(tp)
+        return [_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"{key}: unsupported config type {tp}")  # a bug in this module, not user input
+
+
+def config_from_dict(values: dict, cls: type = Config) -> Any:
+    """Build ``cls`` from nested plain data, rejecting unknown keys and wrong types."""
+    return _build(cls, values, "")
+
+
+def config_to_dict(cfg: Any) -> dict:
+    """Plain nested dict (YAML/JSON/checkpoint safe: only str, int, float, bool, list, None)."""
+    return dataclasses.asdict(cfg)
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read a YAML experiment config; ``overrides`` are ``dotted.key=value`` strings (YAML values)."""
+    path = Path(path)
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except OSError as e:
+        raise ConfigError(f"cannot read config {path}: {e}") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config {path} is not valid YAML: {e}") from e
+    for item in overrides or []:
+        apply_override(values, item)
+    try:
+        cfg = config_from_dict(values)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    # A labels file named relative to the config file is resolved against it.
+    if cfg.data.labels_file and not Path(cfg.data.labels_file).is_absolute():
+        cfg.data.labels_file = str((path.parent / cfg.data.labels_file).resolve())
+    return cfg
+
+
+def apply_override(values: dict, item: str) -> None:
+    """Apply one ``a.b.c=value`` override to nested plain data in place."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} is not of the form key=value")
+    dotted, raw = item.split("=", 1)
+    keys = dotted.strip().split(".")
+    node = values
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {item!r}: {k} is not a section")
+    node[keys[-1]] = yaml.safe_load(raw)
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+
+
+def read_label_names(path: str | Path) -> list[str]:
+    """Class names, one per line; blank lines and '#' comments ignored."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    names = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}: duplicate class names")
+    return names

@@ -1,0 +1,233 @@
+"""HopaDIFF: two branches (holistic full-frame, partial target-crop), each with its own
+encoder, HP-xLSTM half, Fourier condition and denoising decoder; the final probabilities of
+the two reverse diffusion chains are averaged.
+
+Public API (used by the trainer and the ROS node):
+  model.training_losses(holistic, partial, labels, visible=None) -> dict of scalar tensors
+  model.predict(holistic, partial, visible=None, steps=None, eta=None, generator=None) -> (B, C, W)
+holistic / partial: (B, D, W) float; labels: (B, C, W) multi-hot float (multi-label) or (B, W)
+int64 (single-label); visible: (B, W) bool, frames where the target person was seen (the
+partial features of unseen frames are zeroed, never replaced by holistic ones).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+from .ddim import DDIMSampler
+from .decoder import Decoder
+from .encoder import Encoder
+from .fourier import FourierCondition
+from .layers import cat_groups
+from .losses import boundary_loss, classification_loss, probabilities, smoothness_loss
+from .schedules import make_betas
+from .xlstm import HPXLSTM
+
+BRANCHES = {"both": ("holistic", "partial"), "holistic": ("holistic",), "partial": ("partial",)}
+CONDITIONS = ("full", "zero", "boundary", "segment")  # DiffAct's random training conditions
+
+
+class HopaDIFF(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        ab = cfg.ablation
+        if ab.branches not in BRANCHES:
+            raise ValueError(f"ablation.branches must be one of {', '.join(BRANCHES)}, got {ab.branches!r}")
+        if len(cfg.diffusion.condition_probs) != len(CONDITIONS) or min(cfg.diffusion.condition_probs) < 0:
+            raise ValueError(f"diffusion.condition_probs needs {len(CONDITIONS)} non-negative values {CONDITIONS}")
+        self.cfg = cfg
+        self.branch_names = BRANCHES[ab.branches]
+        G = self.num_branches = len(self.branch_names)
+        self.encoder = Encoder(cfg.encoder, cfg.feature_dim, cfg.num_classes, G)
+        feat = self.encoder.out_channels
+        self.xlstm = HPXLSTM(cfg.xlstm, feat, G, cross=ab.use_cross_gate and G == 2) if ab.use_xlstm else None
+        self.condition = FourierCondition(cfg.fourier, feat, G, use_low_pass=ab.use_fourier)
+        cond_dim = feat + cfg.fourier.condition_dim
+        self.decoder_groups = 1 if ab.shared_decoder else G
+        self.decoder = Decoder(cfg.decoder, cfg.num_classes, cond_dim, self.decoder_groups)
+        self.sampler = DDIMSampler(make_betas(cfg.diffusion.schedule, cfg.diffusion.num_train_timesteps))
+        weights = cfg.loss.class_weights
+        if weights is not None and len(weights) != cfg.num_classes:
+            raise ValueError(f"loss.class_weights has {len(weights)} values for {cfg.num_classes} classes")
+        self.register_buffer(
+            "class_weights",
+            None if weights is None else torch.tensor(weights, dtype=torch.float32),
+            persistent=False,
+        )
+
+    # ----------------------------------------------------------------- shared pieces
+    def _check_inputs(self, holistic, partial, visible):
+        D = self.cfg.feature_dim
+        if holistic.ndim != 3 or holistic.shape[1] != D:
+            raise ValueError(f"holistic features must be (B, {D}, W), got {tuple(holistic.shape)}")
+        if partial.shape != holistic.shape:
+            raise ValueError(f"partial features {tuple(partial.shape)} must match holistic {tuple(holistic.shape)}")
+        B, _, W = holistic.shape
+        if W < 2:
+            raise ValueError(f"windows need at least 2 frames, got W={W}")
+        if visible is not None and tuple(visible.shape) != (B, W):
+            raise ValueError(f"visible must be (B, W) = {(B, W)}, got {tuple(visible.shape)}")
+
+    def _branch_input(self, holistic, partial, visible):
+        """(B, G*D, W), branch-major channels."""
+        if visible is not None:
+            partial = partial * visible[:, None, :].to(partial.dtype)
+        inputs = {"holistic": holistic, "partial": partial}
+        return torch.cat([inputs[n] for n in self.branch_names], dim=1)
+
+    def encode(self, holistic, partial, visible=None):
+        """Encoder + HP-xLSTM + Fourier condition, once per window.
+
+        -> encoder logits (B, G*C, W), decoder condition (B, G*(F*k + Fc), W).
+        """
+        G = self.num_branches
+        x = self._branch_input(holistic, partial, visible).to(self.decoder.conv_in.weight.dtype)
+        enc_logits, feats = self.encoder(x)
+        z = feats
+        if self.xlstm is not None:
+            z = torch.cat(self.xlstm(list(feats.chunk(G, dim=1))), dim=1)
+        cond = cat_groups(feats, self.condition(z), G)
+        return enc_logits, cond
+
+    def _decode(self, x_t, t, cond_proj):
+        """Decoder over all branches: x_t (B, G*C, W) -> x0 logits (B, G*C, W)."""
+        B, _, W = x_t.shape
+        G = self.num_branches
+        if self.decoder_groups == G:
+            return self.decoder(x_t, t, cond_proj)
+        # Shared decoder (ablation): fold the branches into the batch.
+        out = self.decoder(x_t.reshape(B * G, -1, W), t.repeat_interleave(G), cond_proj.reshape(B * G, -1, W))
+        return out.reshape(B, -1, W)
+
+    def _project_condition(self, cond):
+        B, _, W = cond.shape
+        G = self.num_branches
+        if self.decoder_groups == G:
+            return self.decoder.encode_condition(cond)
+        return self.decoder.encode_condition(cond.reshape(B * G, -1, W)).reshape(B, -1, W)
+
+    def _per_branch(self, x):
+        """(B, G*C, W) -> (B, G, C, W)."""
+        B, _, W = x.shape
+        return x.reshape(B, self.num_branches, -1, W)
+
+    def _probs(self, logits):
+        """(B, G*C, W) logits -> (B, G, C, W) probabilities."""
+        return probabilities(self._per_branch(logits).flatten(0, 1), self.cfg.multi_label).reshape(
+            self._per_branch(logits).shape
+        )
+
+    # ----------------------------------------------------------------- training
+    def _target_probs(self, labels, W):
+        C = self.cfg.num_classes
+        if self.cfg.multi_label:
+            if labels.ndim != 3 or labels.shape[1:] != (C, W) or labels.is_floating_point() is False:
+                raise ValueError(
+                    f"multi-label labels must be float (B, {C}, {W}), got {tuple(labels.shape)} {labels.dtype}"
+                )
+            return labels.float()
+        if labels.ndim != 2 or labels.shape[1] != W or labels.dtype != torch.long:
+            raise ValueError(f"single-label labels must be int64 (B, {W}), got {tuple(labels.shape)} {labels.dtype}")
+        if labels.min() < 0 or labels.max() >= C:
+            raise ValueError(f"label ids must be in 0..{C - 1}, got {int(labels.min())}..{int(labels.max())}")
+        return F.one_hot(labels, C).permute(0, 2, 1).float()
+
+    def _condition_mask(self, target, generator=None):
+        """(B, 1, W) multiplier implementing a random DiffAct condition per sample."""
+        B, _, W = target.shape
+        device = target.device
+        probs = torch.tensor(self.cfg.diffusion.condition_probs, dtype=torch.float)
+        kinds = torch.multinomial(probs, B, replacement=True, generator=generator).tolist()
+        mask = torch.ones(B, 1, W, device=device)
+        frames = torch.arange(W, device=device)
+        changes = (target[..., 1:] != target[..., :-1]).any(dim=1)  # (B, W-1)
+        radius = max(1, W // 32)
+        for b, kind in enumerate(kinds):
+            name = CONDITIONS[kind]
+            if name == "zero":
+                mask[b] = 0
+            elif name == "boundary":
+                where = changes[b].nonzero().flatten() + 1
+                if where.numel():
+                    near = (frames[None, :] - where[:, None]).abs().le(radius).any(0)
+                    mask[b, 0, near] = 0
+            elif name == "segment":
+                for _ in range(2):
+                    length = int(torch.randint(max(1, W // 16), max(2, W // 4) + 1, (1,), generator=generator))
+                    start = int(torch.randint(0, max(1, W - length + 1), (1,), generator=generator))
+                    mask[b, 0, start : start + length] = 0
+        return mask
+
+    def training_losses(self, holistic, partial, labels, visible=None, generator=None):
+        """One training objective evaluation; returns scalar losses including "total"."""
+        self._check_inputs(holistic, partial, visible)
+        B, _, W = holistic.shape
+        G, cfg = self.num_branches, self.cfg
+        target = self._target_probs(labels, W)  # (B, C, W) in [0, 1]
+        enc_logits, cond = self.encode(holistic, partial, visible)
+        cond = cond * self._condition_mask(target, generator).to(cond.dtype)
+        cond_proj = self._project_condition(cond)
+
+        scale = cfg.diffusion.scale
+        x0 = ((2 * target - 1) * scale).repeat(1, G, 1)  # (B, G*C, W)
+        t = torch.randint(0, self.sampler.num_train_timesteps, (B,), device=x0.device, generator=generator)
+        noise = torch.randn(x0.shape, device=x0.device, generator=generator)
+        x_t = self.sampler.add_noise(x0, noise, t)
+        dec_logits = self._decode(x_t.to(cond_proj.dtype), t, cond_proj)
+
+        enc_b, dec_b = self._per_branch(enc_logits).float(), self._per_branch(dec_logits).float()
+        lc = cfg.loss
+        zero = enc_b.new_zeros(())
+        parts = {"encoder_cls": zero, "decoder_cls": zero, "boundary": zero, "smooth": zero}
+        for g in range(G):
+            parts["encoder_cls"] = (
+                parts["encoder_cls"] + classification_loss(enc_b[:, g], labels, cfg.multi_label, self.class_weights) / G
+            )
+            parts["decoder_cls"] = (
+                parts["decoder_cls"] + classification_loss(dec_b[:, g], labels, cfg.multi_label, self.class_weights) / G
+            )
+            parts["boundary"] = parts["boundary"] + boundary_loss(dec_b[:, g], labels, cfg.multi_label) / G
+            if lc.smooth_weight > 0:
+                parts["smooth"] = parts["smooth"] + smoothness_loss(dec_b[:, g], cfg.multi_label) / G
+        parts["total"] = (
+            lc.encoder_weight * parts["encoder_cls"]
+            + lc.decoder_weight * parts["decoder_cls"]
+            + lc.boundary_weight * parts["boundary"]
+            + lc.smooth_weight * parts["smooth"]
+        )
+        return parts
+
+    # ----------------------------------------------------------------- inference
+    @torch.inference_mode()
+    def predict(self, holistic, partial, visible=None, steps=None, eta=None, generator=None, return_branches=False):
+        """Reverse diffusion for all branches at once; returns (B, C, W) probabilities in [0, 1].
+
+        ``steps``/``eta`` default to the config. With eta=0 the only randomness is the start
+        noise, drawn from ``generator``: the same generator seed gives the same output.
+        """
+        self._check_inputs(holistic, partial, visible)
+        was_training = self.training
+        self.eval()
+        try:
+            steps = self.cfg.diffusion.sampling_steps if steps is None else int(steps)
+            eta = self.cfg.diffusion.eta if eta is None else float(eta)
+            _, cond = self.encode(holistic, partial, visible)
+            cond_proj = self._project_condition(cond)
+            dtype = cond_proj.dtype
+            B, _, W = holistic.shape
+            shape = (B, self.num_branches * self.cfg.num_classes, W)
+            x = torch.randn(shape, generator=generator, device=cond_proj.device, dtype=torch.float32)
+            scale = self.cfg.diffusion.scale
+            probs = None
+            for t in self.sampler.set_timesteps(steps).tolist():
+                t_batch = torch.full((B,), t, device=x.device, dtype=torch.long)
+                logits = self._decode(x.to(dtype), t_batch, cond_proj).float()
+                probs = self._probs(logits)  # (B, G, C, W)
+                x0 = (2 * probs.flatten(1, 2) - 1) * scale
+                x = self.sampler.step(x0, t, x, eta=eta, generator=generator)
+            return probs if return_branches else probs.mean(dim=1)
+        finally:
+            self.train(was_training)

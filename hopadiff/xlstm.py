@@ -1,0 +1,191 @@
+"""HP-xLSTM: holistic-partial mLSTM with cross-input gate attention.
+
+mLSTM as in Beck et al., "xLSTM: Extended Long Short-Term Memory" (2024), sec. 2.3:
+  C_t = f_t C_{t-1} + i_t v_t k_t^T            matrix memory          (B, NH, DH, DH)
+  n_t = f_t n_{t-1} + i_t k_t                  normaliser             (B, NH, DH)
+  h_t = o_t * (C_t q_t) / max(|n_t^T q_t|, 1)  (with the stabiliser below)
+  i_t = exp(i~_t), f_t = sigmoid(f~_t), log-space stabiliser m_t = max(log f_t + m_{t-1}, i~_t).
+Both a parallel form (training, whole window at once) and a recurrent ``step`` (streaming)
+are implemented; ``test_xlstm`` checks they agree. The memory starts empty for every window
+(the state is never carried across samples).
+
+Cross-input gate: before the exponential, each branch's input-gate pre-activations
+i~^a get a term read from the OTHER branch: causal multi-head attention whose queries come
+from branch a, keys from branch b and values are b's gate pre-activations,
+  i~'^a_t = i~^a_t + alpha_a * sum_{s<=t} softmax_s(q^a_t . k^b_s) i~^b_s,
+in both directions (holistic <- partial and partial <- holistic). So each branch decides
+what to write into memory with the other in view. The attention is causal in time so the
+recurrent form can compute it online.
+
+Shapes: B batch, S frames (= W), NH heads, DH head dim, H = NH*DH, Fin block width.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import XLSTMConfig
+
+EPS = 1e-6
+
+
+def mlstm_parallel(q, k, v, i_pre, log_f):
+    """q, k, v (B, NH, S, DH); i_pre, log_f (B, NH, S) -> h (B, NH, S, DH)."""
+    S, DH = q.shape[-2], q.shape[-1]
+    cum = torch.cumsum(log_f, dim=-1)  # (B, NH, S)
+    log_d = cum[..., :, None] - cum[..., None, :] + i_pre[..., None, :]  # (B, NH, S_t, S_s)
+    causal = torch.ones(S, S, dtype=torch.bool, device=q.device).tril()
+    log_d = log_d.masked_fill(~causal, float("-inf"))
+    m = log_d.amax(dim=-1, keepdim=True)  # (B, NH, S, 1) stabiliser
+    d = torch.exp(log_d - m)
+    scores = (q @ k.transpose(-1, -2)) / math.sqrt(DH) * d  # (B, NH, S, S)
+    norm = torch.maximum(scores.sum(-1, keepdim=True).abs(), torch.exp(-m))
+    return (scores / (norm + EPS)) @ v
+
+
+def mlstm_step(q, k, v, i_pre, log_f, state):
+    """One step. q, k, v (B, NH, DH); i_pre, log_f (B, NH); state (C, n, m) or None."""
+    B, NH, DH = q.shape
+    if state is None:
+        C = q.new_zeros(B, NH, DH, DH)
+        n = q.new_zeros(B, NH, DH)
+        m = q.new_full((B, NH), float("-inf"))
+    else:
+        C, n, m = state
+    m_new = torch.maximum(log_f + m, i_pre)  # (B, NH)
+    i_g = torch.exp(i_pre - m_new)[..., None]
+    f_g = torch.exp(log_f + m - m_new)[..., None]
+    k = k / math.sqrt(DH)
+    C = f_g[..., None] * C + i_g[..., None] * (v[..., :, None] * k[..., None, :])  # (B, NH, DH_v, DH_k)
+    n = f_g * n + i_g * k
+    num = (C @ q[..., None]).squeeze(-1)  # (B, NH, DH)
+    den = torch.maximum((n * q).sum(-1, keepdim=True).abs(), torch.exp(-m_new)[..., None])
+    return num / (den + EPS), (C, n, m_new)
+
+
+class MLSTMBranch(nn.Module):
+    """Projections of one branch's mLSTM block (pre-norm, up-projection, gates, down-projection)."""
+
+    def __init__(self, cfg: XLSTMConfig, in_dim: int):
+        super().__init__()
+        H, NH = cfg.hidden_dim, cfg.num_heads
+        assert H % NH == 0, f"xlstm.hidden_dim {H} not divisible by num_heads {NH}"
+        self.num_heads, self.head_dim = NH, H // NH
+        self.norm = nn.LayerNorm(in_dim)
+        self.up = nn.Linear(in_dim, H)
+        self.qkv = nn.Linear(H, 3 * H)
+        self.igate = nn.Linear(H, NH)
+        self.fgate = nn.Linear(H, NH)
+        self.ogate = nn.Linear(H, H)
+        self.head_norm = nn.GroupNorm(NH, H)  # per-head normalisation of the cell output
+        self.down = nn.Linear(H, in_dim)
+        with torch.no_grad():
+            self.fgate.bias.fill_(cfg.forget_bias_init)
+            self.igate.bias.zero_()
+
+    def project(self, x):
+        """x (B, S, Fin) -> u (B, S, H), q/k/v (B, NH, S, DH), i_pre and log_f (B, NH, S)."""
+        B, S, _ = x.shape
+        u = self.up(self.norm(x))
+        q, k, v = self.qkv(u).reshape(B, S, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        i_pre = self.igate(u).transpose(1, 2)
+        log_f = F.logsigmoid(self.fgate(u)).transpose(1, 2)
+        return u, q, k, v, i_pre, log_f
+
+    def output(self, x, u, h):
+        """Residual output: x (B, S, Fin), u (B, S, H), h (B, NH, S, DH) -> (B, S, Fin)."""
+        B, S, _ = x.shape
+        h = h.transpose(1, 2).reshape(B * S, -1)
+        h = self.head_norm(h).reshape(B, S, -1)
+        return x + self.down(torch.sigmoid(self.ogate(u)) * h)
+
+
+class CrossInputGate(nn.Module):
+    """Causal attention from branch a (queries) to branch b (keys, gate values), per head."""
+
+    def __init__(self, cfg: XLSTMConfig):
+        super().__init__()
+        NH, Da = cfg.num_heads, cfg.gate_attention_dim
+        self.num_heads, self.dim = NH, Da
+        self.query = nn.Linear(cfg.hidden_dim, NH * Da)
+        self.key = nn.Linear(cfg.hidden_dim, NH * Da, bias=False)  # a key bias is softmax-invariant
+        self.alpha = nn.Parameter(torch.full((NH,), 0.5))
+
+    def heads(self, proj, u):
+        B, S, _ = u.shape
+        return proj(u).reshape(B, S, self.num_heads, self.dim).transpose(1, 2)  # (B, NH, S, Da)
+
+    def forward(self, u_a, u_b, i_b):
+        """u_a, u_b (B, S, H); i_b (B, NH, S) -> term added to i~^a (B, NH, S)."""
+        q, k = self.heads(self.query, u_a), self.heads(self.key, u_b)
+        S = q.shape[-2]
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.dim)  # (B, NH, S, S)
+        causal = torch.ones(S, S, dtype=torch.bool, device=q.device).tril()
+        attn = scores.masked_fill(~causal, float("-inf")).softmax(-1)
+        return self.alpha[:, None] * (attn @ i_b[..., None]).squeeze(-1)
+
+    def step(self, u_a_t, keys_b, gates_b):
+        """u_a_t (B, H); keys_b (B, NH, s, Da) and gates_b (B, NH, s) of b up to now -> (B, NH)."""
+        B = u_a_t.shape[0]
+        q = self.query(u_a_t).reshape(B, self.num_heads, 1, self.dim)
+        attn = (q @ keys_b.transpose(-1, -2) / math.sqrt(self.dim)).softmax(-1)  # (B, NH, 1, s)
+        return self.alpha * (attn.squeeze(2) * gates_b).sum(-1)  # (B, NH)
+
+
+class HPXLSTM(nn.Module):
+    """One mLSTM block per branch, gates crossed when there are two branches and cross=True.
+
+    forward: list of G tensors (B, Fin, W) -> list of G tensors (B, Fin, W).
+    """
+
+    def __init__(self, cfg: XLSTMConfig, in_dim: int, branches: int, cross: bool):
+        super().__init__()
+        if cross and branches != 2:
+            raise ValueError(f"the cross-input gate needs two branches, got {branches}")
+        self.branches = nn.ModuleList(MLSTMBranch(cfg, in_dim) for _ in range(branches))
+        # cross[a] lets branch a read branch 1-a.
+        self.cross = nn.ModuleList(CrossInputGate(cfg) for _ in range(2)) if cross else None
+
+    def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        xs = [x.transpose(1, 2) for x in xs]  # (B, W, Fin)
+        proj = [br.project(x) for br, x in zip(self.branches, xs, strict=True)]
+        i_pre = [p[4] for p in proj]
+        if self.cross is not None:
+            i_pre = [i_pre[a] + self.cross[a](proj[a][0], proj[1 - a][0], proj[1 - a][4]) for a in range(2)]
+        outs = []
+        for a, (br, x, (u, q, k, v, _, log_f)) in enumerate(zip(self.branches, xs, proj, strict=True)):
+            h = mlstm_parallel(q, k, v, i_pre[a], log_f)
+            outs.append(br.output(x, u, h).transpose(1, 2))
+        return outs
+
+    def step(self, xs_t: list[torch.Tensor], state: dict | None = None) -> tuple[list[torch.Tensor], dict]:
+        """Recurrent form: one frame per branch, xs_t G x (B, Fin) -> G x (B, Fin), new state.
+
+        ``state`` holds each branch's (C, n, m) and, for the cross gate, the keys and gate
+        pre-activations seen so far in this window. Pass None at the start of a window.
+        """
+        state = state or {"cell": [None] * len(self.branches), "keys": [None, None], "gates": [None, None]}
+        proj = [br.project(x[:, None]) for br, x in zip(self.branches, xs_t, strict=True)]  # S = 1
+        i_pre = [p[4][..., 0] for p in proj]  # (B, NH)
+        if self.cross is not None:
+            for b in range(2):
+                k_new = self.cross[1 - b].heads(self.cross[1 - b].key, proj[b][0])  # (B, NH, 1, Da)
+                keys, gates = state["keys"][b], state["gates"][b]
+                state["keys"][b] = k_new if keys is None else torch.cat([keys, k_new], dim=2)
+                g_new = i_pre[b][..., None]
+                state["gates"][b] = g_new if gates is None else torch.cat([gates, g_new], dim=2)
+            i_pre = [
+                i_pre[a] + self.cross[a].step(proj[a][0][:, 0], state["keys"][1 - a], state["gates"][1 - a])
+                for a in range(2)
+            ]
+        outs = []
+        for a, (br, x, (u, q, k, v, _, log_f)) in enumerate(zip(self.branches, xs_t, proj, strict=True)):
+            h, state["cell"][a] = mlstm_step(
+                q[:, :, 0], k[:, :, 0], v[:, :, 0], i_pre[a], log_f[..., 0], state["cell"][a]
+            )
+            outs.append(br.output(x[:, None], u, h[:, :, None])[:, 0])
+        return outs, state

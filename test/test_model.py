@@ -1,0 +1,221 @@
+"""HopaDIFF model: shapes, gradients everywhere, branches, determinism, ablations."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tiny import tiny_model_config
+
+import hopadiff
+from hopadiff.model import HopaDIFF
+
+
+def _batch(cfg, B=2, W=24, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    D, C = cfg.feature_dim, cfg.num_classes
+    h = torch.randn(B, D, W, generator=g)
+    p = torch.randn(B, D, W, generator=g)
+    if cfg.multi_label:
+        y = (torch.rand(B, C, W, generator=g) < 0.3).float()
+    else:
+        y = torch.randint(0, C, (B, W), generator=g)
+    return h, p, y
+
+
+@pytest.mark.parametrize(
+    ("D", "C", "W"),
+    [(16, 5, 7), (16, 5, 16), (16, 5, 5), (16, 5, 64), (12, 12, 12), (16, 5, 1)],
+    ids=["W7", "W=D", "W=C", "W64", "W=D=C", "W1"],
+)
+def test_shapes(D, C, W):
+    """W equal to D or C must not confuse any permute (the authors' code guesses axes by size)."""
+    cfg = tiny_model_config(feature_dim=D, num_classes=C)
+    model = HopaDIFF(cfg)
+    h, p, y = _batch(cfg, B=3, W=W)
+    if W < 2:
+        with pytest.raises(ValueError, match="at least 2 frames"):
+            model.predict(h, p)
+        return
+    out = model.predict(h, p, steps=3, generator=torch.Generator().manual_seed(0))
+    assert out.shape == (3, C, W)
+    assert out.min() >= 0 and out.max() <= 1
+    losses = model.training_losses(h, p, y)
+    assert {"total", "encoder_cls", "decoder_cls", "boundary"} <= set(losses)
+    assert all(v.ndim == 0 and torch.isfinite(v) for v in losses.values())
+
+
+def test_output_follows_time_axis_not_size():
+    """Permuting frames of a W=D=C input permutes nothing else: frame t of the output depends on time."""
+    cfg = tiny_model_config(feature_dim=8, num_classes=8)
+    model = HopaDIFF(cfg).eval()
+    h, p, _ = _batch(cfg, B=1, W=8)
+    base = model.encode(h, p)[1]
+    h2 = h.clone()
+    h2[:, :, -1] += 5.0  # change only the last frame
+    changed = (model.encode(h2, p)[1] - base).abs().sum(dim=1)[0]  # (W,)
+    assert changed[-1] > 0
+    assert changed.argmax() == 7
+
+
+def test_every_parameter_gets_gradient():
+    """The authors' code conditions its decoder on zeros: its xLSTM/Fourier path never learns.
+
+    W is long enough for every dilated tap of the tiny config (dilations 1..8) to see data.
+    """
+    cfg = tiny_model_config()
+    model = HopaDIFF(cfg).train()
+    h, p, y = _batch(cfg, B=8, W=40)
+    losses = model.training_losses(h, p, y, generator=torch.Generator().manual_seed(3))
+    losses["total"].backward()
+    missing = [n for n, q in model.named_parameters() if q.grad is None or not q.grad.abs().sum() > 0]
+    assert not missing, f"parameters without gradient: {missing}"
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    before = {n: q.detach().clone() for n, q in model.named_parameters()}
+    opt.step()
+    unchanged = [n for n, q in model.named_parameters() if torch.equal(before[n], q)]
+    assert not unchanged, f"parameters not updated by one step: {unchanged}"
+
+
+def test_single_label_mode_uses_softmax():
+    cfg = tiny_model_config(multi_label=False)
+    model = HopaDIFF(cfg)
+    h, p, y = _batch(cfg, W=20)
+    assert torch.isfinite(model.training_losses(h, p, y)["total"])
+    out = model.predict(h, p, steps=3, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out.sum(dim=1), torch.ones(2, 20))
+
+
+def test_multi_label_outputs_are_per_class_probabilities():
+    cfg = tiny_model_config()
+    model = HopaDIFF(cfg)
+    h, p, _ = _batch(cfg, W=20)
+    out = model.predict(h, p, steps=3, generator=torch.Generator().manual_seed(0))
+    sums = out.sum(dim=1)
+    assert not torch.allclose(sums, torch.ones_like(sums), atol=1e-3), "rows look softmax-normalised"
+
+
+def test_eta0_is_bitwise_deterministic_and_eta1_is_not():
+    cfg = tiny_model_config()
+    model = HopaDIFF(cfg)
+    h, p, _ = _batch(cfg, W=20)
+    a = model.predict(h, p, eta=0.0, generator=torch.Generator().manual_seed(7))
+    b = model.predict(h, p, eta=0.0, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(a, b)
+    gen = torch.Generator().manual_seed(7)
+    c = model.predict(h, p, eta=1.0, generator=gen)
+    d = model.predict(h, p, eta=1.0, generator=gen)  # generator advanced: new noise
+    assert not torch.equal(c, d)
+
+
+def test_predict_restores_training_mode():
+    model = HopaDIFF(tiny_model_config()).train()
+    h, p, _ = _batch(model.cfg, W=10)
+    model.predict(h, p, steps=2)
+    assert model.training
+
+
+def test_branches_have_separate_decoders_and_chains():
+    """The holistic chain must not see the partial branch's x0 nor share its decoder weights."""
+    cfg = tiny_model_config()
+    model = HopaDIFF(cfg)
+    h, p, _ = _batch(cfg, W=16)
+    gen = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    base = model.predict(h, p, steps=4, generator=gen(), return_branches=True)
+    with torch.no_grad():
+        C = cfg.num_classes
+        model.decoder.conv_out.weight[C:] += 1.0  # second group = partial branch's output layer
+    after = model.predict(h, p, steps=4, generator=gen(), return_branches=True)
+    torch.testing.assert_close(after[:, 0], base[:, 0], rtol=0, atol=0)  # holistic chain untouched
+    assert not torch.allclose(after[:, 1], base[:, 1])
+
+
+def test_invisible_frames_zero_the_partial_input_not_copy_holistic():
+    cfg = tiny_model_config()
+    model = HopaDIFF(cfg)
+    h, p, _ = _batch(cfg, W=12)
+    visible = torch.ones(2, 12, dtype=torch.bool)
+    visible[:, 4:8] = False
+    x = model._branch_input(h, p, visible)
+    D = cfg.feature_dim
+    assert torch.equal(x[:, D:, 4:8], torch.zeros_like(x[:, D:, 4:8]))
+    assert torch.equal(x[:, D:, :4], p[:, :, :4])
+
+
+def test_bad_inputs_raise_value_errors_naming_shapes():
+    cfg = tiny_model_config()
+    model = HopaDIFF(cfg)
+    h, p, y = _batch(cfg, W=12)
+    with pytest.raises(ValueError, match=r"holistic features must be \(B, 16, W\)"):
+        model.predict(h[:, :8], p)
+    with pytest.raises(ValueError, match="partial features"):
+        model.predict(h, p[..., :6])
+    with pytest.raises(ValueError, match="multi-label labels"):
+        model.training_losses(h, p, y[:, :3])
+    with pytest.raises(ValueError, match="visible"):
+        model.predict(h, p, visible=torch.ones(2, 5, dtype=torch.bool))
+
+
+def _structure(model):
+    return (
+        sum(q.numel() for q in model.parameters()),
+        model.branch_names,
+        model.xlstm is None,
+        model.xlstm is None or model.xlstm.cross is None,
+        model.condition.use_low_pass,
+        model.decoder_groups,
+    )
+
+
+ABLATIONS = [
+    {"use_xlstm": False},
+    {"use_cross_gate": False},
+    {"use_fourier": False},
+    {"branches": "holistic"},
+    {"branches": "partial"},
+    {"shared_decoder": True},
+    {"use_xlstm": False, "use_fourier": False},
+]
+
+
+@pytest.mark.parametrize("ablation", ABLATIONS, ids=lambda a: ",".join(f"{k}={v}" for k, v in a.items()))
+def test_ablation_builds_trains_and_predicts(ablation):
+    cfg = tiny_model_config(**ablation)
+    model = HopaDIFF(cfg)
+    assert _structure(model) != _structure(HopaDIFF(tiny_model_config())), "the switch changed nothing"
+    h, p, y = _batch(cfg, W=20)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss = model.training_losses(h, p, y)["total"]
+    loss.backward()
+    opt.step()
+    out = model.predict(h, p, steps=3)
+    assert out.shape == (2, cfg.num_classes, 20) and torch.isfinite(out).all()
+
+
+def test_seed_configs_have_a_few_million_parameters():
+    for name, D in [("rhas133_blip2.yaml", 768), ("rhas133_clip.yaml", 512)]:
+        cfg = hopadiff.load_config(f"config/hopadiff/{name}")
+        assert cfg.model.feature_dim == D and cfg.model.num_classes == 137 and cfg.model.multi_label
+        n = sum(q.numel() for q in HopaDIFF(cfg.model).parameters())
+        assert 1e6 < n < 10e6, f"{name}: {n} parameters"
+
+
+def test_bf16_inference_on_cpu_runs():
+    from hopadiff.runtime import prepare_for_inference
+
+    cfg = tiny_model_config()
+    model = prepare_for_inference(HopaDIFF(cfg), "cpu", "bf16")
+    h, p, _ = _batch(cfg, W=16)
+    out = model.predict(h, p, steps=3)
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+def test_cuda_inference(precision):
+    from hopadiff.runtime import prepare_for_inference
+
+    cfg = tiny_model_config()
+    model = prepare_for_inference(HopaDIFF(cfg), "cuda", precision)
+    h, p, _ = _batch(cfg, W=16)
+    out = model.predict(h.cuda(), p.cuda(), steps=3, generator=torch.Generator("cuda").manual_seed(0))
+    assert out.is_cuda and torch.isfinite(out).all()
