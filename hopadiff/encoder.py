@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .config import EncoderConfig
-from .layers import DilatedAttentionLayer
+from .layers import DilatedAttentionLayer, GroupedPointwise
 
 
 class InputDropout(nn.Module):
@@ -37,11 +37,11 @@ class Encoder(nn.Module):
         self.cfg, self.groups = cfg, groups
         G, Fm = groups, cfg.num_f_maps
         self.dropout = InputDropout(cfg)
-        self.conv_in = nn.Conv1d(G * feature_dim, G * Fm, 1, groups=G)
+        self.conv_in = GroupedPointwise(feature_dim, Fm, G)
         self.layers = nn.ModuleList(
             DilatedAttentionLayer(Fm, cfg.kernel_size, 2**i, dropout=0.0, groups=G) for i in range(cfg.num_layers)
         )
-        self.conv_out = nn.Conv1d(G * Fm, G * num_classes, 1, groups=G)
+        self.conv_out = GroupedPointwise(Fm, num_classes, G)
         self.out_channels = Fm * len(cfg.feature_layer_indices)  # per branch
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .config import FourierConfig
+from .layers import GroupedPointwise
 
 
 def low_pass(x: torch.Tensor, num_coefficients: int) -> torch.Tensor:
@@ -32,7 +33,7 @@ class FourierCondition(nn.Module):
             raise ValueError(f"fourier.num_coefficients must be >= 1, got {cfg.num_coefficients}")
         self.num_coefficients = cfg.num_coefficients
         self.use_low_pass = use_low_pass
-        self.proj = nn.Conv1d(groups * in_dim, groups * cfg.condition_dim, 1, groups=groups)
+        self.proj = GroupedPointwise(in_dim, cfg.condition_dim, groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.use_low_pass:

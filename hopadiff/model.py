@@ -98,16 +98,16 @@ class HopaDIFF(nn.Module):
         G = self.num_branches
         if self.decoder_groups == G:
             return self.decoder(x_t, t, cond_proj)
-        # Shared decoder (ablation): fold the branches into the batch.
-        out = self.decoder(x_t.reshape(B * G, -1, W), t.repeat_interleave(G), cond_proj.reshape(B * G, -1, W))
+        # Shared decoder (ablation): the branches are folded into the batch.
+        out = self.decoder(x_t.reshape(B * G, -1, W), t.repeat_interleave(G), cond_proj)
         return out.reshape(B, -1, W)
 
     def _project_condition(self, cond):
+        """Per-layer decoder condition terms, computed once per window."""
         B, _, W = cond.shape
-        G = self.num_branches
-        if self.decoder_groups == G:
+        if self.decoder_groups == self.num_branches:
             return self.decoder.encode_condition(cond)
-        return self.decoder.encode_condition(cond.reshape(B * G, -1, W)).reshape(B, -1, W)
+        return self.decoder.encode_condition(cond.reshape(B * self.num_branches, -1, W))
 
     def _per_branch(self, x):
         """(B, G*C, W) -> (B, G, C, W)."""
@@ -176,7 +176,7 @@ class HopaDIFF(nn.Module):
         t = torch.randint(0, self.sampler.num_train_timesteps, (B,), device=x0.device, generator=generator)
         noise = torch.randn(x0.shape, device=x0.device, generator=generator)
         x_t = self.sampler.add_noise(x0, noise, t)
-        dec_logits = self._decode(x_t.to(cond_proj.dtype), t, cond_proj)
+        dec_logits = self._decode(x_t.to(cond.dtype), t, cond_proj)
 
         enc_b, dec_b = self._per_branch(enc_logits).float(), self._per_branch(dec_logits).float()
         lc = cfg.loss
@@ -216,10 +216,10 @@ class HopaDIFF(nn.Module):
             eta = self.cfg.diffusion.eta if eta is None else float(eta)
             _, cond = self.encode(holistic, partial, visible)
             cond_proj = self._project_condition(cond)
-            dtype = cond_proj.dtype
+            dtype = cond.dtype
             B, _, W = holistic.shape
             shape = (B, self.num_branches * self.cfg.num_classes, W)
-            x = torch.randn(shape, generator=generator, device=cond_proj.device, dtype=torch.float32)
+            x = torch.randn(shape, generator=generator, device=cond.device, dtype=torch.float32)
             scale = self.cfg.diffusion.scale
             probs = None
             for t in self.sampler.set_timesteps(steps).tolist():

@@ -76,7 +76,8 @@ if ! stamp_ok msgs "$msgs_key"; then
 fi
 
 # 4. this package, editable
-pkg_key="$(digest setup.py setup.cfg package.xml)"
+# The editable finder maps the package folders that exist at install time: key on them too.
+pkg_key="$(digest setup.py setup.cfg package.xml)-$(find rhas_ros hopadiff -name __init__.py 2>/dev/null | LC_ALL=C sort | sha256sum | cut -c1-8)"
 if ! stamp_ok pkg "$pkg_key"; then
   log "installing rhas_ros + hopadiff (editable)"
   "${PIP[@]}" install --quiet --no-deps --no-build-isolation -e .
