@@ -55,10 +55,16 @@ class GroupedPointwise(nn.Module):
 
 
 def dilated_taps(x: torch.Tensor, dilation: int, taps: int) -> torch.Tensor:
-    """(N, F, W) -> (N, F, W, taps) view of x at t + (j - taps//2) * dilation, zero outside."""
+    """(N, F, W) -> (N, F, W, taps): x at t + (j - taps//2) * dilation, zero outside."""
     half = (taps - 1) // 2
     pad = half * dilation
-    return F.pad(x, (pad, pad)).unfold(-1, 2 * pad + 1, 1)[..., ::dilation]
+    x_pad = F.pad(x, (pad, pad))
+    W = x.shape[-1]
+    if not torch.is_grad_enabled():
+        # Inference: a strided view, no copy. (unfold's backward materialises a gradient of
+        # size W x (2*pad+1) per element, so training takes the slices below instead.)
+        return x_pad.unfold(-1, 2 * pad + 1, 1)[..., ::dilation]
+    return torch.stack([x_pad[..., j * dilation : j * dilation + W] for j in range(taps)], dim=-1)
 
 
 def tap_outside_mask(W: int, dilation: int, taps: int, device) -> torch.Tensor:

@@ -1,0 +1,105 @@
+"""Benchmark HopaDIFF (not a test): prints a Markdown table.
+
+  .venv/bin/python scripts/bench_model.py [--config config/hopadiff/rhas133_blip2.yaml] [--quick]
+
+Rows: two-branch window inference latency (median of N runs, ms) for W x DDIM steps x
+torch threads; one training step (batch 8, W=256); peak memory (RSS high-water mark, or
+CUDA max allocated on a GPU); parameter counts of the seed configs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import resource
+import statistics
+import time
+
+import torch
+
+import hopadiff
+from hopadiff.runtime import prepare_for_inference, resolve_device
+
+
+def median_ms(fn, repeats: int, device) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def peak_mb(device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default="config/hopadiff/rhas133_blip2.yaml")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--precision", default="fp32")
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--quick", action="store_true", help="W=256 only, fewer repeats")
+    args = ap.parse_args()
+
+    cfg = hopadiff.load_config(args.config)
+    device = resolve_device(args.device)
+    model = prepare_for_inference(hopadiff.HopaDIFF(cfg.model), args.device, args.precision)
+    D = cfg.model.feature_dim
+    print(f"# HopaDIFF benchmark: {args.config}, device {device}, {args.precision}, torch {torch.__version__}")
+    print(f"# machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads default")
+    print()
+    print("| W | DDIM steps | threads | median ms / window |")
+    print("|---|---|---|---|")
+    windows = [256] if args.quick else [64, 128, 256, 512]
+    thread_counts = [1, 2] if device.type == "cpu" else [torch.get_num_threads()]
+    for W in windows:
+        x = torch.randn(1, D, W, device=device)
+        for steps in (25, 10, 5):
+            for threads in thread_counts:
+                torch.set_num_threads(threads)
+                ms = median_ms(
+                    lambda x=x, steps=steps: model.predict(x, x, steps=steps, generator=None),
+                    3 if args.quick else args.repeats,
+                    device,
+                )
+                print(f"| {W} | {steps} | {threads} | {ms:.1f} |")
+    torch.set_num_threads(max(thread_counts))
+
+    train_model = hopadiff.HopaDIFF(cfg.model).to(device).train()
+    opt = torch.optim.Adam(train_model.parameters(), lr=1e-4)
+    B, W, C = 8, 256, cfg.model.num_classes
+    h, p = torch.randn(B, D, W, device=device), torch.randn(B, D, W, device=device)
+    y = (torch.rand(B, C, W, device=device) < 0.02).float()
+
+    def train_step():
+        opt.zero_grad(set_to_none=True)
+        train_model.training_losses(h, p, y)["total"].backward()
+        opt.step()
+
+    ms = median_ms(train_step, 3, device)
+    print()
+    print("| measure | value |")
+    print("|---|---|")
+    print(f"| training step (B=8, W=256), ms | {ms:.0f} |")
+    print(f"| training windows / s | {B / ms * 1e3:.1f} |")
+    print(
+        f"| peak memory, MiB ({'CUDA allocated' if device.type == 'cuda' else 'process RSS'}) | {peak_mb(device):.0f} |"
+    )
+    for name in ("rhas133_blip2.yaml", "rhas133_clip.yaml"):
+        n = sum(
+            q.numel() for q in hopadiff.HopaDIFF(hopadiff.load_config(f"config/hopadiff/{name}").model).parameters()
+        )
+        print(f"| parameters, {name} | {n / 1e6:.2f} M |")
+
+
+if __name__ == "__main__":
+    main()
