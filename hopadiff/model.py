@@ -139,7 +139,8 @@ class HopaDIFF(nn.Module):
         """(B, 1, W) multiplier implementing a random DiffAct condition per sample."""
         B, _, W = target.shape
         device = target.device
-        probs = torch.tensor(self.cfg.diffusion.condition_probs, dtype=torch.float)
+        rdev = generator.device if generator is not None else device  # draws happen where the generator lives
+        probs = torch.tensor(self.cfg.diffusion.condition_probs, dtype=torch.float, device=rdev)
         kinds = torch.multinomial(probs, B, replacement=True, generator=generator).tolist()
         mask = torch.ones(B, 1, W, device=device)
         frames = torch.arange(W, device=device)
@@ -156,8 +157,8 @@ class HopaDIFF(nn.Module):
                     mask[b, 0, near] = 0
             elif name == "segment":
                 for _ in range(2):
-                    length = int(torch.randint(max(1, W // 16), max(2, W // 4) + 1, (1,), generator=generator))
-                    start = int(torch.randint(0, max(1, W - length + 1), (1,), generator=generator))
+                    length = int(torch.randint(max(1, W // 16), max(2, W // 4) + 1, (1,), generator=generator, device=rdev))
+                    start = int(torch.randint(0, max(1, W - length + 1), (1,), generator=generator, device=rdev))
                     mask[b, 0, start : start + length] = 0
         return mask
 
@@ -199,6 +200,10 @@ class HopaDIFF(nn.Module):
             + lc.smooth_weight * parts["smooth"]
         )
         return parts
+
+    def forward(self, holistic, partial, labels, visible=None, generator=None):
+        """The training objective (so DistributedDataParallel's hooks see it); see training_losses."""
+        return self.training_losses(holistic, partial, labels, visible, generator)
 
     # ----------------------------------------------------------------- inference
     @torch.inference_mode()

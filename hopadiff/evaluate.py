@@ -1,0 +1,142 @@
+"""hopadiff-eval: score a checkpoint on a split by sliding windows, exactly as the node runs.
+
+Prints a metrics table (our metrics; the authors' inflated metric only with --compat, and
+labelled so), writes metrics.json, per_class.csv and timeline PNGs (ground truth vs
+prediction per class over time) for chosen samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from .checkpoint import CheckpointError, load_checkpoint
+from .data import DataError, Sample, load_split
+from .metrics import multilabel_scores, official_compat_scores, per_class_report, segmentation_scores
+from .runtime import resolve_device
+from .windows import StitchedProbabilities, pad_to_window, smooth_time, to_labels, window_starts
+
+
+def predict_sequence(model, sample: Sample, window: int, hop: int, steps=None, eta=None, seed: int = 0,
+                     batch: int = 8) -> np.ndarray:
+    """(C, T) probabilities for a whole sequence, windows stitched by averaging."""
+    device = next(model.parameters()).device
+    T = sample.num_frames
+    C = model.cfg.num_classes
+    stitched = StitchedProbabilities(C, T)
+    starts = window_starts(T, window, hop)
+    gen = torch.Generator(device).manual_seed(seed)
+    for i in range(0, len(starts), batch):
+        chunk = starts[i : i + batch]
+        hol = np.stack([pad_to_window(np.asarray(sample.holistic[s : s + window]).T, window) for s in chunk])
+        par = np.stack([pad_to_window(np.asarray(sample.partial[s : s + window]).T, window) for s in chunk])
+        vis = np.stack([pad_to_window(sample.visible[s : s + window], window) for s in chunk])
+        probs = model.predict(torch.from_numpy(hol).to(device), torch.from_numpy(par).to(device),
+                              torch.from_numpy(vis).to(device), steps=steps, eta=eta, generator=gen)
+        for s, p in zip(chunk, probs.cpu().numpy(), strict=True):
+            stitched.add(s, p)
+    return stitched.mean()
+
+
+def evaluate_samples(model, samples: list[Sample], window: int, hop: int, multi_label: bool, steps=None, eta=None,
+                     smooth: int = 1, compat: bool = False):
+    """-> (scores dict, list of (C, T) probabilities, list of ground truths)."""
+    probs = [smooth_time(predict_sequence(model, s, window, hop, steps, eta), smooth) for s in samples]
+    if multi_label:
+        gts = [s.labels.T for s in samples]
+        scores = multilabel_scores(probs, gts)
+        if compat:
+            scores.update({f"compat_{k}": v for k, v in official_compat_scores(probs, gts).items()})
+    else:
+        gts = [s.labels for s in samples]
+        scores = segmentation_scores([to_labels(p, False) for p in probs], gts)
+    return scores, probs, gts
+
+
+def timeline_png(path: Path, name: str, probs: np.ndarray, gt: np.ndarray, labels: list[str], multi_label: bool,
+                 max_classes: int = 12) -> None:
+    """Rows per class: ground truth (green) above prediction (blue, brightness = probability)."""
+    C, T = probs.shape
+    gt_on = gt if multi_label else np.eye(C, dtype=bool)[gt].T
+    active = np.flatnonzero(gt_on.any(axis=1) | (probs >= 0.5).any(axis=1))
+    order = active[np.argsort(-gt_on[active].sum(axis=1))][:max_classes]
+    scale = max(1, 1000 // max(T, 1))
+    width, left, row = T * scale, 150, 14
+    img = np.full((30 + len(order) * 2 * row + 10, left + width + 10, 3), 255, np.uint8)
+    cv2.putText(img, f"{name}: ground truth (green) vs prediction (blue)", (5, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                (0, 0, 0), 1, cv2.LINE_AA)
+    for r, c in enumerate(order):
+        y = 30 + r * 2 * row
+        cv2.putText(img, labels[c][:20], (5, y + row), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        g = np.repeat(gt_on[c].astype(np.uint8), scale)
+        img[y : y + row - 2, left : left + width][g.astype(bool)] = (60, 170, 60)
+        p = np.repeat(probs[c], scale)
+        shade = (255 - p[None, :, None] * np.array([0, 200, 255])[None, None, :]).astype(np.uint8)
+        img[y + row : y + 2 * row - 2, left : left + width] = np.repeat(shade, row - 2, axis=0)
+    cv2.imwrite(str(path), img)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="hopadiff-eval", description=__doc__)
+    ap.add_argument("--checkpoint", required=True, type=Path)
+    ap.add_argument("--split", default="test", help="manifest name under the data root ({root}/{split}.json)")
+    ap.add_argument("--data-root", type=Path, help="manifest folder (default: data.root stored in the checkpoint)")
+    ap.add_argument("--out", type=Path, default=None, help="output folder (default: next to the checkpoint)")
+    ap.add_argument("--window", type=int, help="W (default: the checkpoint's data.window)")
+    ap.add_argument("--hop", type=int, help="hop (default: the checkpoint's data.hop)")
+    ap.add_argument("--steps", type=int, help="DDIM steps (default: config)")
+    ap.add_argument("--eta", type=float, help="DDIM eta (default: config)")
+    ap.add_argument("--smooth", type=int, default=1, help="median filter length along time (1 = off)")
+    ap.add_argument("--plots", type=int, default=3, help="timeline PNGs for the first N samples")
+    ap.add_argument("--compat", action="store_true", help="also report the authors' INFLATED metric, labelled")
+    ap.add_argument("--device", default="auto")
+    args = ap.parse_args(argv)
+    try:
+        device = resolve_device(args.device)
+        model, cfg, labels, _ = load_checkpoint(args.checkpoint, map_location=device)
+        root = args.data_root or Path(cfg.data.root)
+        samples, meta = load_split(root, args.split)
+        if meta["labels"] != labels:
+            raise DataError(f"{root}/{args.split}.json has another label set than {args.checkpoint}")
+    except (CheckpointError, DataError, ValueError) as e:
+        print(f"hopadiff-eval: error: {e}", file=sys.stderr)
+        return 2
+    window, hop = args.window or cfg.data.window, args.hop or cfg.data.hop
+    multi = cfg.model.multi_label
+    scores, probs, gts = evaluate_samples(model, samples, window, hop, multi, args.steps, args.eta, args.smooth,
+                                          args.compat)
+    out = args.out or args.checkpoint.parent / f"eval_{args.split}"
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"\n{args.checkpoint} on {args.split}: {len(samples)} sequences, W={window}, hop={hop}\n")
+    print("| metric | value |\n|---|---|")
+    for k, v in scores.items():
+        if not k.startswith("compat_"):
+            print(f"| {k} | {v:.2f} |")
+    if args.compat:
+        print("\nofficial-compat (INFLATED, the authors' script; only for comparing with the paper's tables):\n")
+        print("| metric | value |\n|---|---|")
+        for k, v in scores.items():
+            if k.startswith("compat_"):
+                print(f"| {k[7:]} | {v:.2f} |")
+    (out / "metrics.json").write_text(json.dumps(scores, indent=1))
+    if multi:
+        rows = per_class_report(probs, gts, labels)
+        with open(out / "per_class.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    for s, p, g in list(zip(samples, probs, gts, strict=True))[: args.plots]:
+        timeline_png(out / f"timeline_{s.name}.png", s.name, p, g, labels, multi)
+    print(f"\nwrote {out}/metrics.json" + (", per_class.csv" if multi else "") + f" and {min(args.plots, len(samples))} timeline PNG(s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

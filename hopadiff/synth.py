@@ -1,0 +1,179 @@
+"""hopadiff-synth: synthetic datasets for tests and demos.
+
+Feature mode (default) writes the same data in BOTH layouts: our manifests
+(``manifest/{split}.json``) and the authors' release layout (pickles + (T, Q, D) .npy).
+Each sample has ``persons`` people; the target's per-frame features are class prototypes
+plus a class-specific oscillation in time-since-segment-start (temporal structure a model
+can learn), plus the person's appearance and noise. Holistic features mix all persons
+(ambiguous on their own); partial features are the target's, with occluded spans.
+
+``--video`` renders short multi-person clips instead (see synth_video.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .config import read_label_names
+from .data import write_manifest
+
+RESOURCES = Path(__file__).resolve().parent / "resources"
+# Actions that differ visibly; the synthetic data use these RHAS133 names first.
+VISIBLE_ACTIONS = ["walking", "running", "jumping", "waving", "bending", "sitting", "falling", "standing",
+                   "clapping", "kicking", "pointing", "lying", "talking", "dancing"]
+COLORS = ["red", "blue", "green", "yellow", "white", "black", "orange", "purple"]
+SIZES = ["short", "tall"]
+
+
+def class_names(num_classes: int) -> list[str]:
+    rhas = read_label_names(RESOURCES / "rhas133_classes.txt")
+    names = [n for n in VISIBLE_ACTIONS if n in rhas][:num_classes]
+    names += [n for n in rhas if n not in names][: num_classes - len(names)]
+    if len(names) < num_classes:
+        names += [f"class_{i}" for i in range(len(names), num_classes)]
+    return names
+
+
+def label_track(T: int, C: int, overlap: float, rng: np.random.Generator, seg_len=(8, 40)) -> np.ndarray:
+    """(T, C) multi-hot: consecutive segments of one primary class, sometimes a second one."""
+    y = np.zeros((T, C), dtype=np.uint8)
+    t = 0
+    while t < T:
+        n = int(rng.integers(seg_len[0], seg_len[1] + 1))
+        c = int(rng.integers(C))
+        y[t : t + n, c] = 1
+        if C > 1 and rng.random() < overlap:
+            c2 = int(rng.integers(C - 1))
+            c2 += c2 >= c
+            a = t + int(rng.integers(0, max(1, n // 2)))
+            y[a : t + n, c2] = 1
+        t += n
+    return y
+
+
+class FeatureWorld:
+    """Class prototypes and oscillation patterns shared by every sample of one dataset."""
+
+    def __init__(self, C: int, D: int, rng: np.random.Generator):
+        self.proto = rng.normal(0, 1, (C, D)).astype(np.float32)
+        self.wave = rng.normal(0, 0.7, (C, D)).astype(np.float32)
+        self.period = rng.uniform(4, 16, C)
+        self.appearance = rng.normal(0, 0.6, (len(COLORS) * len(SIZES), D)).astype(np.float32)
+
+    def person_features(self, y: np.ndarray, look: int, rng) -> np.ndarray:
+        T, C = y.shape
+        x = np.repeat(self.appearance[look][None], T, axis=0)
+        for c in range(C):
+            active = y[:, c].astype(bool)
+            if not active.any():
+                continue
+            starts = np.flatnonzero(np.diff(np.concatenate([[0], active.astype(int)])) == 1)
+            since = np.zeros(T)
+            for s in starts:
+                e = s + np.argmin(np.concatenate([active[s:], [False]]))
+                since[s:e] = np.arange(e - s)
+            osc = np.sin(2 * np.pi * since / self.period[c])[:, None]
+            x[active] += self.proto[c] + osc[active] * self.wave[c]
+        return x + rng.normal(0, 0.5, x.shape).astype(np.float32)
+
+
+def make_sample(world: FeatureWorld, T: int, persons: int, overlap: float, rng):
+    C = world.proto.shape[0]
+    looks = rng.choice(len(COLORS) * len(SIZES), size=persons, replace=False)
+    ys = [label_track(T, C, overlap, rng) for _ in range(persons)]
+    feats = [world.person_features(y, int(lk), rng) for y, lk in zip(ys, looks, strict=True)]
+    holistic = np.mean(feats, axis=0) + rng.normal(0, 0.3, feats[0].shape).astype(np.float32)
+    visible = np.ones(T, dtype=bool)
+    for _ in range(int(rng.integers(0, 3))):  # occlusions of the target
+        a = int(rng.integers(0, T))
+        visible[a : a + int(rng.integers(3, 15))] = False
+    partial = np.where(visible[:, None], feats[0], 0).astype(np.float32)
+    look = int(looks[0])
+    text = f"the {SIZES[look % len(SIZES)]} person in the {COLORS[look // len(SIZES)]} shirt"
+    return holistic.astype(np.float32), partial, visible, ys[0], text
+
+
+def write_feature_dataset(out: Path, num_classes=8, samples=(24, 6, 6), length=(120, 300), persons=3,
+                          overlap=0.3, dim=64, queries=4, seed=0, fps=5.0) -> dict:
+    """Write both layouts under ``out``; returns a summary dict."""
+    rng = np.random.default_rng(seed)
+    names = class_names(num_classes)
+    world = FeatureWorld(num_classes, dim, rng)
+    (out / "manifest").mkdir(parents=True, exist_ok=True)
+    (out / "randomsplits").mkdir(parents=True, exist_ok=True)
+    summary = {"classes": names, "splits": {}}
+    hol_dirs = {"train": "RHAS_feature_blipv2", "val": "RHAS_feature_blipv2_val", "test": "RHAS_feature_blipv2_test"}
+    for split, n in zip(("train", "val", "test"), samples, strict=True):
+        mdir = out / "manifest" / split
+        mdir.mkdir(parents=True, exist_ok=True)
+        hdir, pdir = out / hol_dirs[split], out / f"RHAS_feature_blipv2_{split}_grounding_dino"
+        hdir.mkdir(exist_ok=True)
+        pdir.mkdir(exist_ok=True)
+        entries, actions, texts, files = [], [], [], []
+        for i in range(n):
+            T = int(rng.integers(length[0], length[1] + 1))
+            holistic, partial, visible, y, text = make_sample(world, T, persons, overlap, rng)
+            np.save(mdir / f"{i}_holistic.npy", holistic)
+            np.save(mdir / f"{i}_partial.npy", partial)
+            np.save(mdir / f"{i}_visible.npy", visible)
+            np.save(mdir / f"{i}_labels.npy", y)
+            entries.append({"name": f"{split}_{i}", "holistic": f"{split}/{i}_holistic.npy",
+                            "partial": f"{split}/{i}_partial.npy", "visible": f"{split}/{i}_visible.npy",
+                            "labels": f"{split}/{i}_labels.npy", "text": text})
+            # Release layout: (T, Q, D) with the features spread over Q queries (mean = features).
+            spread = rng.normal(0, 0.1, (T, queries, dim)).astype(np.float32)
+            spread -= spread.mean(axis=1, keepdims=True)
+            np.save(hdir / f"{i}_blip_feat.npy", holistic[:, None] + spread)
+            np.save(pdir / f"{i}_blip_feat.npy", partial[:, None] + spread)
+            actions.append([np.flatnonzero(row).tolist() for row in y])
+            texts.append(text)
+            files.append(f"/original/release/{hol_dirs[split]}/{i}_blip_feat.npy")
+        write_manifest(out / "manifest" / f"{split}.json", entries, names, True, fps)
+        for fname, obj in [(f"actions_{split}_rhas.pkl", actions), (f"person_ref_{split}_rhas.pkl", texts),
+                           (f"randomsplits/{split}_files.pkl", files), (f"randomsplits/{split}_anno.pkl", actions)]:
+            with open(out / fname, "wb") as f:
+                pickle.dump(obj, f)
+        summary["splits"][split] = n
+    (out / "classes.txt").write_text("\n".join(names) + "\n")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="hopadiff-synth", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out", type=Path, help="output folder")
+    ap.add_argument("--classes", type=int, default=8)
+    ap.add_argument("--samples", type=int, nargs=3, default=[24, 6, 6], metavar=("TRAIN", "VAL", "TEST"))
+    ap.add_argument("--length", type=int, nargs=2, default=[120, 300], metavar=("MIN", "MAX"))
+    ap.add_argument("--persons", type=int, default=3)
+    ap.add_argument("--overlap", type=float, default=0.3, help="probability of a second, co-occurring action")
+    ap.add_argument("--dim", type=int, default=64, help="feature dimension D")
+    ap.add_argument("--fps", type=float, default=5.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--video", action="store_true", help="render multi-person clips + an extract manifest instead")
+    ap.add_argument("--clips", type=int, default=2, help="--video: number of clips")
+    ap.add_argument("--frames", type=int, default=120, help="--video: frames per clip")
+    ap.add_argument("--size", type=int, nargs=2, default=[320, 240], metavar=("W", "H"), help="--video: frame size")
+    args = ap.parse_args(argv)
+    if args.classes < 1 or args.persons < 1 or min(args.length) < 2 or args.length[0] > args.length[1]:
+        ap.error("need --classes >= 1, --persons >= 1 and 2 <= MIN <= MAX for --length")
+    if args.video:
+        from .synth_video import write_video_dataset
+
+        summary = write_video_dataset(args.out, clips=args.clips, frames=args.frames, persons=args.persons,
+                                      size=tuple(args.size), fps=args.fps, seed=args.seed)
+    else:
+        summary = write_feature_dataset(args.out, args.classes, tuple(args.samples), tuple(args.length), args.persons,
+                                        args.overlap, args.dim, seed=args.seed, fps=args.fps)
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
