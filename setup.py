@@ -26,6 +26,12 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     entry_points={
-        "console_scripts": [],
+        "console_scripts": [
+            "hopadiff-synth = hopadiff.synth:main",
+            "hopadiff-train = hopadiff.train:main",
+            "hopadiff-eval = hopadiff.evaluate:main",
+            "hopadiff-extract = hopadiff.features.extract:main",
+            "hopadiff-convert = hopadiff.convert:main",
+        ],
     },
 )

@@ -60,7 +60,8 @@ def label_track(T: int, C: int, overlap: float, rng: np.random.Generator, seg_le
 class FeatureWorld:
     """Class prototypes and oscillation patterns shared by every sample of one dataset."""
 
-    def __init__(self, C: int, D: int, rng: np.random.Generator):
+    def __init__(self, C: int, D: int, rng: np.random.Generator, noise: float = 0.5):
+        self.noise = noise
         self.proto = rng.normal(0, 1, (C, D)).astype(np.float32)
         self.wave = rng.normal(0, 0.7, (C, D)).astype(np.float32)
         self.period = rng.uniform(4, 16, C)
@@ -80,7 +81,7 @@ class FeatureWorld:
                 since[s:e] = np.arange(e - s)
             osc = np.sin(2 * np.pi * since / self.period[c])[:, None]
             x[active] += self.proto[c] + osc[active] * self.wave[c]
-        return x + rng.normal(0, 0.5, x.shape).astype(np.float32)
+        return x + rng.normal(0, self.noise, x.shape).astype(np.float32)
 
 
 def make_sample(world: FeatureWorld, T: int, persons: int, overlap: float, rng):
@@ -100,11 +101,11 @@ def make_sample(world: FeatureWorld, T: int, persons: int, overlap: float, rng):
 
 
 def write_feature_dataset(out: Path, num_classes=8, samples=(24, 6, 6), length=(120, 300), persons=3,
-                          overlap=0.3, dim=64, queries=4, seed=0, fps=5.0) -> dict:
+                          overlap=0.3, dim=64, queries=4, seed=0, fps=5.0, noise=0.5) -> dict:
     """Write both layouts under ``out``; returns a summary dict."""
     rng = np.random.default_rng(seed)
     names = class_names(num_classes)
-    world = FeatureWorld(num_classes, dim, rng)
+    world = FeatureWorld(num_classes, dim, rng, noise)
     (out / "manifest").mkdir(parents=True, exist_ok=True)
     (out / "randomsplits").mkdir(parents=True, exist_ok=True)
     summary = {"classes": names, "splits": {}}
@@ -155,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--overlap", type=float, default=0.3, help="probability of a second, co-occurring action")
     ap.add_argument("--dim", type=int, default=64, help="feature dimension D")
     ap.add_argument("--fps", type=float, default=5.0)
+    ap.add_argument("--noise", type=float, default=0.5, help="per-frame feature noise (class prototypes have unit scale)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--video", action="store_true", help="render multi-person clips + an extract manifest instead")
     ap.add_argument("--clips", type=int, default=2, help="--video: number of clips")
@@ -170,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                                       size=tuple(args.size), fps=args.fps, seed=args.seed)
     else:
         summary = write_feature_dataset(args.out, args.classes, tuple(args.samples), tuple(args.length), args.persons,
-                                        args.overlap, args.dim, seed=args.seed, fps=args.fps)
+                                        args.overlap, args.dim, seed=args.seed, fps=args.fps, noise=args.noise)
     print(json.dumps(summary, indent=1))
     return 0
 

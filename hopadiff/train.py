@@ -172,8 +172,8 @@ class Trainer:
             self.step += 1
             n += 1
             for k, v in losses.items():
-                totals[k] = totals.get(k, 0.0) + float(v)
-            bar.set_postfix(loss=f"{float(loss):.4f}")
+                totals[k] = totals.get(k, 0.0) + v.item()
+            bar.set_postfix(loss=f"{loss.item():.4f}")
         seconds = time.perf_counter() - t0
         means = {k: v / n for k, v in totals.items()}
         means["windows_per_s"] = n * tc.batch_size * self.world / seconds

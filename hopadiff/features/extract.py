@@ -1,0 +1,152 @@
+"""hopadiff-extract: videos + per-frame person boxes + referring texts -> feature files.
+
+Input: an extract manifest (JSON, written by ``hopadiff-synth --video`` or by you):
+  {"format": "hopadiff-extract-manifest", "version": 1, "labels": [class names],
+   "videos": [{"name": str, "video": "clip.mp4", "persons": [{"person_id": int, "text": str,
+     "boxes": [[x, y, w, h] | null per frame], "labels": [[class ids] per frame]}]}]}
+Output (in --out), the RHAS133 release layout plus a manifest that training reads:
+  RHAS_feature_blipv2[_val|_test]/{i}_blip_feat.npy      holistic (T, D), full frames
+  RHAS_feature_blipv2_{split}_grounding_dino/{i}_..npy   partial (T, D), person crops (zeros where unseen)
+  (CLIP: RHAS_feature_clip_{split}[...]/{i}_clip_feat.npy), and {split}.json, labels/, visible/.
+Features are the pooled (T, D) form, which the loaders accept like the release's (T, 32, D).
+Each file is written atomically; finished samples are skipped on a rerun (resumable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from ..data import _RELEASE_DIRS, DataError, frame_lists_to_multihot, write_manifest
+from .backbone import BACKBONES, load_backbone
+
+log = logging.getLogger("hopadiff.extract")
+EXTRACT_FORMAT = "hopadiff-extract-manifest"
+
+
+def atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_frames(path: Path) -> list[np.ndarray]:
+    """All frames of a video as RGB uint8 arrays."""
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise DataError(f"cannot open video {path}")
+    frames = []
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    cap.release()
+    if not frames:
+        raise DataError(f"video {path} has no readable frames")
+    return frames
+
+
+def crop(frame: np.ndarray, box, min_size: int = 4) -> np.ndarray | None:
+    """Clip [x, y, w, h] to the frame; None when missing or smaller than min_size pixels."""
+    if box is None:
+        return None
+    H, W = frame.shape[:2]
+    x, y, w, h = (int(round(v)) for v in box)
+    x0, y0, x1, y1 = max(0, x), max(0, y), min(W, x + w), min(H, y + h)
+    if x1 - x0 < min_size or y1 - y0 < min_size:
+        return None
+    return frame[y0:y1, x0:x1]
+
+
+def encode_batched(backbone, images: list[np.ndarray], batch: int) -> np.ndarray:
+    out = [backbone.encode_images(images[i : i + batch]).features.cpu().numpy() for i in range(0, len(images), batch)]
+    return np.concatenate(out).astype(np.float32)
+
+
+def extract(manifest: Path, out: Path, backbone, split: str = "train", batch: int = 32) -> dict:
+    doc = json.loads(Path(manifest).read_text())
+    if doc.get("format") != EXTRACT_FORMAT:
+        raise DataError(f"{manifest} is not an extract manifest (format != {EXTRACT_FORMAT!r})")
+    labels = doc["labels"]
+    hol_dirs, par_pattern, suffix = _RELEASE_DIRS[backbone.kind]
+    hol_dir, par_dir = out / hol_dirs[split], out / par_pattern.format(split=split)
+    for d in (hol_dir, par_dir, out / "labels", out / "visible"):
+        d.mkdir(parents=True, exist_ok=True)
+    entries, done, skipped = [], 0, 0
+    index = 0
+    for video in tqdm(doc["videos"], desc="videos", unit="video", dynamic_ncols=True):
+        persons = video["persons"]
+        todo = [index + k for k in range(len(persons)) if not (hol_dir / f"{index + k}{suffix}").exists()
+                or not (par_dir / f"{index + k}{suffix}").exists()]
+        frames = read_frames(Path(manifest).parent / video["video"]) if todo else None
+        holistic = encode_batched(backbone, frames, batch) if todo else None
+        for k, person in enumerate(persons):
+            i = index + k
+            name = f"{video['name']}_p{person['person_id']}"
+            boxes = person["boxes"]
+            if i in todo:
+                T = len(frames)
+                if len(boxes) < T or len(person["labels"]) < T:
+                    raise DataError(f"{manifest}: {name} has {len(boxes)} boxes / {len(person['labels'])} label "
+                                    f"frames for {T} video frames")
+                crops = [crop(f, b) for f, b in zip(frames, boxes, strict=False)]
+                visible = np.array([c is not None for c in crops])
+                partial = np.zeros_like(holistic)
+                if visible.any():
+                    partial[visible] = encode_batched(backbone, [c for c in crops if c is not None], batch)
+                y = frame_lists_to_multihot(person["labels"][:T], len(labels), f"{manifest} {name}")
+                atomic_save_npy(out / "labels" / f"{i}.npy", y.astype(np.uint8))
+                atomic_save_npy(out / "visible" / f"{i}.npy", visible)
+                atomic_save_npy(par_dir / f"{i}{suffix}", partial)
+                atomic_save_npy(hol_dir / f"{i}{suffix}", holistic)  # written last: marks the sample done
+                done += 1
+            else:
+                skipped += 1
+            entries.append({"name": name, "holistic": f"{hol_dir.name}/{i}{suffix}",
+                            "partial": f"{par_dir.name}/{i}{suffix}", "visible": f"visible/{i}.npy",
+                            "labels": f"labels/{i}.npy", "text": person["text"], "video": video["video"],
+                            "person_id": person["person_id"]})
+        index += len(persons)
+    write_manifest(out / f"{split}.json", entries, labels, True, float(doc["videos"][0].get("fps", 0.0)))
+    return {"samples": len(entries), "extracted": done, "skipped": skipped, "feature_dim": backbone.feature_dim,
+            "manifest": str(out / f"{split}.json")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="hopadiff-extract", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("manifest", type=Path, help="extract manifest (JSON)")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--split", default="train", choices=["train", "val", "test"])
+    ap.add_argument("--backbone", default="blip2", choices=BACKBONES)
+    ap.add_argument("--model", default=None, help="hub name or local folder (default: the paper's model)")
+    ap.add_argument("--local-files-only", action="store_true", help="never contact the hub")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    ap.add_argument("--batch-size", type=int, default=32)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        backbone = load_backbone(args.backbone, args.model, args.device, args.precision, args.local_files_only)
+        summary = extract(args.manifest, args.out, backbone, args.split, args.batch_size)
+    except (DataError, ValueError, OSError) as e:
+        print(f"hopadiff-extract: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
