@@ -32,19 +32,29 @@ def convert(root: Path, out: Path, protocol: str, backbone: str, trust_pickles: 
         sdir.mkdir(parents=True, exist_ok=True)
         entries = []
         for s in samples:
-            for kind, arr in (("holistic", s.holistic), ("partial", s.partial), ("visible", s.visible),
-                              ("labels", s.labels.astype(np.uint8))):
+            for kind, arr in (
+                ("holistic", s.holistic),
+                ("partial", s.partial),
+                ("visible", s.visible),
+                ("labels", s.labels.astype(np.uint8)),
+            ):
                 atomic_save_npy(sdir / f"{s.name}_{kind}.npy", np.ascontiguousarray(arr))
-            entries.append({"name": f"{split}_{s.name}", "text": s.text,
-                            **{k: f"{split}/{s.name}_{k}.npy" for k in ("holistic", "partial", "visible", "labels")}})
+            entries.append(
+                {
+                    "name": f"{split}_{s.name}",
+                    "text": s.text,
+                    **{k: f"{split}/{s.name}_{k}.npy" for k in ("holistic", "partial", "visible", "labels")},
+                }
+            )
         write_manifest(out / f"{split}.json", entries, names, True)
         counts[split] = len(entries)
     return counts
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="hopadiff-convert", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="hopadiff-convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--root", type=Path, required=True, help="folder of the authors' release")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--protocol", default="cross_movie", choices=["cross_movie", "random"])

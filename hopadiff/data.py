@@ -152,23 +152,42 @@ def load_manifest(path: str | Path) -> tuple[list[Sample], dict]:
             raise DataError(f"{where}: 'labels' must be a .npy path or per-frame lists")
         if multi and labels.ndim == 2 and ((labels != 0) & (labels != 1)).any():
             raise DataError(f"{where}: multi-hot labels must be 0/1")
-        samples.append(make_sample(entry.get("name", i), holistic, partial, visible, labels, entry.get("text", ""),
-                                   where, multi, C))
+        samples.append(
+            make_sample(
+                entry.get("name", i), holistic, partial, visible, labels, entry.get("text", ""), where, multi, C
+            )
+        )
     if missing:
-        log.warning("%s: %d of %d samples have no partial (target-crop) features; their frames are "
-                    "marked invisible (partial branch sees zeros), never filled with holistic features",
-                    path, missing, len(samples))
+        log.warning(
+            "%s: %d of %d samples have no partial (target-crop) features; their frames are "
+            "marked invisible (partial branch sees zeros), never filled with holistic features",
+            path,
+            missing,
+            len(samples),
+        )
     if not samples:
         raise DataError(f"manifest {path} lists no samples")
-    return samples, {"labels": names, "multi_label": multi, "fps": float(doc.get("fps", 0.0)), "missing_partial": missing}
+    return samples, {
+        "labels": names,
+        "multi_label": multi,
+        "fps": float(doc.get("fps", 0.0)),
+        "missing_partial": missing,
+    }
 
 
-def write_manifest(path: str | Path, entries: list[dict], labels: list[str], multi_label: bool = True,
-                   fps: float = 0.0) -> None:
+def write_manifest(
+    path: str | Path, entries: list[dict], labels: list[str], multi_label: bool = True, fps: float = 0.0
+) -> None:
     """Write a manifest atomically (entries' paths relative to the manifest's folder)."""
     path = Path(path)
-    doc = {"format": MANIFEST_FORMAT, "version": 1, "labels": list(labels), "multi_label": multi_label,
-           "fps": fps, "samples": entries}
+    doc = {
+        "format": MANIFEST_FORMAT,
+        "version": 1,
+        "labels": list(labels),
+        "multi_label": multi_label,
+        "fps": fps,
+        "samples": entries,
+    }
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(doc, indent=1, ensure_ascii=False), encoding="utf-8")
     os.replace(tmp, path)
@@ -182,26 +201,40 @@ def load_split(root: str | Path, split: str) -> tuple[list[Sample], dict]:
 # ----------------------------------------------------------------------------- release
 _RELEASE_DIRS = {
     # backbone -> (holistic folder per split, partial folder per split, file suffix)
-    "blip2": ({"train": "RHAS_feature_blipv2", "val": "RHAS_feature_blipv2_val", "test": "RHAS_feature_blipv2_test"},
-              "RHAS_feature_blipv2_{split}_grounding_dino", "_blip_feat.npy"),
-    "clip": ({s: f"RHAS_feature_clip_{s}" for s in ("train", "val", "test")},
-             "RHAS_feature_clip_{split}_grounding_dino", "_clip_feat.npy"),
+    "blip2": (
+        {"train": "RHAS_feature_blipv2", "val": "RHAS_feature_blipv2_val", "test": "RHAS_feature_blipv2_test"},
+        "RHAS_feature_blipv2_{split}_grounding_dino",
+        "_blip_feat.npy",
+    ),
+    "clip": (
+        {s: f"RHAS_feature_clip_{s}" for s in ("train", "val", "test")},
+        "RHAS_feature_clip_{split}_grounding_dino",
+        "_clip_feat.npy",
+    ),
 }
 
 
 def _read_pickle(path: Path, trust: bool):
     if not trust:
-        raise DataError(f"{path} is a Python pickle, and loading a pickle can run code; pass "
-                        "trust_pickles=True (CLI: --trust-pickles) only for a release you downloaded yourself")
+        raise DataError(
+            f"{path} is a Python pickle, and loading a pickle can run code; pass "
+            "trust_pickles=True (CLI: --trust-pickles) only for a release you downloaded yourself"
+        )
     try:
         with open(path, "rb") as f:
-            return pickle.load(f)  # noqa: S301 - user-named, explicitly trusted file
+            return pickle.load(f)
     except (OSError, pickle.UnpicklingError, EOFError) as e:
         raise DataError(f"cannot read {path}: {e}") from e
 
 
-def load_release(root: str | Path, split: str, protocol: str = "cross_movie", backbone: str = "blip2",
-                 num_classes: int = 137, trust_pickles: bool = False) -> list[Sample]:
+def load_release(
+    root: str | Path,
+    split: str,
+    protocol: str = "cross_movie",
+    backbone: str = "blip2",
+    num_classes: int = 137,
+    trust_pickles: bool = False,
+) -> list[Sample]:
     """The authors' RHAS133 release as-is (see HOPADIFF.md and the README for the layout).
 
     cross_movie: actions_{split}_rhas.pkl + person_ref_{split}_rhas.pkl; features
@@ -222,7 +255,9 @@ def load_release(root: str | Path, split: str, protocol: str = "cross_movie", ba
             raise DataError(f"holistic feature folder {hol_dir} does not exist")
         pattern = re.compile(r"^(\d+)" + re.escape(suffix) + "$")
         indices = sorted(int(m.group(1)) for f in os.listdir(hol_dir) if (m := pattern.match(f)))
-        files = [(i, hol_dir / f"{i}{suffix}", root / par_pattern.format(split=split) / f"{i}{suffix}") for i in indices]
+        files = [
+            (i, hol_dir / f"{i}{suffix}", root / par_pattern.format(split=split) / f"{i}{suffix}") for i in indices
+        ]
     elif protocol == "random":
         listed = _read_pickle(root / "randomsplits" / f"{split}_files.pkl", trust_pickles)
         actions = _read_pickle(root / "randomsplits" / f"{split}_anno.pkl", trust_pickles)
@@ -242,11 +277,28 @@ def load_release(root: str | Path, split: str, protocol: str = "cross_movie", ba
         partial = _load_features(par_path) if par_path.exists() else None
         missing += partial is None
         labels = frame_lists_to_multihot(actions[index], num_classes, str(hol_path))
-        samples.append(make_sample(str(index), holistic, partial, None, labels, texts[index] if index < len(texts) else "",
-                                   str(hol_path), True, num_classes))
+        samples.append(
+            make_sample(
+                str(index),
+                holistic,
+                partial,
+                None,
+                labels,
+                texts[index] if index < len(texts) else "",
+                str(hol_path),
+                True,
+                num_classes,
+            )
+        )
     if missing:
-        log.warning("%s/%s: %d of %d samples have no partial features in %s; those frames are marked invisible",
-                    root, split, missing, len(samples), par_pattern.format(split=split))
+        log.warning(
+            "%s/%s: %d of %d samples have no partial features in %s; those frames are marked invisible",
+            root,
+            split,
+            missing,
+            len(samples),
+            par_pattern.format(split=split),
+        )
     if not samples:
         raise DataError(f"no samples found for split {split!r} under {root}")
     return samples

@@ -24,8 +24,9 @@ from .runtime import resolve_device
 from .windows import StitchedProbabilities, pad_to_window, smooth_time, to_labels, window_starts
 
 
-def predict_sequence(model, sample: Sample, window: int, hop: int, steps=None, eta=None, seed: int = 0,
-                     batch: int = 8) -> np.ndarray:
+def predict_sequence(
+    model, sample: Sample, window: int, hop: int, steps=None, eta=None, seed: int = 0, batch: int = 8
+) -> np.ndarray:
     """(C, T) probabilities for a whole sequence, windows stitched by averaging."""
     device = next(model.parameters()).device
     T = sample.num_frames
@@ -38,15 +39,30 @@ def predict_sequence(model, sample: Sample, window: int, hop: int, steps=None, e
         hol = np.stack([pad_to_window(np.asarray(sample.holistic[s : s + window]).T, window) for s in chunk])
         par = np.stack([pad_to_window(np.asarray(sample.partial[s : s + window]).T, window) for s in chunk])
         vis = np.stack([pad_to_window(sample.visible[s : s + window], window) for s in chunk])
-        probs = model.predict(torch.from_numpy(hol).to(device), torch.from_numpy(par).to(device),
-                              torch.from_numpy(vis).to(device), steps=steps, eta=eta, generator=gen)
+        probs = model.predict(
+            torch.from_numpy(hol).to(device),
+            torch.from_numpy(par).to(device),
+            torch.from_numpy(vis).to(device),
+            steps=steps,
+            eta=eta,
+            generator=gen,
+        )
         for s, p in zip(chunk, probs.cpu().numpy(), strict=True):
             stitched.add(s, p)
     return stitched.mean()
 
 
-def evaluate_samples(model, samples: list[Sample], window: int, hop: int, multi_label: bool, steps=None, eta=None,
-                     smooth: int = 1, compat: bool = False):
+def evaluate_samples(
+    model,
+    samples: list[Sample],
+    window: int,
+    hop: int,
+    multi_label: bool,
+    steps=None,
+    eta=None,
+    smooth: int = 1,
+    compat: bool = False,
+):
     """-> (scores dict, list of (C, T) probabilities, list of ground truths)."""
     probs = [smooth_time(predict_sequence(model, s, window, hop, steps, eta), smooth) for s in samples]
     if multi_label:
@@ -60,8 +76,15 @@ def evaluate_samples(model, samples: list[Sample], window: int, hop: int, multi_
     return scores, probs, gts
 
 
-def timeline_png(path: Path, name: str, probs: np.ndarray, gt: np.ndarray, labels: list[str], multi_label: bool,
-                 max_classes: int = 12) -> None:
+def timeline_png(
+    path: Path,
+    name: str,
+    probs: np.ndarray,
+    gt: np.ndarray,
+    labels: list[str],
+    multi_label: bool,
+    max_classes: int = 12,
+) -> None:
     """Rows per class: ground truth (green) above prediction (blue, brightness = probability)."""
     C, T = probs.shape
     gt_on = gt if multi_label else np.eye(C, dtype=bool)[gt].T
@@ -70,13 +93,21 @@ def timeline_png(path: Path, name: str, probs: np.ndarray, gt: np.ndarray, label
     scale = max(1, 1000 // max(T, 1))
     width, left, row = T * scale, 150, 14
     img = np.full((30 + len(order) * 2 * row + 10, left + width + 10, 3), 255, np.uint8)
-    cv2.putText(img, f"{name}: ground truth (green) vs prediction (blue)", (5, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(
+        img,
+        f"{name}: ground truth (green) vs prediction (blue)",
+        (5, 18),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.45,
+        (0, 0, 0),
+        1,
+        cv2.LINE_AA,
+    )
     for r, c in enumerate(order):
         y = 30 + r * 2 * row
         cv2.putText(img, labels[c][:20], (5, y + row), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
         g = np.repeat(gt_on[c].astype(np.uint8), scale)
-        img[y : y + row - 2, left : left + width][g.astype(bool)] = (60, 170, 60)
+        img[y : y + row - 2, left : left + width][:, g.astype(bool)] = (60, 170, 60)
         p = np.repeat(probs[c], scale)
         shade = (255 - p[None, :, None] * np.array([0, 200, 255])[None, None, :]).astype(np.uint8)
         img[y + row : y + 2 * row - 2, left : left + width] = np.repeat(shade, row - 2, axis=0)
@@ -110,8 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     window, hop = args.window or cfg.data.window, args.hop or cfg.data.hop
     multi = cfg.model.multi_label
-    scores, probs, gts = evaluate_samples(model, samples, window, hop, multi, args.steps, args.eta, args.smooth,
-                                          args.compat)
+    scores, probs, gts = evaluate_samples(
+        model, samples, window, hop, multi, args.steps, args.eta, args.smooth, args.compat
+    )
     out = args.out or args.checkpoint.parent / f"eval_{args.split}"
     out.mkdir(parents=True, exist_ok=True)
     print(f"\n{args.checkpoint} on {args.split}: {len(samples)} sequences, W={window}, hop={hop}\n")
@@ -134,7 +166,11 @@ def main(argv: list[str] | None = None) -> int:
             w.writerows(rows)
     for s, p, g in list(zip(samples, probs, gts, strict=True))[: args.plots]:
         timeline_png(out / f"timeline_{s.name}.png", s.name, p, g, labels, multi)
-    print(f"\nwrote {out}/metrics.json" + (", per_class.csv" if multi else "") + f" and {min(args.plots, len(samples))} timeline PNG(s)")
+    print(
+        f"\nwrote {out}/metrics.json"
+        + (", per_class.csv" if multi else "")
+        + f" and {min(args.plots, len(samples))} timeline PNG(s)"
+    )
     return 0
 
 

@@ -157,7 +157,9 @@ class HopaDIFF(nn.Module):
                     mask[b, 0, near] = 0
             elif name == "segment":
                 for _ in range(2):
-                    length = int(torch.randint(max(1, W // 16), max(2, W // 4) + 1, (1,), generator=generator, device=rdev))
+                    length = int(
+                        torch.randint(max(1, W // 16), max(2, W // 4) + 1, (1,), generator=generator, device=rdev)
+                    )
                     start = int(torch.randint(0, max(1, W - length + 1), (1,), generator=generator, device=rdev))
                     mask[b, 0, start : start + length] = 0
         return mask

@@ -25,8 +25,22 @@ from .data import write_manifest
 
 RESOURCES = Path(__file__).resolve().parent / "resources"
 # Actions that differ visibly; the synthetic data use these RHAS133 names first.
-VISIBLE_ACTIONS = ["walking", "running", "jumping", "waving", "bending", "sitting", "falling", "standing",
-                   "clapping", "kicking", "pointing", "lying", "talking", "dancing"]
+VISIBLE_ACTIONS = [
+    "walking",
+    "running",
+    "jumping",
+    "waving",
+    "bending",
+    "sitting",
+    "falling",
+    "standing",
+    "clapping",
+    "kicking",
+    "pointing",
+    "lying",
+    "talking",
+    "dancing",
+]
 COLORS = ["red", "blue", "green", "yellow", "white", "black", "orange", "purple"]
 SIZES = ["short", "tall"]
 
@@ -100,8 +114,19 @@ def make_sample(world: FeatureWorld, T: int, persons: int, overlap: float, rng):
     return holistic.astype(np.float32), partial, visible, ys[0], text
 
 
-def write_feature_dataset(out: Path, num_classes=8, samples=(24, 6, 6), length=(120, 300), persons=3,
-                          overlap=0.3, dim=64, queries=4, seed=0, fps=5.0, noise=0.5) -> dict:
+def write_feature_dataset(
+    out: Path,
+    num_classes=8,
+    samples=(24, 6, 6),
+    length=(120, 300),
+    persons=3,
+    overlap=0.3,
+    dim=64,
+    queries=4,
+    seed=0,
+    fps=5.0,
+    noise=0.5,
+) -> dict:
     """Write both layouts under ``out``; returns a summary dict."""
     rng = np.random.default_rng(seed)
     names = class_names(num_classes)
@@ -124,9 +149,16 @@ def write_feature_dataset(out: Path, num_classes=8, samples=(24, 6, 6), length=(
             np.save(mdir / f"{i}_partial.npy", partial)
             np.save(mdir / f"{i}_visible.npy", visible)
             np.save(mdir / f"{i}_labels.npy", y)
-            entries.append({"name": f"{split}_{i}", "holistic": f"{split}/{i}_holistic.npy",
-                            "partial": f"{split}/{i}_partial.npy", "visible": f"{split}/{i}_visible.npy",
-                            "labels": f"{split}/{i}_labels.npy", "text": text})
+            entries.append(
+                {
+                    "name": f"{split}_{i}",
+                    "holistic": f"{split}/{i}_holistic.npy",
+                    "partial": f"{split}/{i}_partial.npy",
+                    "visible": f"{split}/{i}_visible.npy",
+                    "labels": f"{split}/{i}_labels.npy",
+                    "text": text,
+                }
+            )
             # Release layout: (T, Q, D) with the features spread over Q queries (mean = features).
             spread = rng.normal(0, 0.1, (T, queries, dim)).astype(np.float32)
             spread -= spread.mean(axis=1, keepdims=True)
@@ -136,8 +168,12 @@ def write_feature_dataset(out: Path, num_classes=8, samples=(24, 6, 6), length=(
             texts.append(text)
             files.append(f"/original/release/{hol_dirs[split]}/{i}_blip_feat.npy")
         write_manifest(out / "manifest" / f"{split}.json", entries, names, True, fps)
-        for fname, obj in [(f"actions_{split}_rhas.pkl", actions), (f"person_ref_{split}_rhas.pkl", texts),
-                           (f"randomsplits/{split}_files.pkl", files), (f"randomsplits/{split}_anno.pkl", actions)]:
+        for fname, obj in [
+            (f"actions_{split}_rhas.pkl", actions),
+            (f"person_ref_{split}_rhas.pkl", texts),
+            (f"randomsplits/{split}_files.pkl", files),
+            (f"randomsplits/{split}_anno.pkl", actions),
+        ]:
             with open(out / fname, "wb") as f:
                 pickle.dump(obj, f)
         summary["splits"][split] = n
@@ -146,8 +182,9 @@ def write_feature_dataset(out: Path, num_classes=8, samples=(24, 6, 6), length=(
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="hopadiff-synth", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="hopadiff-synth", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("out", type=Path, help="output folder")
     ap.add_argument("--classes", type=int, default=8)
     ap.add_argument("--samples", type=int, nargs=3, default=[24, 6, 6], metavar=("TRAIN", "VAL", "TEST"))
@@ -156,7 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--overlap", type=float, default=0.3, help="probability of a second, co-occurring action")
     ap.add_argument("--dim", type=int, default=64, help="feature dimension D")
     ap.add_argument("--fps", type=float, default=5.0)
-    ap.add_argument("--noise", type=float, default=0.5, help="per-frame feature noise (class prototypes have unit scale)")
+    ap.add_argument(
+        "--noise", type=float, default=0.5, help="per-frame feature noise (class prototypes have unit scale)"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--video", action="store_true", help="render multi-person clips + an extract manifest instead")
     ap.add_argument("--clips", type=int, default=2, help="--video: number of clips")
@@ -168,11 +207,28 @@ def main(argv: list[str] | None = None) -> int:
     if args.video:
         from .synth_video import write_video_dataset
 
-        summary = write_video_dataset(args.out, clips=args.clips, frames=args.frames, persons=args.persons,
-                                      size=tuple(args.size), fps=args.fps, seed=args.seed)
+        summary = write_video_dataset(
+            args.out,
+            clips=args.clips,
+            frames=args.frames,
+            persons=args.persons,
+            size=tuple(args.size),
+            fps=args.fps,
+            seed=args.seed,
+        )
     else:
-        summary = write_feature_dataset(args.out, args.classes, tuple(args.samples), tuple(args.length), args.persons,
-                                        args.overlap, args.dim, seed=args.seed, fps=args.fps, noise=args.noise)
+        summary = write_feature_dataset(
+            args.out,
+            args.classes,
+            tuple(args.samples),
+            tuple(args.length),
+            args.persons,
+            args.overlap,
+            args.dim,
+            seed=args.seed,
+            fps=args.fps,
+            noise=args.noise,
+        )
     print(json.dumps(summary, indent=1))
     return 0
 

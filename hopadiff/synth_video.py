@@ -18,8 +18,16 @@ import numpy as np
 from .synth import SIZES, class_names
 
 ACTIONS = ["standing", "walking", "running", "jumping", "waving", "bending", "sitting", "falling"]
-BGR = {"red": (40, 40, 220), "blue": (220, 80, 30), "green": (60, 180, 60), "yellow": (40, 220, 230),
-       "white": (235, 235, 235), "black": (25, 25, 25), "orange": (30, 140, 250), "purple": (160, 50, 140)}
+BGR = {
+    "red": (40, 40, 220),
+    "blue": (220, 80, 30),
+    "green": (60, 180, 60),
+    "yellow": (40, 220, 230),
+    "white": (235, 235, 235),
+    "black": (25, 25, 25),
+    "orange": (30, 140, 250),
+    "purple": (160, 50, 140),
+}
 EXTRACT_FORMAT = "hopadiff-extract-manifest"
 
 
@@ -47,7 +55,10 @@ def _pose(action: str, phase: float, h: float):
         segs.append((sh[0], sh[1], sh[0] - 0.3 * arm, sh[1] + arm))
     else:
         a = swing if action in ("walking", "running") else 0.15
-        segs += [(sh[0], sh[1], sh[0] + arm * math.sin(a), sh[1] + arm), (sh[0], sh[1], sh[0] - arm * math.sin(a), sh[1] + arm)]
+        segs += [
+            (sh[0], sh[1], sh[0] + arm * math.sin(a), sh[1] + arm),
+            (sh[0], sh[1], sh[0] - arm * math.sin(a), sh[1] + arm),
+        ]
     head_y = sh[1] - 0.1 * h
     return segs, head_y, sh
 
@@ -97,8 +108,18 @@ def render_clip(path: Path, frames: int, persons: int, size=(320, 240), fps=10.0
             n = int(rng.integers(12, 30))
             track += [ACTIONS[int(rng.integers(len(ACTIONS)))]] * n
             t += n
-        people.append({"color": str(colors[p]), "size": sizes[p], "h": h, "x": (p + 0.5) * W / persons,
-                       "dir": 1 if rng.random() < 0.5 else -1, "actions": track[:frames], "boxes": [], "labels": []})
+        people.append(
+            {
+                "color": str(colors[p]),
+                "size": sizes[p],
+                "h": h,
+                "x": (p + 0.5) * W / persons,
+                "dir": 1 if rng.random() < 0.5 else -1,
+                "actions": track[:frames],
+                "boxes": [],
+                "labels": [],
+            }
+        )
     bg = np.full((H, W, 3), 200, np.uint8)
     bg[int(0.8 * H) :] = (120, 140, 150)
     cv2.rectangle(bg, (int(0.05 * W), int(0.3 * H)), (int(0.2 * W), int(0.8 * H)), (170, 160, 150), -1)
@@ -117,14 +138,15 @@ def render_clip(path: Path, frames: int, persons: int, size=(320, 240), fps=10.0
             if not 0.1 * W < p["x"] < 0.9 * W:
                 p["dir"] *= -1
                 p["x"] = float(np.clip(p["x"], 0.1 * W, 0.9 * W))
-            box = _draw_person(img, p["x"], 0.9 * H, p["h"], BGR[p["color"]], action, f * 0.6,
-                               (f - seg_start) / 10.0)
+            box = _draw_person(img, p["x"], 0.9 * H, p["h"], BGR[p["color"]], action, f * 0.6, (f - seg_start) / 10.0)
             p["boxes"].append(box)
             p["labels"].append([action] + (["standing"] if action == "waving" else []))
         writer.write(img)
     writer.release()
-    return [{"text": f"the {p['size']} person in the {p['color']} shirt", "boxes": p["boxes"], "labels": p["labels"]}
-            for p in people]
+    return [
+        {"text": f"the {p['size']} person in the {p['color']} shirt", "boxes": p["boxes"], "labels": p["labels"]}
+        for p in people
+    ]
 
 
 def write_video_dataset(out: Path, clips=2, frames=120, persons=3, size=(320, 240), fps=10.0, seed=0) -> dict:
@@ -135,13 +157,29 @@ def write_video_dataset(out: Path, clips=2, frames=120, persons=3, size=(320, 24
     videos = []
     for c in range(clips):
         people = render_clip(out / f"clip{c}.mp4", frames, persons, size, fps, seed + c)
-        videos.append({
-            "name": f"clip{c}", "video": f"clip{c}.mp4", "fps": fps, "frames": frames,
-            "persons": [{"person_id": i + 1, "text": p["text"], "boxes": p["boxes"],
-                         "labels": [[names.index(a) for a in fr] for fr in p["labels"]]}
-                        for i, p in enumerate(people)],
-        })
+        videos.append(
+            {
+                "name": f"clip{c}",
+                "video": f"clip{c}.mp4",
+                "fps": fps,
+                "frames": frames,
+                "persons": [
+                    {
+                        "person_id": i + 1,
+                        "text": p["text"],
+                        "boxes": p["boxes"],
+                        "labels": [[names.index(a) for a in fr] for fr in p["labels"]],
+                    }
+                    for i, p in enumerate(people)
+                ],
+            }
+        )
     doc = {"format": EXTRACT_FORMAT, "version": 1, "labels": names, "videos": videos}
     (out / "extract.json").write_text(json.dumps(doc))
-    return {"clips": clips, "frames": frames, "persons": persons, "manifest": str(out / "extract.json"),
-            "classes": names}
+    return {
+        "clips": clips,
+        "frames": frames,
+        "persons": persons,
+        "manifest": str(out / "extract.json"),
+        "classes": names,
+    }

@@ -75,7 +75,7 @@ class Trainer:
                 f"{cfg.model.num_classes} (multi_label={cfg.model.multi_label})"
             )
         D = self.train_samples[0].holistic.shape[1]
-        if D != cfg.model.feature_dim:
+        if cfg.model.feature_dim != D:
             raise ConfigError(f"features are {D}-dim, model.feature_dim is {cfg.model.feature_dim}")
         val_path = Path(d.root) / f"{d.val_split}.json"
         self.val_samples = load_split(d.root, d.val_split)[0] if val_path.exists() else []
@@ -122,8 +122,12 @@ class Trainer:
         if "optimizer" not in extra:
             raise CheckpointError(f"{path} holds weights only (no optimizer/RNG state); it cannot be resumed")
         if extra.get("world_size", 1) != self.world:
-            log.warning("%s was written with %d processes, resuming with %d: the data order will differ",
-                        path, extra.get("world_size", 1), self.world)
+            log.warning(
+                "%s was written with %d processes, resuming with %d: the data order will differ",
+                path,
+                extra.get("world_size", 1),
+                self.world,
+            )
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(extra["optimizer"])
         self.scheduler.load_state_dict(extra["scheduler"])
@@ -149,10 +153,19 @@ class Trainer:
         self.model.train()
         net = self.ddp or self.model
         totals, n, t0 = {}, 0, time.perf_counter()
-        bar = tqdm(range(self.steps_per_epoch()), desc=f"epoch {self.epoch + 1}/{tc.epochs}",
-                   disable=not self.main_process, leave=False, dynamic_ncols=True, mininterval=1.0)
+        bar = tqdm(
+            range(self.steps_per_epoch()),
+            desc=f"epoch {self.epoch + 1}/{tc.epochs}",
+            disable=not self.main_process,
+            leave=False,
+            dynamic_ncols=True,
+            mininterval=1.0,
+        )
         for _ in bar:
-            batch = {k: v.to(self.device, non_blocking=True) for k, v in self.sampler.batch(tc.batch_size, self.data_gen).items()}
+            batch = {
+                k: v.to(self.device, non_blocking=True)
+                for k, v in self.sampler.batch(tc.batch_size, self.data_gen).items()
+            }
             with autocast(self.device, tc.precision):
                 losses = net(batch["holistic"], batch["partial"], batch["labels"], batch["visible"], self.noise_gen)
             loss = losses["total"]
@@ -205,7 +218,8 @@ class Trainer:
             while self.epoch < tc.epochs:
                 history = self.train_epoch(writer)
                 self.epoch += 1
-                msg = f"epoch {self.epoch}/{tc.epochs} loss {history['total']:.4f} ({history['windows_per_s']:.1f} windows/s)"
+                msg = f"epoch {self.epoch}/{tc.epochs} loss {history['total']:.4f}"
+                msg += f" ({history['windows_per_s']:.1f} windows/s)"
                 if self.val_samples and (self.epoch % tc.eval_every == 0 or self.epoch == tc.epochs):
                     if self.main_process:
                         scores = self.validate(writer)
@@ -230,12 +244,18 @@ class Trainer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="hopadiff-train", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="hopadiff-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--config", required=True, type=Path)
     ap.add_argument("overrides", nargs="*", help="dotted.key=value overrides, e.g. train.lr=3e-4")
-    ap.add_argument("--resume", nargs="?", const="auto", default=None,
-                    help="continue from a checkpoint (default: {out_dir}/last.pt)")
+    ap.add_argument(
+        "--resume",
+        nargs="?",
+        const="auto",
+        default=None,
+        help="continue from a checkpoint (default: {out_dir}/last.pt)",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

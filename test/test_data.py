@@ -95,12 +95,24 @@ def test_manifest_with_inline_labels_and_missing_partial(tmp_path, caplog):
     import json
 
     np.save(tmp_path / "h.npy", np.ones((6, 3), np.float32))
-    doc = {"format": "hopadiff-manifest", "version": 1, "labels": ["a", "b"], "multi_label": True,
-           "samples": [{"name": "s", "holistic": "h.npy", "partial": "gone.npy",
-                        "labels": [[0], [0], [0, 1], [1], [1], []], "text": "x"}]}
+    doc = {
+        "format": "hopadiff-manifest",
+        "version": 1,
+        "labels": ["a", "b"],
+        "multi_label": True,
+        "samples": [
+            {
+                "name": "s",
+                "holistic": "h.npy",
+                "partial": "gone.npy",
+                "labels": [[0], [0], [0, 1], [1], [1], []],
+                "text": "x",
+            }
+        ],
+    }
     (tmp_path / "m.json").write_text(json.dumps(doc))
     with caplog.at_level(logging.WARNING):
-        (s,), meta = load_manifest(tmp_path / "m.json")
+        (s,), _meta = load_manifest(tmp_path / "m.json")
     assert s.labels.tolist() == [[1, 0], [1, 0], [1, 1], [0, 1], [0, 1], [0, 0]]
     assert "1 of 1 samples have no partial" in caplog.text and not s.visible.any()
     doc["samples"][0]["labels"][2] = [0, 7]

@@ -87,10 +87,12 @@ def ref_scores(preds, gts, bg=()):
             ps, gs = segs(p), segs(g)
             hit = np.zeros(len(gs), bool)
             for lab, s, e in ps:
-                ious = np.array([
-                    max(0, min(e, ge) - max(s, gs_)) / (max(e, ge) - min(s, gs_)) if gl == lab else 0.0
-                    for gl, gs_, ge in gs
-                ])
+                ious = np.array(
+                    [
+                        max(0, min(e, ge) - max(s, gs_)) / (max(e, ge) - min(s, gs_)) if gl == lab else 0.0
+                        for gl, gs_, ge in gs
+                    ]
+                )
                 if len(ious) and ious.max() >= thr and not hit[ious.argmax()]:
                     tp += 1
                     hit[ious.argmax()] = True

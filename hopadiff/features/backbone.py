@@ -38,8 +38,17 @@ class Backbone:
 
     kind = ""
 
-    def __init__(self, model, tokenizer, device: torch.device, dtype: torch.dtype, image_size: int, mean, std,
-                 max_text_tokens: int):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        device: torch.device,
+        dtype: torch.dtype,
+        image_size: int,
+        mean,
+        std,
+        max_text_tokens: int,
+    ):
         self.model = model.to(device=device, dtype=dtype).eval()
         self.tokenizer = tokenizer
         self.device, self.dtype, self.image_size = device, dtype, image_size
@@ -58,13 +67,16 @@ class Backbone:
         for i, img in enumerate(images):
             if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] == 0 or img.shape[1] == 0:
                 raise ValueError(f"image {i}: expected a non-empty RGB (H, W, 3) array, got shape {img.shape}")
-            batch.append(cv2.resize(img, (S, S), interpolation=cv2.INTER_AREA if min(img.shape[:2]) > S else cv2.INTER_CUBIC))
+            batch.append(
+                cv2.resize(img, (S, S), interpolation=cv2.INTER_AREA if min(img.shape[:2]) > S else cv2.INTER_CUBIC)
+            )
         x = torch.from_numpy(np.stack(batch)).to(self.device).permute(0, 3, 1, 2).float() / 255.0
         return ((x - self.mean) / self.std).to(self.dtype)
 
     def tokens(self, texts: list[str]) -> dict:
-        enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_text_tokens,
-                             return_tensors="pt")
+        enc = self.tokenizer(
+            list(texts), padding=True, truncation=True, max_length=self.max_text_tokens, return_tensors="pt"
+        )
         return {k: v.to(self.device) for k, v in enc.items()}
 
     def encode_images(self, images: list[np.ndarray]) -> ImageEncoding:
@@ -123,8 +135,9 @@ class Blip2Backbone(Backbone):
     def encode_texts(self, texts):
         m = self.model
         tok = self.tokens(texts)
-        out = m.qformer(query_embeds=m.embeddings(input_ids=tok["input_ids"]), query_length=0,
-                        attention_mask=tok["attention_mask"])
+        out = m.qformer(
+            query_embeds=m.embeddings(input_ids=tok["input_ids"]), query_length=0, attention_mask=tok["attention_mask"]
+        )
         return F.normalize(m.text_projection(out.last_hidden_state[:, 0, :]).float(), dim=-1)
 
 
@@ -132,8 +145,13 @@ def _preprocessor_stats(name_or_path: str, local_files_only: bool):
     """mean/std from the checkpoint's preprocessor_config.json when it has one."""
     from transformers.utils import cached_file
 
-    path = cached_file(name_or_path, "preprocessor_config.json", local_files_only=local_files_only,
-                       _raise_exceptions_for_missing_entries=False, _raise_exceptions_for_connection_errors=False)
+    path = cached_file(
+        name_or_path,
+        "preprocessor_config.json",
+        local_files_only=local_files_only,
+        _raise_exceptions_for_missing_entries=False,
+        _raise_exceptions_for_connection_errors=False,
+    )
     if not path:
         return CLIP_MEAN, CLIP_STD
     cfg = json.loads(open(path).read())  # noqa: SIM115 - tiny file
@@ -143,8 +161,13 @@ def _preprocessor_stats(name_or_path: str, local_files_only: bool):
 BACKBONES = ("blip2", "clip")
 
 
-def load_backbone(kind: str, name_or_path: str | None = None, device: str = "auto", precision: str = "fp32",
-                  local_files_only: bool = False) -> Backbone:
+def load_backbone(
+    kind: str,
+    name_or_path: str | None = None,
+    device: str = "auto",
+    precision: str = "fp32",
+    local_files_only: bool = False,
+) -> Backbone:
     """Load a backbone with ``from_pretrained`` (hub name or local folder; default: the paper's)."""
     from transformers import AutoTokenizer, Blip2ForImageTextRetrieval, CLIPModel
 
@@ -157,10 +180,18 @@ def load_backbone(kind: str, name_or_path: str | None = None, device: str = "aut
         tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=local_files_only)
         if kind == "clip":
             model = CLIPModel.from_pretrained(name, local_files_only=local_files_only)
-            size, max_tokens, cls = model.config.vision_config.image_size, model.config.text_config.max_position_embeddings, ClipBackbone
+            size, max_tokens, cls = (
+                model.config.vision_config.image_size,
+                model.config.text_config.max_position_embeddings,
+                ClipBackbone,
+            )
         else:
             model = Blip2ForImageTextRetrieval.from_pretrained(name, local_files_only=local_files_only)
-            size, max_tokens, cls = model.config.vision_config.image_size, model.config.qformer_config.max_position_embeddings, Blip2Backbone
+            size, max_tokens, cls = (
+                model.config.vision_config.image_size,
+                model.config.qformer_config.max_position_embeddings,
+                Blip2Backbone,
+            )
     except OSError as e:
         raise ValueError(f"cannot load {kind} backbone from {name!r}: {e}") from e
     mean, std = _preprocessor_stats(name, local_files_only)

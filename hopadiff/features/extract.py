@@ -63,7 +63,7 @@ def crop(frame: np.ndarray, box, min_size: int = 4) -> np.ndarray | None:
     if box is None:
         return None
     H, W = frame.shape[:2]
-    x, y, w, h = (int(round(v)) for v in box)
+    x, y, w, h = (round(v) for v in box)
     x0, y0, x1, y1 = max(0, x), max(0, y), min(W, x + w), min(H, y + h)
     if x1 - x0 < min_size or y1 - y0 < min_size:
         return None
@@ -88,8 +88,11 @@ def extract(manifest: Path, out: Path, backbone, split: str = "train", batch: in
     index = 0
     for video in tqdm(doc["videos"], desc="videos", unit="video", dynamic_ncols=True):
         persons = video["persons"]
-        todo = [index + k for k in range(len(persons)) if not (hol_dir / f"{index + k}{suffix}").exists()
-                or not (par_dir / f"{index + k}{suffix}").exists()]
+        todo = [
+            index + k
+            for k in range(len(persons))
+            if not (hol_dir / f"{index + k}{suffix}").exists() or not (par_dir / f"{index + k}{suffix}").exists()
+        ]
         frames = read_frames(Path(manifest).parent / video["video"]) if todo else None
         holistic = encode_batched(backbone, frames, batch) if todo else None
         for k, person in enumerate(persons):
@@ -99,8 +102,10 @@ def extract(manifest: Path, out: Path, backbone, split: str = "train", batch: in
             if i in todo:
                 T = len(frames)
                 if len(boxes) < T or len(person["labels"]) < T:
-                    raise DataError(f"{manifest}: {name} has {len(boxes)} boxes / {len(person['labels'])} label "
-                                    f"frames for {T} video frames")
+                    raise DataError(
+                        f"{manifest}: {name} has {len(boxes)} boxes / {len(person['labels'])} label "
+                        f"frames for {T} video frames"
+                    )
                 crops = [crop(f, b) for f, b in zip(frames, boxes, strict=False)]
                 visible = np.array([c is not None for c in crops])
                 partial = np.zeros_like(holistic)
@@ -114,19 +119,33 @@ def extract(manifest: Path, out: Path, backbone, split: str = "train", batch: in
                 done += 1
             else:
                 skipped += 1
-            entries.append({"name": name, "holistic": f"{hol_dir.name}/{i}{suffix}",
-                            "partial": f"{par_dir.name}/{i}{suffix}", "visible": f"visible/{i}.npy",
-                            "labels": f"labels/{i}.npy", "text": person["text"], "video": video["video"],
-                            "person_id": person["person_id"]})
+            entries.append(
+                {
+                    "name": name,
+                    "holistic": f"{hol_dir.name}/{i}{suffix}",
+                    "partial": f"{par_dir.name}/{i}{suffix}",
+                    "visible": f"visible/{i}.npy",
+                    "labels": f"labels/{i}.npy",
+                    "text": person["text"],
+                    "video": video["video"],
+                    "person_id": person["person_id"],
+                }
+            )
         index += len(persons)
     write_manifest(out / f"{split}.json", entries, labels, True, float(doc["videos"][0].get("fps", 0.0)))
-    return {"samples": len(entries), "extracted": done, "skipped": skipped, "feature_dim": backbone.feature_dim,
-            "manifest": str(out / f"{split}.json")}
+    return {
+        "samples": len(entries),
+        "extracted": done,
+        "skipped": skipped,
+        "feature_dim": backbone.feature_dim,
+        "manifest": str(out / f"{split}.json"),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="hopadiff-extract", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="hopadiff-extract", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("manifest", type=Path, help="extract manifest (JSON)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--split", default="train", choices=["train", "val", "test"])

@@ -1,0 +1,97 @@
+"""sensor_msgs/Image and CompressedImage -> RGB uint8 arrays, without ROS imports.
+
+cv_bridge is used when it is importable (a ROS 2 install); otherwise (PyPI venv) a numpy
+conversion with OpenCV's colour conversions; test_image_codec checks both agree.
+Every failure raises ImageDecodeError with a message naming the encoding / sizes.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+# encoding -> (channels, dtype, cv2 conversion to RGB or None)
+ENCODINGS = {
+    "rgb8": (3, np.uint8, None),
+    "bgr8": (3, np.uint8, cv2.COLOR_BGR2RGB),
+    "rgba8": (4, np.uint8, cv2.COLOR_RGBA2RGB),
+    "bgra8": (4, np.uint8, cv2.COLOR_BGRA2RGB),
+    "mono8": (1, np.uint8, cv2.COLOR_GRAY2RGB),
+    "8uc1": (1, np.uint8, cv2.COLOR_GRAY2RGB),
+    "mono16": (1, np.uint16, cv2.COLOR_GRAY2RGB),
+    "16uc1": (1, np.uint16, cv2.COLOR_GRAY2RGB),
+    "yuv422_yuy2": (2, np.uint8, cv2.COLOR_YUV2RGB_YUY2),
+    "yuyv": (2, np.uint8, cv2.COLOR_YUV2RGB_YUY2),
+    "yuv422": (2, np.uint8, cv2.COLOR_YUV2RGB_UYVY),  # ROS "yuv422" is UYVY byte order
+    "uyvy": (2, np.uint8, cv2.COLOR_YUV2RGB_UYVY),
+}
+SUPPORTED = tuple(ENCODINGS)
+
+
+class ImageDecodeError(ValueError):
+    """The image cannot be decoded; the message names the encoding or size problem."""
+
+
+def decode_raw(
+    encoding: str, height: int, width: int, step: int, data, is_bigendian: bool = False, max_pixels: int = 4096 * 4096
+) -> np.ndarray:
+    """Fields of a sensor_msgs/Image -> (H, W, 3) RGB uint8."""
+    enc = encoding.lower()
+    if enc not in ENCODINGS:
+        raise ImageDecodeError(f"unsupported encoding {encoding!r}; supported: {', '.join(SUPPORTED)}")
+    if height <= 0 or width <= 0:
+        raise ImageDecodeError(f"empty image: {width}x{height} ({encoding})")
+    if height * width > max_pixels:
+        raise ImageDecodeError(f"image {width}x{height} has more than max_image_pixels={max_pixels} pixels")
+    channels, dtype, conversion = ENCODINGS[enc]
+    row = width * channels * np.dtype(dtype).itemsize
+    if step < row:
+        raise ImageDecodeError(f"step {step} < {row} bytes needed for a {width}-pixel {encoding} row")
+    buf = np.frombuffer(memoryview(data), dtype=np.uint8)
+    if buf.size < step * height:
+        raise ImageDecodeError(
+            f"data has {buf.size} bytes, {encoding} {width}x{height} with step {step} needs {step * height}"
+        )
+    rows = buf[: step * height].reshape(height, step)[:, :row]
+    pixels = rows.view(np.dtype(dtype).newbyteorder(">" if is_bigendian else "<")) if dtype != np.uint8 else rows
+    img = pixels.reshape(height, width, channels)
+    if dtype == np.uint16:
+        img = (img.astype(np.uint32) >> 8).astype(np.uint8)  # keep the 8 most significant bits
+    if conversion is None:
+        return np.ascontiguousarray(img)
+    return cv2.cvtColor(img if channels > 1 else img[:, :, 0], conversion)
+
+
+def decode_compressed(data, fmt: str = "", max_pixels: int = 4096 * 4096) -> np.ndarray:
+    """JPEG / PNG bytes of a sensor_msgs/CompressedImage -> (H, W, 3) RGB uint8."""
+    buf = np.frombuffer(memoryview(data), dtype=np.uint8)
+    if buf.size == 0:
+        raise ImageDecodeError(f"empty compressed image (format {fmt!r})")
+    bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ImageDecodeError(f"corrupt or unsupported compressed image ({buf.size} bytes, format {fmt!r})")
+    if bgr.shape[0] * bgr.shape[1] > max_pixels:
+        raise ImageDecodeError(f"image {bgr.shape[1]}x{bgr.shape[0]} has more than max_image_pixels={max_pixels}")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def encode_raw(rgb: np.ndarray, encoding: str = "rgb8") -> tuple[bytes, int]:
+    """RGB uint8 -> (data, step) in ``encoding`` (rgb8/bgr8/mono8); used by the demo player and tests."""
+    if encoding == "rgb8":
+        out = rgb
+    elif encoding == "bgr8":
+        out = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    elif encoding == "mono8":
+        out = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    else:
+        raise ValueError(f"encode_raw supports rgb8, bgr8, mono8, not {encoding!r}")
+    out = np.ascontiguousarray(out)
+    return out.tobytes(), out.shape[1] * (out.shape[2] if out.ndim == 3 else 1)
+
+
+def cv_bridge_available() -> bool:
+    try:
+        import cv_bridge  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -1,0 +1,105 @@
+"""Pipeline results <-> ROS messages (the only module besides node.py that imports ROS types)."""
+
+from __future__ import annotations
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from sensor_msgs.msg import RegionOfInterest
+from std_msgs.msg import Header
+
+from rhas_msgs.msg import ActionSegment, ActionSegmentArray, TrackedPerson, TrackedPersonArray
+
+from .image_codec import cv_bridge_available, decode_compressed, decode_raw
+from .pipeline import PersonOutput
+
+_BRIDGE = None
+
+
+def stamp_to_ns(t: Time) -> int:
+    return int(t.sec) * 1_000_000_000 + int(t.nanosec)
+
+
+def ns_to_stamp(ns: int) -> Time:
+    return Time(sec=int(ns // 1_000_000_000), nanosec=int(ns % 1_000_000_000))
+
+
+def roi(box, width: int | None = None, height: int | None = None) -> RegionOfInterest:
+    x, y, w, h = (max(0.0, float(v)) for v in box)
+    if width is not None:
+        w = min(w, max(0.0, width - x))
+    if height is not None:
+        h = min(h, max(0.0, height - y))
+    return RegionOfInterest(x_offset=int(x), y_offset=int(y), width=int(w), height=int(h))
+
+
+def image_to_rgb(msg, max_pixels: int) -> np.ndarray:
+    """sensor_msgs/Image -> RGB uint8: cv_bridge when installed, else the numpy decoder."""
+    global _BRIDGE
+    if cv_bridge_available() and msg.encoding.lower() in ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "mono16"):
+        from cv_bridge import CvBridge
+
+        if msg.height * msg.width > max_pixels:
+            return decode_raw(msg.encoding, msg.height, msg.width, msg.step, msg.data, msg.is_bigendian, max_pixels)
+        _BRIDGE = _BRIDGE or CvBridge()
+        return _BRIDGE.imgmsg_to_cv2(msg, desired_encoding="rgb8")
+    return decode_raw(msg.encoding, msg.height, msg.width, msg.step, msg.data, bool(msg.is_bigendian), max_pixels)
+
+
+def compressed_to_rgb(msg, max_pixels: int) -> np.ndarray:
+    return decode_compressed(msg.data, msg.format, max_pixels)
+
+
+def segment_array(out: PersonOutput, labels: list[str], frame_id: str, stamp_ns: int, size) -> ActionSegmentArray:
+    msg = ActionSegmentArray(
+        header=Header(stamp=ns_to_stamp(stamp_ns), frame_id=frame_id),
+        person_id=int(out.person_id),
+        query=out.query,
+        grounding_confidence=float(out.grounding_confidence),
+        roi=roi(out.box, *size),
+        window_start=ns_to_stamp(out.window_start_ns),
+        window_end=ns_to_stamp(out.window_end_ns),
+    )
+    msg.segments = [
+        ActionSegment(
+            segment_id=int(s.segment.segment_id),
+            revision=int(s.segment.revision),
+            status=int(s.segment.status),
+            start=ns_to_stamp(s.start_ns),
+            end=ns_to_stamp(s.end_ns),
+            class_id=int(s.segment.class_id),
+            label=labels[s.segment.class_id],
+            confidence=float(s.segment.confidence),
+        )
+        for s in out.segments
+    ]
+    return msg
+
+
+def tracked_persons(result, query: str, frame_id: str, size) -> TrackedPersonArray:
+    msg = TrackedPersonArray(
+        header=Header(stamp=ns_to_stamp(result.stamp_ns), frame_id=frame_id),
+        query=query,
+        target_person_id=-1 if result.target_id is None else int(result.target_id),
+    )
+    msg.persons = [
+        TrackedPerson(
+            person_id=int(t.track_id),
+            roi=roi(t.box, *size),
+            detection_confidence=float(t.score) if t.missed == 0 else 0.0,
+            grounding_score=float(result.scores.get(t.track_id, 0.0)),
+            is_target=t.track_id == result.target_id,
+            age=int(t.age),
+            frames_since_seen=int(t.missed),
+        )
+        for t in result.tracks
+    ]
+    return msg
+
+
+def persons_from_msg(msg: TrackedPersonArray):
+    """Upstream detector/tracker boxes -> (boxes xywh, scores, external ids)."""
+    boxes = np.array(
+        [[p.roi.x_offset, p.roi.y_offset, p.roi.width, p.roi.height] for p in msg.persons], dtype=np.float64
+    )
+    scores = np.array([p.detection_confidence or 1.0 for p in msg.persons], dtype=np.float64)
+    return boxes.reshape(-1, 4), scores, [int(p.person_id) for p in msg.persons]
