@@ -32,6 +32,8 @@ setup(
             "hopadiff-eval = hopadiff.evaluate:main",
             "hopadiff-extract = hopadiff.features.extract:main",
             "hopadiff-convert = hopadiff.convert:main",
+            "rhas_node = rhas_ros.node:main",
+            "rhas_demo = rhas_ros.demo:main",
         ],
     },
 )

@@ -103,3 +103,8 @@ def persons_from_msg(msg: TrackedPersonArray):
     )
     scores = np.array([p.detection_confidence or 1.0 for p in msg.persons], dtype=np.float64)
     return boxes.reshape(-1, 4), scores, [int(p.person_id) for p in msg.persons]
+
+
+def encode_bgr(img: np.ndarray) -> tuple[bytes, int]:
+    img = np.ascontiguousarray(img)
+    return img.tobytes(), img.shape[1] * 3

@@ -1,0 +1,80 @@
+"""Start rhas_node as a lifecycle node and drive it through configure -> activate.
+
+ros2 launch rhas_ros rhas.launch.py checkpoint:=/path/model.pt image_topic:=/camera/image_raw
+"""
+
+from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
+from launch.events import matches_action
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import LifecycleNode
+from launch_ros.event_handlers import OnStateTransition
+from launch_ros.events.lifecycle import ChangeState
+from launch_ros.parameter_descriptions import ParameterValue
+from launch_ros.substitutions import FindPackageShare
+from lifecycle_msgs.msg import Transition
+
+from launch import LaunchDescription
+
+ARGUMENTS = {
+    "params_file": (PathJoinSubstitution([FindPackageShare("rhas_ros"), "config", "rhas.yaml"]), "node parameters"),
+    "checkpoint": ("", "HopaDIFF checkpoint (.pt)"),
+    "backbone": ("blip2", "blip2 | clip (must match the checkpoint)"),
+    "backbone_model": ("", "hub name or local folder of the backbone ('' = paper default)"),
+    "device": ("auto", "auto | cpu | cuda | cuda:N"),
+    "precision": ("fp32", "fp32 | bf16 | fp16"),
+    "image_topic": ("image", "camera image topic"),
+    "text_topic": ("referring_text", "referring text topic"),
+    "namespace": ("", "namespace of the node"),
+    "use_sim_time": ("false", "use /clock (bags, simulation)"),
+    "log_level": ("info", "debug | info | warn | error"),
+}
+
+
+def generate_launch_description():
+    args = [
+        DeclareLaunchArgument(name, default_value=default, description=desc)
+        for name, (default, desc) in ARGUMENTS.items()
+    ]
+    cfg = {name: LaunchConfiguration(name) for name in ARGUMENTS}
+    node = LifecycleNode(
+        package="rhas_ros",
+        executable="rhas_node",
+        name="rhas_node",
+        namespace=cfg["namespace"],
+        output="screen",
+        parameters=[
+            cfg["params_file"],
+            {
+                "checkpoint": cfg["checkpoint"],
+                "backbone": cfg["backbone"],
+                "backbone_model": cfg["backbone_model"],
+                "device": cfg["device"],
+                "precision": cfg["precision"],
+                "use_sim_time": ParameterValue(cfg["use_sim_time"], value_type=bool),
+                "autostart": False,  # this launch file drives the transitions
+            },
+        ],
+        remappings=[
+            ("image", cfg["image_topic"]),
+            ("image/compressed", [cfg["image_topic"], "/compressed"]),
+            ("referring_text", cfg["text_topic"]),
+        ],
+        arguments=["--ros-args", "--log-level", cfg["log_level"]],
+    )
+    configure = EmitEvent(
+        event=ChangeState(lifecycle_node_matcher=matches_action(node), transition_id=Transition.TRANSITION_CONFIGURE)
+    )
+    activate_when_inactive = RegisterEventHandler(
+        OnStateTransition(
+            target_lifecycle_node=node,
+            goal_state="inactive",
+            entities=[
+                EmitEvent(
+                    event=ChangeState(
+                        lifecycle_node_matcher=matches_action(node), transition_id=Transition.TRANSITION_ACTIVATE
+                    )
+                )
+            ],
+        )
+    )
+    return LaunchDescription([*args, node, activate_when_inactive, configure])

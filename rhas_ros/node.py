@@ -1,0 +1,367 @@
+"""rhas_node: a lifecycle node that segments the actions of the person a text refers to.
+
+Callbacks only subsample by stamp, decode and enqueue (bounded, latest wins, drops counted);
+a worker thread runs the pipeline (detect, track, ground, encode, HopaDIFF, stitch) and
+publishes. Parameters: config/rhas.yaml; topics and messages: README.md.
+"""
+
+from __future__ import annotations
+
+import collections
+import resource
+import threading
+import time
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header, String
+
+from rhas_msgs.msg import ActionLabels, ActionSegmentArray, TrackedPersonArray
+
+from . import ros_conversions as conv
+from .image_codec import ImageDecodeError
+from .parameters import declare_parameters, read_settings
+
+RESET = object()  # queue marker: stamps went backwards, drop all buffers
+
+
+class RhasNode(LifecycleNode):
+    def __init__(self, **kwargs):
+        super().__init__("rhas_node", **kwargs)
+        declare_parameters(self)
+        self.pipeline = None
+        self._subs, self._pubs = [], {}
+        self._queue: collections.deque = collections.deque()
+        self._cv = threading.Condition()
+        self._worker: threading.Thread | None = None
+        self._running = False
+        self._pending_query: str | None = None
+        self._persons_msg = None
+        self._last_stamp_ns: int | None = None
+        self._stats = collections.Counter()
+        self._last_inference_ms = 0.0
+        self._last_latency_ms = 0.0
+        self._diag_timer = None
+        self._warned: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self.settings = s = read_settings(self)
+            self.get_logger().info(
+                f"loading checkpoint {s.checkpoint} and {s.backbone} backbone {s.backbone_model or '(paper default)'}"
+            )
+            self.pipeline, self.labels, self.ckpt_multi = build_pipeline(s)
+        except Exception as e:
+            self.get_logger().error(f"configure failed: {e}")
+            self.pipeline = None
+            return TransitionCallbackReturn.FAILURE
+        latched = QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+        )
+        self._pubs = {
+            "segments": self.create_lifecycle_publisher(ActionSegmentArray, s.segments_topic, 10),
+            "labels": self.create_lifecycle_publisher(ActionLabels, s.labels_topic, latched),
+            "tracks": self.create_lifecycle_publisher(TrackedPersonArray, s.tracks_topic, 10),
+            "debug": self.create_lifecycle_publisher(Image, "~/debug_image", 2),
+            "diagnostics": self.create_publisher(DiagnosticArray, "/diagnostics", 10),
+        }
+        self.get_logger().info(
+            f"configured: {len(self.labels)} classes, W={s.window}, hop={s.hop}, "
+            f"{'everyone' if s.segment_all_persons else 'referring'} mode"
+        )
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        s = self.settings
+        image_qos = (
+            qos_profile_sensor_data
+            if s.image_qos == "sensor_data"
+            else QoSProfile(depth=s.image_qos_depth, reliability=ReliabilityPolicy.RELIABLE)
+        )
+        text_qos = QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+        )
+        if s.use_compressed:
+            self._subs.append(
+                self.create_subscription(CompressedImage, s.image_topic + "/compressed", self._on_compressed, image_qos)
+            )
+        else:
+            self._subs.append(self.create_subscription(Image, s.image_topic, self._on_image, image_qos))
+        self._subs.append(self.create_subscription(String, s.text_topic, self._on_text, text_qos))
+        if s.detector == "external":
+            self._subs.append(self.create_subscription(TrackedPersonArray, s.persons_topic, self._on_persons, 10))
+        self._running = True
+        self._worker = threading.Thread(target=self._work, name="rhas_worker", daemon=True)
+        self._worker.start()
+        self._diag_timer = self.create_timer(1.0, self._publish_diagnostics)
+        ret = super().on_activate(state)
+        self._pubs["labels"].publish(
+            ActionLabels(
+                header=Header(stamp=self.get_clock().now().to_msg()),
+                checkpoint=s.checkpoint,
+                multi_label=self.ckpt_multi,
+                labels=self.labels,
+            )
+        )
+        return ret
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_worker()
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+        if self._diag_timer is not None:
+            self.destroy_timer(self._diag_timer)
+            self._diag_timer = None
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_worker()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        for name, pub in list(self._pubs.items()):
+            if name == "diagnostics":
+                self.destroy_publisher(pub)
+            else:
+                self.destroy_lifecycle_publisher(pub)
+        self._pubs = {}
+        self.pipeline = None
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def _stop_worker(self) -> None:
+        with self._cv:
+            self._running = False
+            self._queue.clear()
+            self._cv.notify_all()
+        if self._worker is not None:
+            self._worker.join(timeout=10)
+            self._worker = None
+
+    # ------------------------------------------------------------------ callbacks (thin)
+    def _accept_stamp(self, header) -> bool:
+        """Subsample to sample_fps by header stamp; a stamp going backwards resets the buffers."""
+        ns = conv.stamp_to_ns(header.stamp)
+        self._stats["frames_in"] += 1
+        last = self._last_stamp_ns
+        if last is not None and ns < last:
+            self.get_logger().warning(
+                f"image stamp went backwards by {(last - ns) / 1e9:.3f} s (bag loop?): resetting buffers"
+            )
+            self._last_stamp_ns = ns
+            self._enqueue(RESET)
+            return True
+        if last is not None and ns - last < 1e9 / self.settings.sample_fps:
+            self._stats["frames_skipped_fps"] += 1
+            return False
+        self._last_stamp_ns = ns
+        return True
+
+    def _on_image(self, msg: Image) -> None:
+        if not self._accept_stamp(msg.header):
+            return
+        try:
+            rgb = conv.image_to_rgb(msg, self.settings.max_image_pixels)
+        except (ImageDecodeError, ValueError) as e:
+            self._reject(f"skipping image on {self.settings.image_topic}: {e}")
+            return
+        self._enqueue((rgb, msg.header, time.monotonic()))
+
+    def _on_compressed(self, msg: CompressedImage) -> None:
+        if not self._accept_stamp(msg.header):
+            return
+        try:
+            rgb = conv.compressed_to_rgb(msg, self.settings.max_image_pixels)
+        except (ImageDecodeError, ValueError) as e:
+            self._reject(f"skipping compressed image: {e}")
+            return
+        self._enqueue((rgb, msg.header, time.monotonic()))
+
+    def _reject(self, message: str) -> None:
+        """Count a bad frame; warn once per distinct problem every 5 s (a broken camera floods otherwise)."""
+        self._stats["decode_errors"] += 1
+        now = time.monotonic()
+        if now - self._warned.get(message, -1e9) >= 5.0:
+            self._warned[message] = now
+            if len(self._warned) > 100:
+                self._warned.clear()
+            self.get_logger().warning(message)
+
+    def _on_text(self, msg: String) -> None:
+        text = msg.data
+        limit = self.settings.max_text_chars
+        if len(text) > limit:
+            self.get_logger().warning(f"referring text of {len(text)} characters truncated to {limit}")
+            text = text[:limit]
+        self.get_logger().info(f"referring text: {text!r}" if text else "referring text cleared")
+        with self._cv:
+            self._pending_query = text
+            self._cv.notify_all()
+
+    def _on_persons(self, msg: TrackedPersonArray) -> None:
+        self._persons_msg = msg
+
+    def _enqueue(self, item) -> None:
+        with self._cv:
+            if item is not RESET and len(self._queue) >= self.settings.queue_size:
+                self._queue.popleft()  # latest wins
+                self._stats["dropped"] += 1
+            self._queue.append(item)
+            self._cv.notify_all()
+
+    # ------------------------------------------------------------------ worker
+    def _work(self) -> None:
+        while True:
+            with self._cv:
+                self._cv.wait_for(lambda: not self._running or self._queue or self._pending_query is not None, 0.5)
+                if not self._running:
+                    return
+                query, self._pending_query = self._pending_query, None
+                item = self._queue.popleft() if self._queue else None
+            try:
+                if query is not None:
+                    self.pipeline.set_query(query)
+                if item is RESET:
+                    self.pipeline.reset()
+                elif item is not None:
+                    self._process(*item)
+            except Exception as e:
+                self._stats["worker_errors"] += 1
+                self.get_logger().error(f"frame processing failed: {type(e).__name__}: {e}", throttle_duration_sec=5.0)
+
+    def _process(self, rgb, header, received: float) -> None:
+        persons = None
+        if self.settings.detector == "external":
+            msg = self._persons_msg
+            persons = conv.persons_from_msg(msg) if msg is not None else (None, None, None)
+            if persons[0] is None:
+                import numpy as np
+
+                persons = (np.zeros((0, 4)), np.zeros(0), [])
+        ns = conv.stamp_to_ns(header.stamp)
+        result = self.pipeline.process(rgb, ns, persons)
+        self._stats["frames_processed"] += 1
+        size = (rgb.shape[1], rgb.shape[0])
+        if not self._pubs:
+            return
+        self._pubs["tracks"].publish(conv.tracked_persons(result, self.pipeline.query, header.frame_id, size))
+        for out in result.outputs:
+            self._pubs["segments"].publish(conv.segment_array(out, self.labels, header.frame_id, ns, size))
+            self._stats["segment_msgs"] += 1
+        if result.inference_ms is not None:
+            self._last_inference_ms = result.inference_ms
+        if result.outputs:
+            self._last_latency_ms = (time.monotonic() - received) * 1e3
+        debug = self._pubs["debug"]
+        if debug.get_subscription_count() > 0:
+            from .debug_image import draw
+
+            img = draw(rgb, result, self.labels)
+            data, step = conv.encode_bgr(img)
+            debug.publish(
+                Image(header=header, height=img.shape[0], width=img.shape[1], encoding="bgr8", step=step, data=data)
+            )
+
+    # ------------------------------------------------------------------ diagnostics
+    def _publish_diagnostics(self) -> None:
+        st = dict(self._stats)
+        values = {
+            "frames_received": st.get("frames_in", 0),
+            "frames_skipped_by_sample_fps": st.get("frames_skipped_fps", 0),
+            "frames_processed": st.get("frames_processed", 0),
+            "frames_dropped_queue_full": st.get("dropped", 0),
+            "decode_errors": st.get("decode_errors", 0),
+            "worker_errors": st.get("worker_errors", 0),
+            "segment_messages": st.get("segment_msgs", 0),
+            "queue_length": len(self._queue),
+            "buffered_frames": self.pipeline.memory_frames() if self.pipeline else 0,
+            "last_inference_ms": round(self._last_inference_ms, 1),
+            "last_latency_ms": round(self._last_latency_ms, 1),
+            "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        }
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                values["cuda_allocated_mib"] = round(torch.cuda.memory_allocated() / 2**20, 1)
+        except ImportError:
+            pass
+        level = DiagnosticStatus.WARN if st.get("dropped", 0) or st.get("decode_errors", 0) else DiagnosticStatus.OK
+        status = DiagnosticStatus(
+            level=level,
+            name=f"{self.get_fully_qualified_name()}: pipeline",
+            hardware_id="rhas",
+            message="frames dropped or rejected" if level else "ok",
+            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()],
+        )
+        pub = self._pubs.get("diagnostics")
+        if pub is not None:
+            pub.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=[status]))
+
+
+def build_pipeline(s):
+    """Load checkpoint, backbone and detector (all checks happen here, before activation)."""
+    import torch
+
+    from hopadiff import load_checkpoint
+    from hopadiff.features import load_backbone
+    from hopadiff.runtime import prepare_for_inference
+
+    from .detectors import make_detector
+    from .grounding import GroundingConfig
+    from .pipeline import PipelineConfig, RhasPipeline
+
+    if s.torch_threads > 0:
+        torch.set_num_threads(s.torch_threads)
+    backbone = load_backbone(s.backbone, s.backbone_model or None, s.device, s.precision, s.local_files_only)
+    model, cfg, labels, _ = load_checkpoint(s.checkpoint, expected_feature_dim=backbone.feature_dim)
+    model = prepare_for_inference(model, s.device, s.precision)
+    detector = make_detector(s.detector, s.detector_model, str(backbone.device), s.local_files_only)
+    pcfg = PipelineConfig(
+        window=s.window,
+        hop=s.hop,
+        min_window_frames=s.min_window_frames,
+        steps=s.ddim_steps or None,
+        eta=s.eta,
+        seed=s.seed,
+        segment_all_persons=s.segment_all_persons,
+        max_persons=s.max_persons,
+        threshold=s.threshold,
+        smooth=s.smooth,
+        max_text_chars=s.max_text_chars,
+        grounding=GroundingConfig(
+            s.grounding_ema, s.grounding_min_score, s.grounding_switch_margin, s.grounding_switch_frames
+        ),
+    )
+    return RhasPipeline(model, labels, backbone, detector, pcfg), labels, cfg.model.multi_label
+
+
+def main(args=None) -> None:
+    try:
+        with rclpy.init(args=args):
+            node = RhasNode()
+            if node.get_parameter("autostart").value:
+                if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                    node.get_logger().fatal("autostart: configure failed (see above); staying unconfigured")
+                elif node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+                    node.get_logger().fatal("autostart: activate failed")
+            rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+
+
+if __name__ == "__main__":
+    main()

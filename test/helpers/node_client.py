@@ -1,0 +1,248 @@
+"""Drives a running rhas_node from a separate process and reports what it saw as JSON.
+
+  python node_client.py SCENARIO CLIP_DIR [--text TEXT]
+Scenarios: play (frames + text + persons, collect outputs), clear, malformed, compressed,
+flood, backwards, lifecycle CHECKPOINT. Used by test_node_dds.py; the node runs in its own process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import rclpy
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, Image, RegionOfInterest
+from std_msgs.msg import Header, String
+
+from rhas_msgs.msg import ActionLabels, ActionSegmentArray, TrackedPerson, TrackedPersonArray
+
+T0 = 1_000_000_000_000  # camera clock start, ns
+
+
+class Client:
+    def __init__(self, clip_dir: Path, reliable_images: bool = False):
+        self.node = rclpy.create_node("rhas_test_client")
+        doc = json.loads((clip_dir / "extract.json").read_text())
+        video = doc["videos"][0]
+        cap = cv2.VideoCapture(str(clip_dir / video["video"]))
+        self.frames = []
+        while True:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            self.frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        self.persons = video["persons"]
+        self.texts = [p["text"] for p in self.persons]
+        latched = QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+        )
+        img_qos = (
+            QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE) if reliable_images else qos_profile_sensor_data
+        )
+        self.img_pub = self.node.create_publisher(Image, "image", img_qos)
+        self.cimg_pub = self.node.create_publisher(CompressedImage, "image/compressed", img_qos)
+        self.text_pub = self.node.create_publisher(String, "referring_text", latched)
+        self.persons_pub = self.node.create_publisher(TrackedPersonArray, "persons", 10)
+        self.segments, self.tracks, self.diags, self.labels = [], [], [], []
+        self.node.create_subscription(ActionSegmentArray, "action_segments", self.segments.append, 100)
+        self.node.create_subscription(TrackedPersonArray, "tracked_persons", self.tracks.append, 100)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diags.append, 10)
+        self.node.create_subscription(ActionLabels, "action_labels", self.labels.append, latched)
+
+    def spin(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            rclpy.spin_once(self.node, timeout_sec=0.01)
+
+    def wait_for_node(self, timeout: float = 60) -> None:
+        end = time.monotonic() + timeout
+
+        def subscribed():
+            return self.img_pub.get_subscription_count() + self.cimg_pub.get_subscription_count() > 0
+
+        while time.monotonic() < end and (not subscribed() or not self.labels):
+            self.spin(0.1)
+        if not self.labels:
+            raise SystemExit("node did not come up (no action_labels)")
+
+    def stamp(self, i: int, period_ns: int = 100_000_000) -> Time:
+        ns = T0 + i * period_ns
+        return Time(sec=ns // 10**9, nanosec=ns % 10**9)
+
+    def send_frame(self, i: int, stamp: Time | None = None, frame=None) -> None:
+        stamp = stamp or self.stamp(i)
+        rgb = self.frames[i % len(self.frames)] if frame is None else frame
+        header = Header(stamp=stamp, frame_id="head_camera")
+        persons = TrackedPersonArray(header=header)
+        for pid, p in enumerate(self.persons, 1):
+            box = p["boxes"][i % len(self.frames)]
+            if box:
+                persons.persons.append(
+                    TrackedPerson(
+                        person_id=pid,
+                        roi=RegionOfInterest(x_offset=box[0], y_offset=box[1], width=box[2], height=box[3]),
+                        detection_confidence=1.0,
+                    )
+                )
+        self.persons_pub.publish(persons)
+        self.spin(0.005)
+        self.img_pub.publish(
+            Image(
+                header=header,
+                height=rgb.shape[0],
+                width=rgb.shape[1],
+                encoding="rgb8",
+                step=rgb.shape[1] * 3,
+                data=rgb.tobytes(),
+            )
+        )
+
+    def send_text(self, text: str) -> None:
+        self.text_pub.publish(String(data=text))
+        self.spin(0.3)
+
+    def report(self, **extra) -> dict:
+        def seg(m):
+            return {
+                "stamp": m.header.stamp.sec * 10**9 + m.header.stamp.nanosec,
+                "frame_id": m.header.frame_id,
+                "person_id": m.person_id,
+                "query": m.query,
+                "conf": m.grounding_confidence,
+                "window": [
+                    m.window_start.sec * 10**9 + m.window_start.nanosec,
+                    m.window_end.sec * 10**9 + m.window_end.nanosec,
+                ],
+                "segments": [
+                    {
+                        "id": s.segment_id,
+                        "rev": s.revision,
+                        "status": s.status,
+                        "class_id": s.class_id,
+                        "label": s.label,
+                        "conf": s.confidence,
+                        "start": s.start.sec * 10**9 + s.start.nanosec,
+                        "end": s.end.sec * 10**9 + s.end.nanosec,
+                    }
+                    for s in m.segments
+                ],
+            }
+
+        diag = {}
+        for d in self.diags:
+            for st in d.status:
+                diag.update({kv.key: kv.value for kv in st.values})
+        return {
+            "segments": [seg(m) for m in self.segments],
+            "targets": [m.target_person_id for m in self.tracks],
+            "track_ids": sorted({p.person_id for m in self.tracks for p in m.persons}),
+            "labels": list(self.labels[-1].labels) if self.labels else [],
+            "diagnostics": diag,
+            **extra,
+        }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("scenario")
+    ap.add_argument("clip_dir", type=Path)
+    ap.add_argument("--frames", type=int, default=40)
+    ap.add_argument("--text", default=None)
+    args = ap.parse_args()
+    rclpy.init()
+    c = Client(args.clip_dir, reliable_images=args.scenario != "flood")
+    extra = {}
+    try:
+        c.wait_for_node()
+        text = args.text if args.text is not None else c.texts[0]
+        if args.scenario in ("play", "clear", "backwards"):
+            c.send_text(text)
+            for i in range(args.frames):
+                c.send_frame(i)
+                c.spin(0.05)
+            c.spin(2.0)
+            if args.scenario == "clear":
+                extra["before_clear"] = len(c.segments)
+                c.send_text("")
+                c.spin(1.0)
+                extra["cleared_at"] = len(c.segments)
+                for i in range(args.frames, 2 * args.frames):
+                    c.send_frame(i)
+                    c.spin(0.05)
+                c.spin(2.0)
+            if args.scenario == "backwards":
+                extra["before_loop"] = len(c.segments)
+                for i in range(args.frames):  # the bag loops: stamps restart
+                    c.send_frame(i)
+                    c.spin(0.05)
+                c.spin(2.0)
+        elif args.scenario == "malformed":
+            c.send_text(text)
+            good = c.frames[0]
+            h = Header(stamp=c.stamp(0), frame_id="head_camera")
+            bad = [
+                Image(header=h, height=240, width=320, encoding="rgb8", step=100, data=good.tobytes()),  # wrong step
+                Image(header=h, height=240, width=320, encoding="bayer_weird16", step=640, data=bytes(240 * 640)),
+                Image(header=h, height=0, width=0, encoding="rgb8", step=0, data=b""),
+                Image(header=h, height=4320, width=7680, encoding="mono8", step=7680, data=bytes(7680 * 4320)),  # 8K
+                Image(header=h, height=240, width=320, encoding="rgb8", step=960, data=good.tobytes()[:1000]),  # short
+            ]
+            for j, msg in enumerate(bad):
+                msg.header.stamp = c.stamp(j * 10)
+                c.img_pub.publish(msg)
+                c.spin(0.3)
+            for t in ["", "x" * 1_000_000, "der ältere Mann im roten Hemd 👴🏻 — 红衬衫", text]:
+                c.send_text(t)
+            for i in range(60, 60 + args.frames):
+                c.send_frame(i)
+                c.spin(0.05)
+            c.spin(2.0)
+        elif args.scenario == "compressed":
+            c.send_text(text)
+            for i in range(args.frames):
+                ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(c.frames[i], cv2.COLOR_RGB2BGR))
+                data = jpg.tobytes()
+                if i % 5 == 2:
+                    data = data[: len(data) // 3] + b"\x00garbage"  # corrupt JPEG
+                persons_header = Header(stamp=c.stamp(i), frame_id="head_camera")
+                c.persons_pub.publish(
+                    TrackedPersonArray(
+                        header=persons_header,
+                        persons=[
+                            TrackedPerson(
+                                person_id=1, roi=RegionOfInterest(x_offset=0, y_offset=0, width=320, height=240)
+                            )
+                        ],
+                    )
+                )
+                c.cimg_pub.publish(CompressedImage(header=persons_header, format="jpeg", data=data))
+                c.spin(0.05)
+            c.spin(2.0)
+        elif args.scenario == "flood":
+            c.send_text(text)
+            start = time.monotonic()
+            i = 0
+            while time.monotonic() - start < 5.0:  # 100 Hz
+                c.send_frame(i, c.stamp(i, 10_000_000))
+                i += 1
+                c.spin(max(0.0, start + i * 0.01 - time.monotonic()))
+            c.spin(2.5)
+            extra["sent"] = i
+        else:
+            raise SystemExit(f"unknown scenario {args.scenario}")
+        print(json.dumps(c.report(**extra)))
+        return 0
+    finally:
+        c.node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""rhas_node over real DDS: the node and its clients run in separate processes on an isolated domain."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import pytest
+from dds_processes import HELPERS, spawn
+from tiny import tiny_model_config
+from tiny_backbones import make_tiny_clip
+
+import hopadiff
+from hopadiff.config import Config
+from hopadiff.synth_video import write_video_dataset
+
+pytestmark = pytest.mark.dds
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("node_assets")
+    summary = write_video_dataset(root / "clip", clips=1, frames=60, persons=3, fps=10)
+    labels = summary["classes"]
+    make_tiny_clip(root / "clip_model")
+    cfg = Config(model=tiny_model_config(feature_dim=24, num_classes=len(labels)))
+    hopadiff.save_checkpoint(root / "model.pt", hopadiff.HopaDIFF(cfg.model), cfg, labels)
+    return root
+
+
+def node_args(assets, **params):
+    base = {
+        "checkpoint": str(assets / "model.pt"),
+        "backbone": "clip",
+        "backbone_model": str(assets / "clip_model"),
+        "local_files_only": True,
+        "detector": "external",
+        "device": "cpu",
+        "sample_fps": 100.0,
+        "window": 16,
+        "hop": 4,
+        "min_window_frames": 4,
+        "ddim_steps": 3,
+        "torch_threads": 1,
+        "autostart": True,
+        "image_qos": "reliable",
+    }
+    base.update(params)
+    out = ["-m", "rhas_ros.node", "--ros-args"]
+    for k, v in base.items():
+        v = str(v).lower() if isinstance(v, bool) else v
+        out += ["-p", f"{k}:={v}"]
+    return out
+
+
+def run_scenario(assets, ros_env, scenario, node_params=None, timeout=120, *client_args):
+    env = dict(ros_env, OMP_NUM_THREADS="1")
+    with spawn(node_args(assets, **(node_params or {})), env) as node:
+        with spawn([str(HELPERS / "node_client.py"), scenario, str(assets / "clip"), *client_args], env) as client:
+            out, err = client.communicate(timeout=timeout)
+        alive = node.poll() is None
+        node.send_signal(signal.SIGINT)
+        try:
+            _, node_err = node.communicate(timeout=20)
+        except Exception:
+            node_err = ""
+    assert client.returncode == 0, f"client failed: {err[-3000:]}\nnode: {node_err[-3000:]}"
+    return json.loads(out.strip().splitlines()[-1]), alive, node_err
+
+
+def test_referring_mode_publishes_consistent_segments(assets, ros_env):
+    report, alive, log = run_scenario(assets, ros_env, "play")
+    assert alive, log[-2000:]
+    msgs = report["segments"]
+    assert msgs, f"no ActionSegmentArray received; node log: {log[-2000:]}"
+    assert report["labels"][:3] == ["walking", "running", "jumping"]
+    targets = {t for t in report["targets"] if t >= 0}
+    assert len(targets) >= 1
+    T0, period = 1_000_000_000_000, 100_000_000
+    sent = {T0 + i * period for i in range(40)}
+    last_rev = {}
+    finals = {}
+    for m in msgs:
+        assert m["frame_id"] == "head_camera"
+        assert m["stamp"] in sent and m["stamp"] == m["window"][1], "header stamp = newest frame of the window"
+        assert m["window"][0] <= m["window"][1]
+        assert m["person_id"] in targets
+        assert m["query"].startswith("the ") and 0 <= m["conf"] <= 1
+        for s in m["segments"]:
+            assert s["start"] <= s["end"] and s["start"] in sent and s["end"] in sent
+            assert report["labels"][s["class_id"]] == s["label"]
+            assert s["rev"] >= last_rev.get(s["id"], 0), "revisions never go back"
+            last_rev[s["id"]] = s["rev"]
+            if s["id"] in finals:
+                assert s == finals[s["id"]], "a FINAL segment never changes"
+            if s["status"] == 1:
+                finals[s["id"]] = s
+
+
+def test_everyone_mode_three_stable_ids(assets, ros_env):
+    report, alive, log = run_scenario(assets, ros_env, "play", {"segment_all_persons": True})
+    ids = {m["person_id"] for m in report["segments"]}
+    assert ids == {1, 2, 3}, (ids, log[-2000:])
+    assert report["track_ids"] == [1, 2, 3]
+    assert all(m["query"] == "" and m["conf"] == 0 for m in report["segments"])
+
+
+def test_clearing_the_query_stops_output(assets, ros_env):
+    report, alive, log = run_scenario(assets, ros_env, "clear")
+    assert report["before_clear"] > 0
+    assert len(report["segments"]) == report["cleared_at"], "segments published after the query was cleared"
+    assert "referring text cleared" in log
+
+
+def test_malformed_input_is_survived(assets, ros_env):
+    report, alive, log = run_scenario(assets, ros_env, "malformed")
+    assert alive
+    assert "step 100 < 960" in log
+    assert "unsupported encoding 'bayer_weird16'" in log
+    assert "empty image: 0x0" in log
+    assert "7680x4320 has more than max_image_pixels" in log
+    assert "truncated to 512" in log
+    assert report["segments"], "good frames after the bad ones must still be served"
+    assert report["segments"][-1]["query"] == report["segments"][-1]["query"].strip()
+
+
+def test_corrupt_jpeg_on_compressed_topic(assets, ros_env):
+    report, alive, log = run_scenario(assets, ros_env, "compressed", {"use_compressed": True})
+    assert alive and "corrupt or unsupported compressed image" in log
+    assert report["segments"]
+    assert int(report["diagnostics"]["decode_errors"]) >= 1
+
+
+def test_flood_is_bounded_and_drops_are_reported(assets, ros_env):
+    report, alive, log = run_scenario(
+        assets, ros_env, "flood", {"image_qos": "sensor_data", "queue_size": 2, "hop": 1, "ddim_steps": 25}
+    )
+    diag = report["diagnostics"]
+    assert alive and report["sent"] > 200
+    assert int(diag["frames_dropped_queue_full"]) > 0
+    assert int(diag["queue_length"]) <= 2
+    assert int(diag["buffered_frames"]) <= 16 * 4  # holistic ring + 3 persons, W = 16
+    assert float(diag["max_rss_mib"]) < 3000
+
+
+def test_stamps_going_backwards_reset_and_continue(assets, ros_env):
+    report, alive, log = run_scenario(assets, ros_env, "backwards")
+    assert alive and "went backwards" in log
+    assert len(report["segments"]) > report["before_loop"] > 0
