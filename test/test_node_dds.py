@@ -53,7 +53,7 @@ def node_args(assets, **params):
     return out
 
 
-def run_scenario(assets, ros_env, scenario, node_params=None, timeout=120, *client_args):
+def run_scenario(assets, ros_env, scenario, node_params=None, *client_args, timeout=120):
     env = dict(ros_env, OMP_NUM_THREADS="1")
     with spawn(node_args(assets, **(node_params or {})), env) as node:
         with spawn([str(HELPERS / "node_client.py"), scenario, str(assets / "clip"), *client_args], env) as client:
@@ -98,7 +98,7 @@ def test_referring_mode_publishes_consistent_segments(assets, ros_env):
 
 
 def test_everyone_mode_three_stable_ids(assets, ros_env):
-    report, alive, log = run_scenario(assets, ros_env, "play", {"segment_all_persons": True})
+    report, _, log = run_scenario(assets, ros_env, "play", {"segment_all_persons": True})
     ids = {m["person_id"] for m in report["segments"]}
     assert ids == {1, 2, 3}, (ids, log[-2000:])
     assert report["track_ids"] == [1, 2, 3]
@@ -106,7 +106,7 @@ def test_everyone_mode_three_stable_ids(assets, ros_env):
 
 
 def test_clearing_the_query_stops_output(assets, ros_env):
-    report, alive, log = run_scenario(assets, ros_env, "clear")
+    report, _, log = run_scenario(assets, ros_env, "clear")
     assert report["before_clear"] > 0
     assert len(report["segments"]) == report["cleared_at"], "segments published after the query was cleared"
     assert "referring text cleared" in log
@@ -132,7 +132,7 @@ def test_corrupt_jpeg_on_compressed_topic(assets, ros_env):
 
 
 def test_flood_is_bounded_and_drops_are_reported(assets, ros_env):
-    report, alive, log = run_scenario(
+    report, alive, _ = run_scenario(
         assets, ros_env, "flood", {"image_qos": "sensor_data", "queue_size": 2, "hop": 1, "ddim_steps": 25}
     )
     diag = report["diagnostics"]
@@ -147,3 +147,20 @@ def test_stamps_going_backwards_reset_and_continue(assets, ros_env):
     report, alive, log = run_scenario(assets, ros_env, "backwards")
     assert alive and "went backwards" in log
     assert len(report["segments"]) > report["before_loop"] > 0
+
+
+def test_lifecycle_transitions(assets, ros_env):
+    """configure with a missing checkpoint fails cleanly; a later configure with a good one succeeds."""
+    params = {"autostart": False, "checkpoint": str(assets / "missing.pt")}
+    report, alive, log = run_scenario(assets, ros_env, "lifecycle", params, "--text", str(assets / "model.pt"))
+    steps = report["steps"]
+    assert steps[0] == ["configure (missing checkpoint)", False, "unconfigured"]
+    assert "missing.pt does not exist" in log
+    assert steps[1][:2] == ["set checkpoint", True]
+    assert steps[2:] == [
+        ["configure", True, "inactive"],
+        ["activate", True, "active"],
+        ["deactivate", True, "inactive"],
+        ["cleanup", True, "unconfigured"],
+    ]
+    assert alive

@@ -20,6 +20,7 @@ ROSDEP_KEYS = {
     "sensor_msgs": "sensor_msgs",
     "diagnostic_msgs": "diagnostic_msgs",
     "lifecycle_msgs": "lifecycle_msgs",
+    "rcl_interfaces": "rcl_interfaces",
     "launch": "launch",
     "launch_ros": "launch_ros",
     "cv_bridge": "cv_bridge",

@@ -149,6 +149,47 @@ class Client:
         }
 
 
+def lifecycle(node, good_checkpoint: str) -> list:
+    """Drive rhas_node's transitions: configure with a missing checkpoint must fail cleanly,
+    configure after fixing the parameter must succeed, then activate, deactivate, cleanup."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    def call(client, request):
+        assert client.wait_for_service(timeout_sec=30), f"service {client.srv_name} not available"
+        future = client.call_async(request)
+        rclpy.spin_until_future_complete(node, future, timeout_sec=60)
+        return future.result()
+
+    change = node.create_client(ChangeState, "/rhas_node/change_state")
+    get = node.create_client(GetState, "/rhas_node/get_state")
+    setp = node.create_client(SetParameters, "/rhas_node/set_parameters")
+    steps = []
+
+    def transition(tid, name):
+        ok = call(change, ChangeState.Request(transition=Transition(id=tid))).success
+        steps.append([name, ok, call(get, GetState.Request()).current_state.label])
+
+    transition(Transition.TRANSITION_CONFIGURE, "configure (missing checkpoint)")
+    value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=good_checkpoint)
+    steps.append(
+        [
+            "set checkpoint",
+            call(setp, SetParameters.Request(parameters=[Parameter(name="checkpoint", value=value)]))
+            .results[0]
+            .successful,
+            "",
+        ]
+    )
+    transition(Transition.TRANSITION_CONFIGURE, "configure")
+    transition(Transition.TRANSITION_ACTIVATE, "activate")
+    transition(Transition.TRANSITION_DEACTIVATE, "deactivate")
+    transition(Transition.TRANSITION_CLEANUP, "cleanup")
+    return steps
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("scenario")
@@ -160,7 +201,8 @@ def main() -> int:
     c = Client(args.clip_dir, reliable_images=args.scenario != "flood")
     extra = {}
     try:
-        c.wait_for_node()
+        if args.scenario != "lifecycle":
+            c.wait_for_node()
         text = args.text if args.text is not None else c.texts[0]
         if args.scenario in ("play", "clear", "backwards"):
             c.send_text(text)
@@ -207,7 +249,7 @@ def main() -> int:
         elif args.scenario == "compressed":
             c.send_text(text)
             for i in range(args.frames):
-                ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(c.frames[i], cv2.COLOR_RGB2BGR))
+                _, jpg = cv2.imencode(".jpg", cv2.cvtColor(c.frames[i], cv2.COLOR_RGB2BGR))
                 data = jpg.tobytes()
                 if i % 5 == 2:
                     data = data[: len(data) // 3] + b"\x00garbage"  # corrupt JPEG
@@ -225,6 +267,8 @@ def main() -> int:
                 c.cimg_pub.publish(CompressedImage(header=persons_header, format="jpeg", data=data))
                 c.spin(0.05)
             c.spin(2.0)
+        elif args.scenario == "lifecycle":
+            extra["steps"] = lifecycle(c.node, args.text)
         elif args.scenario == "flood":
             c.send_text(text)
             start = time.monotonic()

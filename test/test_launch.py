@@ -1,0 +1,69 @@
+"""The launch file: checked statically everywhere, and with launch_testing where launch_ros exists."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+
+import pytest
+import yaml
+from conftest import REPO
+
+from rhas_ros.parameters import Settings
+
+LAUNCH = REPO / "launch" / "rhas.launch.py"
+
+
+def _launch_ast():
+    return ast.parse(LAUNCH.read_text())
+
+
+def test_executable_is_a_console_script():
+    calls = [
+        n for n in ast.walk(_launch_ast()) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "LifecycleNode"
+    ]
+    assert len(calls) == 1
+    kw = {k.arg: k.value for k in calls[0].keywords}
+    assert kw["package"].value == "rhas_ros"
+    executable = kw["executable"].value
+    assert f'"{executable} = rhas_ros.node:main"' in (REPO / "setup.py").read_text()
+
+
+def test_default_params_file_exists_and_its_keys_are_declared():
+    assert '"config", "rhas.yaml"' in LAUNCH.read_text()
+    params = yaml.safe_load((REPO / "config" / "rhas.yaml").read_text())["/**"]["ros__parameters"]
+    declared = set(Settings.__dataclass_fields__)
+    assert set(params) <= declared, f"undeclared: {set(params) - declared}"
+    assert set(params) == declared, f"parameters missing from rhas.yaml: {declared - set(params)}"
+
+
+def test_launch_arguments_cover_the_issue_list():
+    tree = _launch_ast()
+    args = next(n for n in ast.walk(tree) if isinstance(n, ast.Assign) and n.targets[0].id == "ARGUMENTS")
+    names = {k.value for k in args.value.keys}
+    assert names >= {
+        "params_file",
+        "checkpoint",
+        "backbone",
+        "backbone_model",
+        "device",
+        "precision",
+        "image_topic",
+        "text_topic",
+        "namespace",
+        "use_sim_time",
+        "log_level",
+    }
+    overrides = {"checkpoint", "backbone", "backbone_model", "device", "precision"}
+    assert overrides <= set(Settings.__dataclass_fields__)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("launch_ros") is None, reason="launch_ros is not on PyPI (ROS install only)"
+)
+def test_launch_description_builds():
+    spec = importlib.util.spec_from_file_location("rhas_launch", LAUNCH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    ld = mod.generate_launch_description()
+    assert any(type(e).__name__ == "LifecycleNode" for e in ld.entities)
