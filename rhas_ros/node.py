@@ -340,6 +340,7 @@ def build_pipeline(s):
         segment_all_persons=s.segment_all_persons,
         max_persons=s.max_persons,
         threshold=s.threshold,
+        at_least_one=s.at_least_one_action,
         smooth=s.smooth,
         max_text_chars=s.max_text_chars,
         grounding=GroundingConfig(

@@ -28,7 +28,8 @@ class Settings:
     max_persons: int = 8
     segment_all_persons: bool = False
     threshold: float = 0.5
-    smooth: int = 1
+    at_least_one_action: bool = True
+    smooth: int = 5
     grounding_ema: float = 0.3
     grounding_min_score: float = 0.0
     grounding_switch_margin: float = 0.05
@@ -68,6 +69,7 @@ DESCRIPTIONS = {
     "max_persons": "persons segmented at most in everyone mode",
     "segment_all_persons": "everyone mode: segment every tracked person instead of the referred one",
     "threshold": "probability at which a (multi-label) action counts as active",
+    "at_least_one_action": "multi-label: report the most probable action on every frame (and all above threshold)",
     "smooth": "median filter length along time, in sampled frames (1 = off)",
     "grounding_ema": "weight of the newest text-crop similarity in the accumulated grounding score",
     "grounding_min_score": "accumulated score needed to select a target",

@@ -33,6 +33,7 @@ class PipelineConfig:
     segment_all_persons: bool = False  # everyone mode
     max_persons: int = 8
     threshold: float = 0.5  # multi-label activity threshold
+    at_least_one: bool = True  # multi-label: the most probable class is active on every frame
     smooth: int = 1  # median filter length along time (frames)
     max_text_chars: int = 512
     min_box_pixels: int = 4
@@ -201,7 +202,10 @@ class RhasPipeline:
             for t, w, p in zip(group, wins, probs, strict=True):
                 ks = w[3]
                 st = self.stitchers.setdefault(
-                    t.track_id, SegmentStitcher(len(self.labels), self.multi_label, self.cfg.threshold, self.cfg.smooth)
+                    t.track_id,
+                    SegmentStitcher(
+                        len(self.labels), self.multi_label, self.cfg.threshold, self.cfg.smooth, self.cfg.at_least_one
+                    ),
                 )
                 segs = st.add_window(ks, [self.stamps[x] for x in ks], p)
                 outputs.append(self._output(t, ks, segs, st))

@@ -40,8 +40,16 @@ class SegmentStitcher:
 
     _ids = itertools.count(1)  # segment ids unique across all persons of a node run
 
-    def __init__(self, num_classes: int, multi_label: bool = True, threshold: float = 0.5, smooth: int = 1):
+    def __init__(
+        self,
+        num_classes: int,
+        multi_label: bool = True,
+        threshold: float = 0.5,
+        smooth: int = 1,
+        at_least_one: bool = True,
+    ):
         self.C, self.multi_label, self.threshold, self.smooth = num_classes, multi_label, threshold, smooth
+        self.at_least_one = at_least_one  # multi-label: the most probable class is always active
         self.sum: dict[int, np.ndarray] = {}
         self.count: dict[int, int] = {}
         self.stamps: dict[int, int] = {}
@@ -52,10 +60,9 @@ class SegmentStitcher:
         probs = np.stack([self.sum[k] / self.count[k] for k in ks], axis=1)  # (C, n)
         if self.smooth > 1:
             probs = median_filter(probs, size=(1, self.smooth), mode="nearest")  # along time only
-        if self.multi_label:
-            return probs >= self.threshold, probs
-        active = np.zeros_like(probs, dtype=bool)
-        active[probs.argmax(axis=0), np.arange(probs.shape[1])] = True
+        active = probs >= self.threshold if self.multi_label else np.zeros_like(probs, dtype=bool)
+        if not self.multi_label or self.at_least_one:
+            active[probs.argmax(axis=0), np.arange(probs.shape[1])] = True
         return active, probs
 
     def add_window(self, ks: list[int], stamps: list[int], probs: np.ndarray) -> list[Segment]:

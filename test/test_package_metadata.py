@@ -32,6 +32,7 @@ ROSDEP_KEYS = {
     "einops": "python3-einops",
     "torch": "python3-torch",
     "transformers": "python3-transformers",
+    "tokenizers": "python3-transformers",  # installed with transformers
     "tensorboard": "python3-tensorboard",
 }
 OWN = {"rhas_ros", "hopadiff"}

@@ -33,6 +33,18 @@ class ImageEncoding:
     joint: torch.Tensor  # (N, E) or (N, Q, E), L2-normalised: image side of image-text similarity
 
 
+def preprocess(images: list[np.ndarray], size: int, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """RGB uint8 images -> (N, 3, size, size) float32, normalised, on mean's device."""
+    batch = []
+    for i, img in enumerate(images):
+        if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] == 0 or img.shape[1] == 0:
+            raise ValueError(f"image {i}: expected a non-empty RGB (H, W, 3) array, got shape {img.shape}")
+        shrink = min(img.shape[:2]) > size
+        batch.append(cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC))
+    x = torch.from_numpy(np.stack(batch)).to(mean.device).permute(0, 3, 1, 2).float() / 255.0
+    return (x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
+
+
 class Backbone:
     """Base class; subclasses wrap one transformers model and its tokenizer."""
 
@@ -52,8 +64,8 @@ class Backbone:
         self.model = model.to(device=device, dtype=dtype).eval()
         self.tokenizer = tokenizer
         self.device, self.dtype, self.image_size = device, dtype, image_size
-        self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1)
-        self.std = torch.tensor(std, device=device).view(1, 3, 1, 1)
+        self.mean = torch.tensor(mean, device=device)
+        self.std = torch.tensor(std, device=device)
         self.max_text_tokens = max_text_tokens
 
     @property
@@ -62,16 +74,7 @@ class Backbone:
 
     def pixel_values(self, images: list[np.ndarray]) -> torch.Tensor:
         """RGB uint8 (H, W, 3) images of any size -> (N, 3, S, S) normalised tensor on the device."""
-        S = self.image_size
-        batch = []
-        for i, img in enumerate(images):
-            if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] == 0 or img.shape[1] == 0:
-                raise ValueError(f"image {i}: expected a non-empty RGB (H, W, 3) array, got shape {img.shape}")
-            batch.append(
-                cv2.resize(img, (S, S), interpolation=cv2.INTER_AREA if min(img.shape[:2]) > S else cv2.INTER_CUBIC)
-            )
-        x = torch.from_numpy(np.stack(batch)).to(self.device).permute(0, 3, 1, 2).float() / 255.0
-        return ((x - self.mean) / self.std).to(self.dtype)
+        return preprocess(images, self.image_size, self.mean, self.std).to(self.dtype)
 
     def tokens(self, texts: list[str]) -> dict:
         enc = self.tokenizer(

@@ -1,0 +1,148 @@
+"""Assets for the README's demo, built offline once and cached (no downloads, CPU only):
+
+1. synthetic multi-person clips (hopadiff.synth_video) for training, validation and the demo;
+2. a small CLIP built from a config and fine-tuned contrastively for a minute on the training
+   clips' person crops paired with texts like "the tall person in the red shirt is waving",
+   so its embeddings know shirt colours, sizes and poses (real BLIP-2/CLIP weights cannot be
+   downloaded here; README: how to use them);
+3. features of the training clips extracted with that backbone (hopadiff.features.extract);
+4. a HopaDIFF checkpoint trained on them (hopadiff.train) for about a minute.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+VERSION = 2
+log = logging.getLogger("rhas_demo")
+
+
+def _pairs(manifest: Path, every: int = 3):
+    from hopadiff.features.extract import crop, read_frames
+
+    doc = json.loads(manifest.read_text())
+    labels = doc["labels"]
+    crops, texts = [], []
+    for video in doc["videos"]:
+        frames = read_frames(manifest.parent / video["video"])
+        for p in video["persons"]:
+            for t in range(0, len(frames), every):
+                c = crop(frames[t], p["boxes"][t])
+                if c is not None:
+                    crops.append(c)
+                    texts.append(f"{p['text']} is {labels[p['labels'][t][0]]}")
+    return crops, texts
+
+
+def finetune_clip(model_dir: Path, manifest: Path, steps: int = 400, batch: int = 48, seed: int = 0) -> None:
+    """Contrastive fine-tuning of the small CLIP in ``model_dir`` (in place)."""
+    from transformers import AutoTokenizer, CLIPModel
+
+    from hopadiff.features.backbone import CLIP_MEAN, CLIP_STD, preprocess
+
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    model = CLIPModel.from_pretrained(model_dir, local_files_only=True).train()
+    tok = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    crops, texts = _pairs(manifest)
+    size = model.config.vision_config.image_size
+    mean, std = torch.tensor(CLIP_MEAN), torch.tensor(CLIP_STD)
+    pixels = preprocess(crops, size, mean, std)  # all crops once (small)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+    for step in range(steps):
+        idx = rng.sample(range(len(texts)), min(batch, len(texts)))
+        batch_texts = [texts[i] for i in idx]
+        enc = tok(batch_texts, padding=True, return_tensors="pt")
+        img = F.normalize(model.get_image_features(pixel_values=pixels[idx]).pooler_output, dim=-1)
+        txt = F.normalize(model.get_text_features(**enc).pooler_output, dim=-1)
+        logits = img @ txt.T * model.logit_scale.exp()
+        same = torch.tensor([[a == b for b in batch_texts] for a in batch_texts], dtype=torch.float)
+        target = same / same.sum(1, keepdim=True)  # identical texts are all positives
+        loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 100 == 0 or step == steps - 1:
+            log.info("backbone fine-tuning step %d/%d: contrastive loss %.3f", step + 1, steps, loss.item())
+    model.eval().save_pretrained(model_dir)
+
+
+def build_assets(out: Path, train_seconds_hint: str = "about a minute") -> dict:
+    """Build (or reuse) everything the demo needs under ``out``; returns the summary dict."""
+    from hopadiff.config import config_from_dict
+    from hopadiff.features import load_backbone
+    from hopadiff.features.extract import extract
+    from hopadiff.features.tiny import make_tiny_clip
+    from hopadiff.synth_video import write_video_dataset
+    from hopadiff.train import Trainer
+
+    out = Path(out)
+    summary_path = out / "assets.json"
+    if summary_path.exists():
+        summary = json.loads(summary_path.read_text())
+        if summary.get("version") == VERSION and Path(summary["checkpoint"]).exists():
+            log.info("reusing demo assets in %s (delete the folder to rebuild)", out)
+            return summary
+    t0 = time.time()
+    log.info("building demo assets in %s (first run only, %s of training)", out, train_seconds_hint)
+    train = write_video_dataset(out / "clips_train", clips=12, frames=160, persons=3, fps=10, seed=100)
+    val = write_video_dataset(out / "clips_val", clips=2, frames=160, persons=3, fps=10, seed=200)
+    demo = write_video_dataset(out / "clips_demo", clips=1, frames=200, persons=3, fps=10, seed=300)
+    model_dir = out / "clip_model"
+    make_tiny_clip(model_dir, hidden=64, image_size=64, patch=8, projection=64, layers=2)
+    finetune_clip(model_dir, Path(train["manifest"]))
+    backbone = load_backbone("clip", str(model_dir), "cpu", "fp32", local_files_only=True)
+    extract(Path(train["manifest"]), out / "features", backbone, "train")
+    extract(Path(val["manifest"]), out / "features", backbone, "val")
+    cfg = config_from_dict(
+        {
+            "model": {
+                "feature_dim": backbone.feature_dim,
+                "num_classes": len(train["classes"]),
+                "encoder": {
+                    "num_layers": 6,
+                    "num_f_maps": 32,
+                    "feature_layer_indices": [3, 5],
+                    "normal_dropout": 0.1,
+                    "channel_dropout": 0.1,
+                    "temporal_dropout": 0.1,
+                },
+                "xlstm": {"hidden_dim": 32, "num_heads": 2, "gate_attention_dim": 8},
+                "fourier": {"num_coefficients": 8, "condition_dim": 16},
+                "decoder": {"num_layers": 5, "num_f_maps": 24, "time_emb_dim": 64},
+                "diffusion": {"num_train_timesteps": 100, "sampling_steps": 5},
+            },
+            "data": {"root": str(out / "features"), "window": 64, "hop": 16, "sample_fps": 10.0},
+            "train": {
+                "epochs": 200,
+                "batch_size": 8,
+                "windows_per_epoch": 32,
+                "lr": 2e-3,
+                "eval_every": 40,
+                "out_dir": str(out / "run"),
+                "device": "cpu",
+            },
+        }
+    )
+    Trainer(cfg).fit()
+    summary = {
+        "version": VERSION,
+        "checkpoint": str(out / "run" / "best.pt"),
+        "backbone_model": str(model_dir),
+        "feature_dim": backbone.feature_dim,
+        "classes": train["classes"],
+        "demo_clip": demo["manifest"],
+        "window": cfg.data.window,
+        "hop": cfg.data.hop,
+        "fps": 10.0,
+        "build_seconds": round(time.time() - t0),
+    }
+    summary_path.write_text(json.dumps(summary, indent=1))
+    return summary
