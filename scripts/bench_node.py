@@ -1,0 +1,72 @@
+"""Benchmark the node's worker pipeline (not a test): prints a Markdown table.
+
+  .venv/bin/python scripts/bench_node.py [--frames 160] [--threads 2]
+
+For 1, 3 and 8 persons in view (everyone mode, external boxes), a small CLIP backbone built
+from a config (64 px, as in the demo) and a HopaDIFF with the seed architecture (W=256,
+hop=32, 25 DDIM steps) on CPU: sustained sampled frames/s, per-frame cost, and latency from
+a frame's arrival to its segments being ready (frames that trigger inference).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import hopadiff
+from hopadiff.config import ModelConfig
+from hopadiff.features import load_backbone
+from hopadiff.features.tiny import make_tiny_clip
+from rhas_ros.pipeline import PipelineConfig, RhasPipeline
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--frames", type=int, default=160)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--window", type=int, default=256)
+    ap.add_argument("--hop", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=25)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        make_tiny_clip(Path(tmp), hidden=64, image_size=64, patch=8, projection=64)
+        backbone = load_backbone("clip", tmp, "cpu", local_files_only=True)
+    labels = hopadiff.read_label_names(Path(hopadiff.__file__).parent / "resources" / "rhas133_classes.txt")
+    model = hopadiff.HopaDIFF(ModelConfig(feature_dim=backbone.feature_dim, num_classes=len(labels))).eval()
+    print(f"# rhas_node worker benchmark: CPU, {args.threads} torch threads, W={args.window}, hop={args.hop}, "
+          f"{args.steps} DDIM steps, {len(labels)} classes, 64 px CLIP backbone, 640x480 frames")
+    print()
+    print("| persons | sustained frames/s | median ms/frame | inference frames: median latency ms | p95 latency ms |")
+    print("|---|---|---|---|---|")
+    rng = np.random.default_rng(0)
+    for n in (1, 3, 8):
+        cfg = PipelineConfig(window=args.window, hop=args.hop, steps=args.steps, segment_all_persons=True,
+                             max_persons=8, min_window_frames=16)
+        pipe = RhasPipeline(model, labels, backbone, None, cfg)
+        frame = rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)
+        boxes = np.array([[20 + 75 * i, 100, 60, 200] for i in range(n)], dtype=np.float64)
+        per_frame, latency = [], []
+        t_start = time.perf_counter()
+        for k in range(args.frames):
+            t0 = time.perf_counter()
+            result = pipe.process(frame, k * 200_000_000, (boxes + rng.normal(0, 1, boxes.shape), np.ones(n), None))
+            dt = (time.perf_counter() - t0) * 1e3
+            per_frame.append(dt)
+            if result.inference_ms is not None:
+                latency.append(dt)
+        total = time.perf_counter() - t_start
+        lat = sorted(latency)
+        p95 = lat[min(len(lat) - 1, int(0.95 * len(lat)))] if lat else float("nan")
+        print(f"| {n} | {args.frames / total:.1f} | {statistics.median(per_frame):.1f} | "
+              f"{statistics.median(lat) if lat else float('nan'):.0f} | {p95:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
