@@ -100,6 +100,10 @@ class RhasNode(LifecycleNode):
         self._worker.start()
         self._diag_timer = self.create_timer(1.0, self._publish_diagnostics)
         ret = super().on_activate(state)
+        self.get_logger().info(
+            f"active: images on {s.image_topic}{'/compressed' if s.use_compressed else ''}, "
+            f"text on {s.text_topic}, detector {s.detector}"
+        )
         self._pubs["labels"].publish(
             ActionLabels(
                 header=Header(stamp=self.get_clock().now().to_msg()),

@@ -40,15 +40,23 @@ def main() -> None:
         backbone = load_backbone("clip", tmp, "cpu", local_files_only=True)
     labels = hopadiff.read_label_names(Path(hopadiff.__file__).parent / "resources" / "rhas133_classes.txt")
     model = hopadiff.HopaDIFF(ModelConfig(feature_dim=backbone.feature_dim, num_classes=len(labels))).eval()
-    print(f"# rhas_node worker benchmark: CPU, {args.threads} torch threads, W={args.window}, hop={args.hop}, "
-          f"{args.steps} DDIM steps, {len(labels)} classes, 64 px CLIP backbone, 640x480 frames")
+    print(
+        f"# rhas_node worker benchmark: CPU, {args.threads} torch threads, W={args.window}, hop={args.hop}, "
+        f"{args.steps} DDIM steps, {len(labels)} classes, 64 px CLIP backbone, 640x480 frames"
+    )
     print()
     print("| persons | sustained frames/s | median ms/frame | inference frames: median latency ms | p95 latency ms |")
     print("|---|---|---|---|---|")
     rng = np.random.default_rng(0)
     for n in (1, 3, 8):
-        cfg = PipelineConfig(window=args.window, hop=args.hop, steps=args.steps, segment_all_persons=True,
-                             max_persons=8, min_window_frames=16)
+        cfg = PipelineConfig(
+            window=args.window,
+            hop=args.hop,
+            steps=args.steps,
+            segment_all_persons=True,
+            max_persons=8,
+            min_window_frames=16,
+        )
         pipe = RhasPipeline(model, labels, backbone, None, cfg)
         frame = rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)
         boxes = np.array([[20 + 75 * i, 100, 60, 200] for i in range(n)], dtype=np.float64)
@@ -64,8 +72,10 @@ def main() -> None:
         total = time.perf_counter() - t_start
         lat = sorted(latency)
         p95 = lat[min(len(lat) - 1, int(0.95 * len(lat)))] if lat else float("nan")
-        print(f"| {n} | {args.frames / total:.1f} | {statistics.median(per_frame):.1f} | "
-              f"{statistics.median(lat) if lat else float('nan'):.0f} | {p95:.0f} |")
+        print(
+            f"| {n} | {args.frames / total:.1f} | {statistics.median(per_frame):.1f} | "
+            f"{statistics.median(lat) if lat else float('nan'):.0f} | {p95:.0f} |"
+        )
 
 
 if __name__ == "__main__":
