@@ -11,7 +11,7 @@ def draw(rgb: np.ndarray, result, labels: list[str]) -> np.ndarray:
     img = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
     current = {}
     for out in result.outputs:
-        active = [labels[s.segment.class_id] for s in out.segments if s.segment.status == 0]
+        active = [labels[s.class_id] for s in out.segments if s.status == 0]
         current[out.person_id] = ", ".join(active[:3])
     for t in result.tracks:
         x, y, w, h = (int(v) for v in t.box)

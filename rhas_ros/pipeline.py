@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .grounding import Grounder, GroundingConfig
-from .stitching import FINAL, Segment, SegmentStitcher
+from .stitching import Segment, SegmentStitcher
 from .tracker import IouTracker, Track
 
 
@@ -43,13 +43,6 @@ class PipelineConfig:
 
 
 @dataclass
-class StampedSegment:
-    segment: Segment
-    start_ns: int
-    end_ns: int
-
-
-@dataclass
 class PersonOutput:
     person_id: int
     query: str
@@ -57,7 +50,7 @@ class PersonOutput:
     box: tuple[float, float, float, float]
     window_start_ns: int
     window_end_ns: int
-    segments: list[StampedSegment]
+    segments: list[Segment]  # with start_ns / end_ns camera stamps
 
 
 @dataclass
@@ -173,7 +166,7 @@ class RhasPipeline:
                 t0 = time.perf_counter()
                 outputs += self._infer(ready)
                 inference_ms = (time.perf_counter() - t0) * 1e3
-        oldest = min([self.hol_ks[0]] + [s._keep_from for s in self.stitchers.values()])
+        oldest = self.hol_ks[0]
         for kk in [kk for kk in self.stamps if kk < oldest]:
             del self.stamps[kk]
         return FrameResult(stamp_ns, tracks, target, dict(self.grounder.scores), outputs, inference_ms)
@@ -208,11 +201,10 @@ class RhasPipeline:
                     ),
                 )
                 segs = st.add_window(ks, [self.stamps[x] for x in ks], p)
-                outputs.append(self._output(t, ks, segs, st))
-                st.prune()
+                outputs.append(self._output(t, ks, segs))
         return outputs
 
-    def _output(self, t: Track, ks, segs, st: SegmentStitcher) -> PersonOutput:
+    def _output(self, t: Track, ks, segs) -> PersonOutput:
         referring = not self.cfg.segment_all_persons  # everyone mode: query empty, confidence 0
         return PersonOutput(
             person_id=t.track_id,
@@ -221,20 +213,15 @@ class RhasPipeline:
             box=t.box,
             window_start_ns=self.stamps[ks[0]],
             window_end_ns=self.stamps[ks[-1]],
-            segments=[StampedSegment(s, st.stamps[s.start_k], st.stamps[s.end_k]) for s in segs],
+            segments=segs,
         )
 
     def _finish_gone(self, live: set[int], stamp_ns: int) -> list[PersonOutput]:
         """Tracks that disappeared: publish their open segments once more as FINAL."""
         outputs = []
         for tid in [tid for tid in self.stitchers if tid not in live]:
-            st = self.stitchers.pop(tid)
-            if st.open:
-                for s in st.open:
-                    s.status, s.revision = FINAL, s.revision + 1
-                segs = [StampedSegment(s, st.stamps[s.start_k], st.stamps[s.end_k]) for s in st.open]
-                ks = sorted(st.stamps)
-                outputs.append(
-                    PersonOutput(tid, "", 0.0, (0.0, 0.0, 0.0, 0.0), st.stamps[ks[0]], st.stamps[ks[-1]], segs)
-                )
+            done = self.stitchers.pop(tid).finish()
+            if done:
+                start, end = min(s.start_ns for s in done), max(s.end_ns for s in done)
+                outputs.append(PersonOutput(tid, "", 0.0, (0.0, 0.0, 0.0, 0.0), start, end, done))
         return outputs

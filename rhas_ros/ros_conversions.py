@@ -61,14 +61,14 @@ def segment_array(out: PersonOutput, labels: list[str], frame_id: str, stamp_ns:
     )
     msg.segments = [
         ActionSegment(
-            segment_id=int(s.segment.segment_id),
-            revision=int(s.segment.revision),
-            status=int(s.segment.status),
+            segment_id=int(s.segment_id),
+            revision=int(s.revision),
+            status=int(s.status),
             start=ns_to_stamp(s.start_ns),
             end=ns_to_stamp(s.end_ns),
-            class_id=int(s.segment.class_id),
-            label=labels[s.segment.class_id],
-            confidence=float(s.segment.confidence),
+            class_id=int(s.class_id),
+            label=labels[s.class_id],
+            confidence=float(s.confidence),
         )
         for s in out.segments
     ]

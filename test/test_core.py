@@ -1,0 +1,194 @@
+"""The node's ROS-free core: tracker, grounding hysteresis, segment stitching, pipeline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tiny import tiny_model_config
+
+import hopadiff
+from hopadiff.features import load_backbone
+from hopadiff.features.tiny import make_tiny_clip
+from rhas_ros.grounding import Grounder, GroundingConfig
+from rhas_ros.pipeline import PipelineConfig, RhasPipeline
+from rhas_ros.stitching import FINAL, ONGOING, SegmentStitcher
+from rhas_ros.tracker import IouTracker, iou_matrix
+
+
+def test_iou_matrix():
+    a = np.array([[0, 0, 10, 10]])
+    b = np.array([[5, 0, 10, 10], [20, 20, 5, 5]])
+    np.testing.assert_allclose(iou_matrix(a, b), [[50 / 150, 0.0]])
+
+
+def test_tracker_keeps_ids_through_motion_swaps_and_ageing():
+    tr = IouTracker(min_iou=0.3, max_age=2)
+    boxes = np.array([[0, 0, 20, 40], [100, 0, 20, 40], [200, 0, 20, 40]], float)
+    ids0 = [t.track_id for t in tr.update(boxes)]
+    assert ids0 == [1, 2, 3]
+    moved = boxes[::-1] + np.array([3, 0, 0, 0])  # detections arrive in another order and moved a little
+    tracks = tr.update(moved)
+    by_x = {round(t.box[0]): t.track_id for t in tracks}
+    assert by_x == {3: 1, 103: 2, 203: 3}
+    tr.update(moved[:2])  # person 1 (x=3) not detected
+    tr.update(moved[:2])
+    assert [t.track_id for t in tr.tracks] == [1, 2, 3] and tr.tracks[0].missed == 2
+    tr.update(moved[:2])  # missed 3 > max_age -> dropped
+    assert [t.track_id for t in tr.tracks] == [2, 3]
+    assert [t.track_id for t in tr.update(np.vstack([moved[:2], [[3, 0, 20, 40]]]))] == [2, 3, 4], "ids not reused"
+
+
+def test_tracker_follows_external_ids():
+    tr = IouTracker()
+    tr.update([[0, 0, 10, 10]], external_ids=[7])
+    tracks = tr.update([[300, 300, 10, 10]], external_ids=[7])  # jumped, but the upstream id says it is the same
+    assert [t.track_id for t in tracks] == [1] and tracks[0].box[0] == 300
+
+
+def test_grounding_hysteresis():
+    g = Grounder(GroundingConfig(ema=1.0, switch_margin=0.05, switch_frames=3))
+    assert g.update({1: 0.5, 2: 0.2}) == 1
+    assert g.update({1: 0.2, 2: 0.5}) == 1  # one frame of doubt does not switch
+    assert g.update({1: 0.5, 2: 0.2}) == 1
+    for _ in range(2):
+        assert g.update({1: 0.2, 2: 0.6}) == 1
+    assert g.update({1: 0.2, 2: 0.6}) == 2  # third consecutive frame: switch
+    assert g.update({2: 0.6}) == 2 and 1 not in g.scores
+    assert g.update({}) is None
+
+
+def _probs(active_rows, C=3):
+    p = np.full((C, len(active_rows)), 0.1)
+    for t, cs in enumerate(active_rows):
+        for c in cs:
+            p[c, t] = 0.9
+    return p
+
+
+def test_stitching_ids_revisions_and_finals():
+    st = SegmentStitcher(3, multi_label=True, at_least_one=False)
+    ks = list(range(0, 8))
+    out = st.add_window(ks, [k * 10 for k in ks], _probs([[0]] * 4 + [[1]] * 4))
+    assert [(s.class_id, s.start_k, s.end_k, s.status) for s in out] == [(0, 0, 3, ONGOING), (1, 4, 7, ONGOING)]
+    ids = {s.class_id: s.segment_id for s in out}
+    st.prune()
+    ks2 = list(range(4, 12))  # next window overlaps by 4 frames; class 1 continues to frame 9
+    out2 = st.add_window(ks2, [k * 10 for k in ks2], _probs([[1]] * 6 + [[2]] * 2))
+    got = {s.class_id: s for s in out2}
+    assert got[0].status == FINAL and got[0].segment_id == ids[0]  # ended before the window: final
+    assert got[1].segment_id == ids[1] and got[1].end_k == 9 and got[1].revision == 1
+    assert got[2].start_k == 10 and got[2].revision == 0
+    st.prune()
+    assert min(st.sum) >= 4, "frames nothing can touch any more are forgotten"
+
+
+def test_stitching_retraction_and_single_label():
+    st = SegmentStitcher(3, multi_label=True, at_least_one=False)
+    st.add_window([0, 1, 2, 3], [0, 1, 2, 3], _probs([[], [], [2], [2]]))
+    out = st.add_window([2, 3, 4, 5], [2, 3, 4, 5], _probs([[], [], [], []]) * 0)  # averaged below threshold
+    retracted = [s for s in out if s.class_id == 2]
+    assert retracted and retracted[0].status == FINAL and retracted[0].confidence == 0
+    single = SegmentStitcher(3, multi_label=False)
+    out = single.add_window([0, 1, 2], [0, 1, 2], np.array([[0.2, 0.2, 0.6], [0.5, 0.5, 0.3], [0.3, 0.3, 0.1]]))
+    assert [(s.class_id, s.start_k, s.end_k) for s in out] == [(1, 0, 1), (0, 2, 2)]
+
+
+@pytest.fixture(scope="module")
+def pipeline_parts(tmp_path_factory):
+    d = tmp_path_factory.mktemp("clip")
+    make_tiny_clip(d)
+    backbone = load_backbone("clip", str(d), "cpu", local_files_only=True)
+    model = hopadiff.HopaDIFF(tiny_model_config(feature_dim=24, num_classes=5)).eval()
+    return model, backbone
+
+
+def test_pipeline_everyone_mode_batches_and_bounds_memory(pipeline_parts):
+    model, backbone = pipeline_parts
+    labels = [f"a{i}" for i in range(5)]
+    pipe = RhasPipeline(
+        model,
+        labels,
+        backbone,
+        None,
+        PipelineConfig(window=8, hop=4, min_window_frames=4, steps=2, segment_all_persons=True),
+    )
+    frame = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    boxes = np.array([[5, 5, 30, 60], [60, 5, 30, 60], [110, 5, 30, 60]], float)
+    outputs = []
+    for k in range(30):
+        res = pipe.process(frame, 1000 + k, (boxes, np.ones(3), None))
+        outputs += res.outputs
+        assert pipe.memory_frames() <= 8 * 4
+    assert {o.person_id for o in outputs} == {1, 2, 3}
+    for o in outputs:
+        assert o.window_start_ns <= o.window_end_ns and o.query == "" and o.grounding_confidence == 0
+        for s in o.segments:
+            assert s.start_ns <= s.end_ns
+    assert len(pipe.stamps) <= 16
+
+
+def test_pipeline_referring_mode_needs_a_query(pipeline_parts):
+    model, backbone = pipeline_parts
+    pipe = RhasPipeline(
+        model,
+        [f"a{i}" for i in range(5)],
+        backbone,
+        None,
+        PipelineConfig(window=8, hop=2, min_window_frames=2, steps=2),
+    )
+    frame = np.zeros((120, 160, 3), np.uint8)
+    boxes = (np.array([[5, 5, 30, 60], [60, 5, 30, 60]], float), np.ones(2), None)
+    assert not any(pipe.process(frame, k, boxes).outputs for k in range(6))
+    assert pipe.set_query("  the   tall person\n in red ") == "the tall person in red"
+    res = [pipe.process(frame, 10 + k, boxes) for k in range(6)]
+    outs = [o for r in res for o in r.outputs]
+    assert outs and {o.person_id for o in outs} == {res[-1].target_id}
+    assert all(o.query == "the tall person in red" for o in outs)
+    pipe.set_query("x" * 10_000)
+    assert len(pipe.query) == 512
+    pipe.reset()
+    assert pipe.memory_frames() == 0 and not pipe.tracker.tracks
+
+
+def test_pipeline_is_deterministic_with_eta0(pipeline_parts):
+    model, backbone = pipeline_parts
+    frame = np.random.default_rng(1).integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    runs = []
+    for _ in range(2):
+        pipe = RhasPipeline(
+            model,
+            [f"a{i}" for i in range(5)],
+            backbone,
+            None,
+            PipelineConfig(window=6, hop=3, min_window_frames=3, steps=3, segment_all_persons=True),
+        )
+        outs = [pipe.process(frame, k, (np.array([[0, 0, 40, 60]], float), np.ones(1), None)).outputs for k in range(9)]
+        runs.append(
+            [
+                (s.class_id, s.start_ns, s.end_ns, round(s.confidence, 6))
+                for o in outs
+                for out in o
+                for s in out.segments
+            ]
+        )
+    assert runs[0] == runs[1] and runs[0]
+
+
+def test_stitching_long_action_keeps_one_id_and_bounded_memory():
+    """An action lasting far longer than a window stays one segment; old frames are forgotten."""
+    st = SegmentStitcher(3, multi_label=True, at_least_one=False)
+    W, hop = 8, 4
+    ids, sizes = set(), []
+    for start in range(0, 200, hop):
+        ks = list(range(start, start + W))
+        probs = _probs([[0]] * W)
+        probs[0] = 0.8 if start < 100 else 0.6
+        out = st.add_window(ks, [1000 + k for k in ks], probs)
+        ids |= {s.segment_id for s in out}
+        sizes.append(len(st.sum))
+    assert len(ids) == 1 and max(sizes) <= W
+    (seg,) = st.open
+    assert seg.start_k == 0 and seg.start_ns == 1000 and seg.end_k == 203 and seg.status == ONGOING
+    assert 0.6 < seg.confidence < 0.8  # mean over the whole action, frozen frames included
+    (final,) = st.finish()
+    assert final.status == FINAL
