@@ -74,6 +74,7 @@ def test_referring_mode_publishes_consistent_segments(assets, ros_env):
     msgs = report["segments"]
     assert msgs, f"no ActionSegmentArray received; node log: {log[-2000:]}"
     assert report["labels"][:3] == ["walking", "running", "jumping"]
+    assert report["debug_images"] and report["debug_images"][0] == [320, 240, "bgr8"], "debug image while subscribed"
     targets = {t for t in report["targets"] if t >= 0}
     assert len(targets) >= 1
     T0, period = 1_000_000_000_000, 100_000_000

@@ -55,6 +55,8 @@ class Client:
         self.node.create_subscription(TrackedPersonArray, "tracked_persons", self.tracks.append, 100)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diags.append, 10)
         self.node.create_subscription(ActionLabels, "action_labels", self.labels.append, latched)
+        self.debug_images: list[Image] = []
+        self.node.create_subscription(Image, "/rhas_node/debug_image", self.debug_images.append, 10)
 
     def spin(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -145,6 +147,7 @@ class Client:
             "track_ids": sorted({p.person_id for m in self.tracks for p in m.persons}),
             "labels": list(self.labels[-1].labels) if self.labels else [],
             "diagnostics": diag,
+            "debug_images": [[m.width, m.height, m.encoding] for m in self.debug_images[:3]],
             **extra,
         }
 
