@@ -75,6 +75,13 @@ def match_counts(pred_segs, gt_segs, overlap: float) -> tuple[int, int, int]:
     return tp, fp, len(gt_segs) - sum(used)
 
 
+def _add_counts(counts: dict, pred_segs, gt_segs) -> None:
+    """Accumulate tp/fp/fn at every overlap threshold (summed over videos and classes)."""
+    for k in OVERLAPS:
+        for i, n in enumerate(match_counts(pred_segs, gt_segs, k)):
+            counts[k][i] += n
+
+
 def _f1(tp: int, fp: int, fn: int) -> float:
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
@@ -99,11 +106,7 @@ def segmentation_scores(predictions, labels, background: Iterable[int] | None = 
         total += g.size
         ps, gs = segments(p, bg), segments(g, bg)
         edits.append(edit_score(ps, gs))
-        for k in OVERLAPS:
-            tp, fp, fn = match_counts(ps, gs, k)
-            counts[k][0] += tp
-            counts[k][1] += fp
-            counts[k][2] += fn
+        _add_counts(counts, ps, gs)
     out = {"acc": 100.0 * correct / max(total, 1), "edit": float(np.mean(edits))}
     for k in OVERLAPS:
         out[f"f1@{round(k * 100)}"] = _f1(*counts[k])
@@ -148,11 +151,7 @@ def multilabel_scores(probabilities, labels, threshold: float = 0.5) -> dict[str
             ps, gs = segments(pred[c].astype(int), [0]), segments(y[c].astype(int), [0])
             if ps or gs:
                 edits.append(edit_score(ps, gs))
-            for k in OVERLAPS:
-                tp, fp, fn = match_counts(ps, gs, k)
-                counts[k][0] += tp
-                counts[k][1] += fp
-                counts[k][2] += fn
+            _add_counts(counts, ps, gs)
     all_p = np.concatenate([np.asarray(p) for p in probabilities], axis=1)
     all_y = np.concatenate([np.asarray(y) > 0.5 for y in labels], axis=1)
     aps = [average_precision(all_p[c], all_y[c]) for c in range(all_y.shape[0]) if all_y[c].any()]

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-VERSION = 2
+VERSION = 3
 log = logging.getLogger("rhas_demo")
 
 
@@ -74,9 +74,19 @@ def finetune_clip(model_dir: Path, manifest: Path, steps: int = 400, batch: int 
     model.eval().save_pretrained(model_dir)
 
 
+def small_config_path() -> Path:
+    """config/hopadiff/small.yaml from the source tree, or from the installed share folder."""
+    here = Path(__file__).resolve().parents[1] / "config" / "hopadiff" / "small.yaml"
+    if here.exists():
+        return here
+    from ament_index_python.packages import get_package_share_directory
+
+    return Path(get_package_share_directory("rhas_ros")) / "config" / "hopadiff" / "small.yaml"
+
+
 def build_assets(out: Path, train_seconds_hint: str = "about a minute") -> dict:
     """Build (or reuse) everything the demo needs under ``out``; returns the summary dict."""
-    from hopadiff.config import config_from_dict
+    from hopadiff.config import load_config
     from hopadiff.features import load_backbone
     from hopadiff.features.extract import extract
     from hopadiff.features.tiny import make_tiny_clip
@@ -101,35 +111,19 @@ def build_assets(out: Path, train_seconds_hint: str = "about a minute") -> dict:
     backbone = load_backbone("clip", str(model_dir), "cpu", "fp32", local_files_only=True)
     extract(Path(train["manifest"]), out / "features", backbone, "train")
     extract(Path(val["manifest"]), out / "features", backbone, "val")
-    cfg = config_from_dict(
-        {
-            "model": {
-                "feature_dim": backbone.feature_dim,
-                "num_classes": len(train["classes"]),
-                "encoder": {
-                    "num_layers": 6,
-                    "num_f_maps": 32,
-                    "feature_layer_indices": [3, 5],
-                    "normal_dropout": 0.1,
-                    "channel_dropout": 0.1,
-                    "temporal_dropout": 0.1,
-                },
-                "xlstm": {"hidden_dim": 32, "num_heads": 2, "gate_attention_dim": 8},
-                "fourier": {"num_coefficients": 8, "condition_dim": 16},
-                "decoder": {"num_layers": 5, "num_f_maps": 24, "time_emb_dim": 64},
-                "diffusion": {"num_train_timesteps": 100, "sampling_steps": 5},
-            },
-            "data": {"root": str(out / "features"), "window": 64, "hop": 16, "sample_fps": 10.0},
-            "train": {
-                "epochs": 200,
-                "batch_size": 8,
-                "windows_per_epoch": 32,
-                "lr": 2e-3,
-                "eval_every": 40,
-                "out_dir": str(out / "run"),
-                "device": "cpu",
-            },
-        }
+    cfg = load_config(
+        small_config_path(),
+        [
+            f"model.feature_dim={backbone.feature_dim}",
+            f"model.num_classes={len(train['classes'])}",
+            f"data.root={out / 'features'}",
+            "data.hop=16",
+            "data.sample_fps=10.0",
+            "train.epochs=200",
+            "train.windows_per_epoch=32",
+            "train.eval_every=40",
+            f"train.out_dir={out / 'run'}",
+        ],
     )
     Trainer(cfg).fit()
     summary = {

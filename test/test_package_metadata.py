@@ -21,6 +21,7 @@ ROSDEP_KEYS = {
     "diagnostic_msgs": "diagnostic_msgs",
     "lifecycle_msgs": "lifecycle_msgs",
     "rcl_interfaces": "rcl_interfaces",
+    "ament_index_python": "ament_index_python",
     "launch": "launch",
     "launch_ros": "launch_ros",
     "cv_bridge": "cv_bridge",

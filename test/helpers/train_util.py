@@ -1,4 +1,4 @@
-"""Helpers for the training / CLI tests: a tiny experiment config and CLI runners."""
+"""Helpers for the training / CLI tests: the shipped small experiment config and CLI runners."""
 
 from __future__ import annotations
 
@@ -6,40 +6,24 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
+from hopadiff.config import load_config, save_config
+
+SMALL = Path(__file__).resolve().parents[2] / "config" / "hopadiff" / "small.yaml"
 
 
 def tiny_experiment(path: Path, data_root: Path, out_dir: Path, feature_dim: int, num_classes: int, **train) -> Path:
-    cfg = {
-        "model": {
-            "feature_dim": feature_dim,
-            "num_classes": num_classes,
-            "encoder": {
-                "num_layers": 6,
-                "num_f_maps": 32,
-                "feature_layer_indices": [3, 5],
-                "normal_dropout": 0.1,
-                "channel_dropout": 0.1,
-                "temporal_dropout": 0.1,
-            },
-            "xlstm": {"hidden_dim": 32, "num_heads": 2, "gate_attention_dim": 8},
-            "fourier": {"num_coefficients": 8, "condition_dim": 16},
-            "decoder": {"num_layers": 4, "num_f_maps": 24, "time_emb_dim": 64},
-            "diffusion": {"num_train_timesteps": 100, "sampling_steps": 5},
-        },
-        "data": {"root": str(data_root), "window": 64, "hop": 32},
-        "train": {
-            "epochs": 2,
-            "batch_size": 8,
-            "windows_per_epoch": 32,
-            "lr": 2e-3,
-            "eval_every": 1000,
-            "out_dir": str(out_dir),
-            "device": "cpu",
-            **train,
-        },
-    }
-    path.write_text(yaml.safe_dump(cfg))
+    """config/hopadiff/small.yaml for this data, 2 short epochs unless overridden; written to ``path``."""
+    overrides = [
+        f"model.feature_dim={feature_dim}",
+        f"model.num_classes={num_classes}",
+        f"data.root={data_root}",
+        f"train.out_dir={out_dir}",
+        "train.epochs=2",
+        "train.windows_per_epoch=32",
+        "train.eval_every=1000",
+    ]
+    overrides += [f"train.{k}={v}" for k, v in train.items()]
+    save_config(load_config(SMALL, overrides), path)
     return path
 
 
