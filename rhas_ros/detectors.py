@@ -19,7 +19,7 @@ class HogDetector:
         import cv2
 
         self.hog = cv2.HOGDescriptor()
-        self.hog.setSVMDetector(cv2.HOGDescriptor_getPeopleDetector())
+        self.hog.setSVMDetector(cv2.HOGDescriptor.getDefaultPeopleDetector())
         self.min_score = min_score
 
     def detect(self, rgb: np.ndarray):

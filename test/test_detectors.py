@@ -1,0 +1,66 @@
+"""Person detectors: the real Grounding DINO loading/post-processing code on a tiny random model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rhas_ros.detectors import FullFrameDetector, GroundingDinoDetector, HogDetector, make_detector
+
+
+def make_tiny_grounding_dino(path):
+    from transformers import (
+        BertTokenizerFast,
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessor,
+        GroundingDinoProcessor,
+    )
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "person", ".", "the"]
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "vocab.txt").write_text("\n".join(words) + "\n")
+    processor = GroundingDinoProcessor(
+        image_processor=GroundingDinoImageProcessor(size={"shortest_edge": 64, "longest_edge": 96}),
+        tokenizer=BertTokenizerFast(vocab_file=str(path / "vocab.txt")),
+    )
+    cfg = GroundingDinoConfig(
+        backbone_config={"model_type": "swin", "embed_dim": 16, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2],
+                         "window_size": 4, "image_size": 64, "out_features": ["stage2", "stage3", "stage4"]},
+        text_config={"model_type": "bert", "vocab_size": len(words), "hidden_size": 32, "num_hidden_layers": 1,
+                     "num_attention_heads": 2, "intermediate_size": 37},
+        d_model=32, encoder_layers=1, decoder_layers=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
+        encoder_attention_heads=2, decoder_attention_heads=2, num_queries=10, encoder_n_points=2,
+        decoder_n_points=2, num_feature_levels=3, max_text_len=16, use_timm_backbone=False,
+    )  # fmt: skip
+    GroundingDinoForObjectDetection(cfg).save_pretrained(path)
+    processor.save_pretrained(path)
+    return path
+
+
+def test_grounding_dino_loads_by_path_and_returns_xywh_boxes(tmp_path):
+    model = make_tiny_grounding_dino(tmp_path / "gd")
+    det = GroundingDinoDetector(str(model), "cpu", box_threshold=0.0, text_threshold=0.0, local_files_only=True)
+    frame = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    boxes, scores = det.detect(frame)
+    assert boxes.shape == (10, 4) and scores.shape == (10,)  # threshold 0: every query
+    assert (boxes[:, 2:] >= 0).all() and (boxes[:, 0] >= -1).all() and (boxes[:, 0] + boxes[:, 2] <= 161).all()
+    strict = GroundingDinoDetector(str(model), "cpu", box_threshold=1.01, local_files_only=True)
+    assert strict.detect(frame)[0].shape == (0, 4)
+
+
+def test_hog_and_full_frame():
+    blank = np.zeros((240, 320, 3), np.uint8)
+    boxes, scores = HogDetector().detect(blank)
+    assert boxes.shape == (0, 4) and scores.shape == (0,)
+    boxes, scores = FullFrameDetector().detect(blank)
+    assert boxes.tolist() == [[0, 0, 320, 240]] and scores.tolist() == [1.0]
+
+
+def test_make_detector():
+    assert make_detector("external") is None
+    assert isinstance(make_detector("full_frame"), FullFrameDetector)
+    with pytest.raises(ValueError, match="unknown detector 'yolo'"):
+        make_detector("yolo")
+    with pytest.raises(OSError):
+        make_detector("grounding_dino", "/nonexistent/model", local_files_only=True)
