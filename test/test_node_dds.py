@@ -165,3 +165,15 @@ def test_lifecycle_transitions(assets, ros_env):
         ["cleanup", True, "unconfigured"],
     ]
     assert alive
+
+
+@pytest.mark.parametrize("detector", ["full_frame", "hog"])
+def test_builtin_detectors_run_in_the_node(assets, ros_env, detector):
+    """full_frame: the whole image is the one person; hog: OpenCV's people detector on the clip."""
+    report, alive, log = run_scenario(assets, ros_env, "play", {"detector": detector, "segment_all_persons": True})
+    assert alive and f"detector {detector}" in log
+    ids = {m["person_id"] for m in report["segments"]}
+    if detector == "full_frame":
+        assert ids == {1} and report["track_ids"] == [1]
+    else:
+        assert ids <= set(report["track_ids"]), "segments only for tracked detections"
