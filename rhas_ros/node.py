@@ -175,22 +175,19 @@ class RhasNode(LifecycleNode):
         return True
 
     def _on_image(self, msg: Image) -> None:
-        if not self._accept_stamp(msg.header):
-            return
-        try:
-            rgb = conv.image_to_rgb(msg, self.settings.max_image_pixels)
-        except (ImageDecodeError, ValueError) as e:
-            self._reject(f"skipping image on {self.settings.image_topic}: {e}")
-            return
-        self._enqueue((rgb, msg.header, time.monotonic()))
+        self._on_frame(msg, conv.image_to_rgb, self.settings.image_topic)
 
     def _on_compressed(self, msg: CompressedImage) -> None:
+        self._on_frame(msg, conv.compressed_to_rgb, self.settings.image_topic + "/compressed")
+
+    def _on_frame(self, msg, decode, topic: str) -> None:
+        """Subsample by stamp, decode, enqueue: nothing heavier runs in a callback."""
         if not self._accept_stamp(msg.header):
             return
         try:
-            rgb = conv.compressed_to_rgb(msg, self.settings.max_image_pixels)
+            rgb = decode(msg, self.settings.max_image_pixels)
         except (ImageDecodeError, ValueError) as e:
-            self._reject(f"skipping compressed image: {e}")
+            self._reject(f"skipping image on {topic}: {e}")
             return
         self._enqueue((rgb, msg.header, time.monotonic()))
 
@@ -248,13 +245,8 @@ class RhasNode(LifecycleNode):
 
     def _process(self, rgb, header, received: float) -> None:
         persons = None
-        if self.settings.detector == "external":
-            msg = self._persons_msg
-            persons = conv.persons_from_msg(msg) if msg is not None else (None, None, None)
-            if persons[0] is None:
-                import numpy as np
-
-                persons = (np.zeros((0, 4)), np.zeros(0), [])
+        if self.settings.detector == "external":  # the latest boxes from the upstream detector
+            persons = conv.persons_from_msg(self._persons_msg) if self._persons_msg is not None else conv.NO_PERSONS
         ns = conv.stamp_to_ns(header.stamp)
         result = self.pipeline.process(rgb, ns, persons)
         self._stats["frames_processed"] += 1

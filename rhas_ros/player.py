@@ -31,8 +31,19 @@ T0_NS = 1_700_000_000 * 10**9  # camera clock of the first frame
 
 
 class ClipPlayer(Node):
-    def __init__(self, clip_manifest: Path, person: int):
-        super().__init__("rhas_clip_player")
+    """Publishes a clip (frames, person boxes, one person's text) and collects the node's outputs."""
+
+    def __init__(
+        self,
+        clip_manifest: Path,
+        person: int = 0,
+        image_qos: QoSProfile | None = None,
+        frame_id: str = "camera",
+        node_name: str = "rhas_clip_player",
+        verbose: bool = True,
+    ):
+        super().__init__(node_name)
+        self.frame_id, self.verbose = frame_id, verbose
         from hopadiff.features.extract import read_frames
 
         doc = json.loads(clip_manifest.read_text())
@@ -47,7 +58,7 @@ class ClipPlayer(Node):
             depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
         )
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        self.image_pub = self.create_publisher(Image, "image", reliable)
+        self.image_pub = self.create_publisher(Image, "image", image_qos or reliable)
         self.persons_pub = self.create_publisher(TrackedPersonArray, "persons", reliable)
         self.text_pub = self.create_publisher(String, "referring_text", latched)
         self.received: list[ActionSegmentArray] = []
@@ -63,6 +74,8 @@ class ClipPlayer(Node):
 
     def _on_segments(self, msg: ActionSegmentArray) -> None:
         self.received.append(msg)
+        if not self.verbose:
+            return
         t = (stamp_to_ns(msg.header.stamp) - T0_NS) / 1e9
         w0, w1 = ((stamp_to_ns(s) - T0_NS) / 1e9 for s in (msg.window_start, msg.window_end))
         who = f"person #{msg.person_id}" + (
@@ -93,32 +106,38 @@ class ClipPlayer(Node):
         )
         self.text_pub.publish(String(data=self.text))
         self.spin_for(0.5)
-        for i, rgb in enumerate(self.frames):
-            header = Header(stamp=ns_to_stamp(self.stamp_ns(i)), frame_id="camera")
-            msg = TrackedPersonArray(header=header)
-            for pid, p in enumerate(self.persons, 1):
-                if p["boxes"][i]:
-                    x, y, w, h = p["boxes"][i]
-                    msg.persons.append(
-                        TrackedPerson(
-                            person_id=pid,
-                            detection_confidence=1.0,
-                            roi=RegionOfInterest(x_offset=x, y_offset=y, width=w, height=h),
-                        )
-                    )
-            self.persons_pub.publish(msg)
-            self.image_pub.publish(
-                Image(
-                    header=header,
-                    height=rgb.shape[0],
-                    width=rgb.shape[1],
-                    encoding="rgb8",
-                    step=rgb.shape[1] * 3,
-                    data=rgb.tobytes(),
-                )
-            )
+        for i in range(len(self.frames)):
+            self.publish_frame(i)
             self.spin_for(1.0 / rate)
         self.spin_for(3.0)
+
+    def publish_frame(self, i: int, stamp_ns: int | None = None, rgb: np.ndarray | None = None) -> None:
+        """Frame i of the clip (or ``rgb``) with the clip's person boxes of frame i, stamped ``stamp_ns``."""
+        header = Header(stamp=ns_to_stamp(self.stamp_ns(i) if stamp_ns is None else stamp_ns), frame_id=self.frame_id)
+        t = i % len(self.frames)
+        rgb = self.frames[t] if rgb is None else rgb
+        persons = TrackedPersonArray(header=header)
+        for pid, p in enumerate(self.persons, 1):
+            if p["boxes"][t]:
+                x, y, w, h = p["boxes"][t]
+                persons.persons.append(
+                    TrackedPerson(
+                        person_id=pid,
+                        detection_confidence=1.0,
+                        roi=RegionOfInterest(x_offset=x, y_offset=y, width=w, height=h),
+                    )
+                )
+        self.persons_pub.publish(persons)
+        self.image_pub.publish(
+            Image(
+                header=header,
+                height=rgb.shape[0],
+                width=rgb.shape[1],
+                encoding="rgb8",
+                step=rgb.shape[1] * 3,
+                data=rgb.tobytes(),
+            )
+        )
 
     def score(self) -> dict:
         """Frame accuracy of the latest revision of every segment for the referred person."""

@@ -96,6 +96,9 @@ def tracked_persons(result, query: str, frame_id: str, size) -> TrackedPersonArr
     return msg
 
 
+NO_PERSONS = (np.zeros((0, 4)), np.zeros(0), [])
+
+
 def persons_from_msg(msg: TrackedPersonArray):
     """Upstream detector/tracker boxes -> (boxes xywh, scores, external ids)."""
     boxes = np.array(

@@ -17,98 +17,53 @@ import cv2
 import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, RegionOfInterest
 from std_msgs.msg import Header, String
 
-from rhas_msgs.msg import ActionLabels, ActionSegmentArray, TrackedPerson, TrackedPersonArray
+from rhas_msgs.msg import TrackedPerson, TrackedPersonArray
+from rhas_ros.player import ClipPlayer
+from rhas_ros.ros_conversions import ns_to_stamp, stamp_to_ns
 
 T0 = 1_000_000_000_000  # camera clock start, ns
 
 
-class Client:
+class Client(ClipPlayer):
+    """The demo's clip player plus the extra publishers/subscriptions the tests look at."""
+
     def __init__(self, clip_dir: Path, reliable_images: bool = False):
-        self.node = rclpy.create_node("rhas_test_client")
-        doc = json.loads((clip_dir / "extract.json").read_text())
-        video = doc["videos"][0]
-        cap = cv2.VideoCapture(str(clip_dir / video["video"]))
-        self.frames = []
-        while True:
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            self.frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-        self.persons = video["persons"]
-        self.texts = [p["text"] for p in self.persons]
-        latched = QoSProfile(
-            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-        )
         img_qos = (
             QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE) if reliable_images else qos_profile_sensor_data
         )
-        self.img_pub = self.node.create_publisher(Image, "image", img_qos)
-        self.cimg_pub = self.node.create_publisher(CompressedImage, "image/compressed", img_qos)
-        self.text_pub = self.node.create_publisher(String, "referring_text", latched)
-        self.persons_pub = self.node.create_publisher(TrackedPersonArray, "persons", 10)
-        self.segments, self.tracks, self.diags, self.labels = [], [], [], []
-        self.node.create_subscription(ActionSegmentArray, "action_segments", self.segments.append, 100)
-        self.node.create_subscription(TrackedPersonArray, "tracked_persons", self.tracks.append, 100)
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diags.append, 10)
-        self.node.create_subscription(ActionLabels, "action_labels", self.labels.append, latched)
-        self.debug_images: list[Image] = []
-        self.node.create_subscription(Image, "/rhas_node/debug_image", self.debug_images.append, 10)
-
-    def spin(self, seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            rclpy.spin_once(self.node, timeout_sec=0.01)
+        super().__init__(clip_dir / "extract.json", 0, img_qos, "head_camera", "rhas_test_client", verbose=False)
+        self.texts = [p["text"] for p in self.persons]
+        self.cimg_pub = self.create_publisher(CompressedImage, "image/compressed", img_qos)
+        self.tracks, self.diags, self.debug_images = [], [], []
+        self.create_subscription(TrackedPersonArray, "tracked_persons", self.tracks.append, 100)
+        self.create_subscription(DiagnosticArray, "/diagnostics", self.diags.append, 10)
+        self.create_subscription(Image, "/rhas_node/debug_image", self.debug_images.append, 10)
 
     def wait_for_node(self, timeout: float = 60) -> None:
         end = time.monotonic() + timeout
 
         def subscribed():
-            return self.img_pub.get_subscription_count() + self.cimg_pub.get_subscription_count() > 0
+            return self.image_pub.get_subscription_count() + self.cimg_pub.get_subscription_count() > 0
 
-        while time.monotonic() < end and (not subscribed() or not self.labels):
-            self.spin(0.1)
-        if not self.labels:
+        while time.monotonic() < end and (not subscribed() or not self.node_labels):
+            self.spin_for(0.1)
+        if not self.node_labels:
             raise SystemExit("node did not come up (no action_labels)")
 
     def stamp(self, i: int, period_ns: int = 100_000_000) -> Time:
-        ns = T0 + i * period_ns
-        return Time(sec=ns // 10**9, nanosec=ns % 10**9)
+        return ns_to_stamp(T0 + i * period_ns)
 
     def send_frame(self, i: int, stamp: Time | None = None, frame=None) -> None:
-        stamp = stamp or self.stamp(i)
-        rgb = self.frames[i % len(self.frames)] if frame is None else frame
-        header = Header(stamp=stamp, frame_id="head_camera")
-        persons = TrackedPersonArray(header=header)
-        for pid, p in enumerate(self.persons, 1):
-            box = p["boxes"][i % len(self.frames)]
-            if box:
-                persons.persons.append(
-                    TrackedPerson(
-                        person_id=pid,
-                        roi=RegionOfInterest(x_offset=box[0], y_offset=box[1], width=box[2], height=box[3]),
-                        detection_confidence=1.0,
-                    )
-                )
-        self.persons_pub.publish(persons)
-        self.spin(0.005)
-        self.img_pub.publish(
-            Image(
-                header=header,
-                height=rgb.shape[0],
-                width=rgb.shape[1],
-                encoding="rgb8",
-                step=rgb.shape[1] * 3,
-                data=rgb.tobytes(),
-            )
-        )
+        self.publish_frame(i, stamp_to_ns(stamp or self.stamp(i)), frame)
+        self.spin_for(0.005)
 
     def send_text(self, text: str) -> None:
         self.text_pub.publish(String(data=text))
-        self.spin(0.3)
+        self.spin_for(0.3)
 
     def report(self, **extra) -> dict:
         def seg(m):
@@ -142,10 +97,10 @@ class Client:
             for st in d.status:
                 diag.update({kv.key: kv.value for kv in st.values})
         return {
-            "segments": [seg(m) for m in self.segments],
+            "segments": [seg(m) for m in self.received],
             "targets": [m.target_person_id for m in self.tracks],
             "track_ids": sorted({p.person_id for m in self.tracks for p in m.persons}),
-            "labels": list(self.labels[-1].labels) if self.labels else [],
+            "labels": self.node_labels,
             "diagnostics": diag,
             "debug_images": [[m.width, m.height, m.encoding] for m in self.debug_images[:3]],
             **extra,
@@ -211,23 +166,23 @@ def main() -> int:
             c.send_text(text)
             for i in range(args.frames):
                 c.send_frame(i)
-                c.spin(0.05)
-            c.spin(2.0)
+                c.spin_for(0.05)
+            c.spin_for(2.0)
             if args.scenario == "clear":
-                extra["before_clear"] = len(c.segments)
+                extra["before_clear"] = len(c.received)
                 c.send_text("")
-                c.spin(1.0)
-                extra["cleared_at"] = len(c.segments)
+                c.spin_for(1.0)
+                extra["cleared_at"] = len(c.received)
                 for i in range(args.frames, 2 * args.frames):
                     c.send_frame(i)
-                    c.spin(0.05)
-                c.spin(2.0)
+                    c.spin_for(0.05)
+                c.spin_for(2.0)
             if args.scenario == "backwards":
-                extra["before_loop"] = len(c.segments)
+                extra["before_loop"] = len(c.received)
                 for i in range(args.frames):  # the bag loops: stamps restart
                     c.send_frame(i)
-                    c.spin(0.05)
-                c.spin(2.0)
+                    c.spin_for(0.05)
+                c.spin_for(2.0)
         elif args.scenario == "malformed":
             c.send_text(text)
             good = c.frames[0]
@@ -241,14 +196,14 @@ def main() -> int:
             ]
             for j, msg in enumerate(bad):
                 msg.header.stamp = c.stamp(j * 10)
-                c.img_pub.publish(msg)
-                c.spin(0.3)
+                c.image_pub.publish(msg)
+                c.spin_for(0.3)
             for t in ["", "x" * 1_000_000, "der ältere Mann im roten Hemd 👴🏻 — 红衬衫", text]:
                 c.send_text(t)
             for i in range(60, 60 + args.frames):
                 c.send_frame(i)
-                c.spin(0.05)
-            c.spin(2.0)
+                c.spin_for(0.05)
+            c.spin_for(2.0)
         elif args.scenario == "compressed":
             c.send_text(text)
             for i in range(args.frames):
@@ -268,10 +223,10 @@ def main() -> int:
                     )
                 )
                 c.cimg_pub.publish(CompressedImage(header=persons_header, format="jpeg", data=data))
-                c.spin(0.05)
-            c.spin(2.0)
+                c.spin_for(0.05)
+            c.spin_for(2.0)
         elif args.scenario == "lifecycle":
-            extra["steps"] = lifecycle(c.node, args.text)
+            extra["steps"] = lifecycle(c, args.text)
         elif args.scenario == "flood":
             c.send_text(text)
             start = time.monotonic()
@@ -279,15 +234,15 @@ def main() -> int:
             while time.monotonic() - start < 5.0:  # 100 Hz
                 c.send_frame(i, c.stamp(i, 10_000_000))
                 i += 1
-                c.spin(max(0.0, start + i * 0.01 - time.monotonic()))
-            c.spin(2.5)
+                c.spin_for(max(0.0, start + i * 0.01 - time.monotonic()))
+            c.spin_for(2.5)
             extra["sent"] = i
         else:
             raise SystemExit(f"unknown scenario {args.scenario}")
         print(json.dumps(c.report(**extra)))
         return 0
     finally:
-        c.node.destroy_node()
+        c.destroy_node()
         rclpy.try_shutdown()
 
 
