@@ -115,10 +115,9 @@ class HopaDIFF(nn.Module):
         return x.reshape(B, self.num_branches, -1, W)
 
     def _probs(self, logits):
-        """(B, G*C, W) logits -> (B, G, C, W) probabilities."""
-        return probabilities(self._per_branch(logits).flatten(0, 1), self.cfg.multi_label).reshape(
-            self._per_branch(logits).shape
-        )
+        """(B, G*C, W) logits -> (B, G, C, W) probabilities (softmax, if any, over each branch's classes)."""
+        per_branch = self._per_branch(logits)
+        return probabilities(per_branch.flatten(0, 1), self.cfg.multi_label).reshape(per_branch.shape)
 
     # ----------------------------------------------------------------- training
     def _target_probs(self, labels, W):
@@ -181,26 +180,19 @@ class HopaDIFF(nn.Module):
         x_t = self.sampler.add_noise(x0, noise, t)
         dec_logits = self._decode(x_t.to(cond.dtype), t, cond_proj)
 
-        enc_b, dec_b = self._per_branch(enc_logits).float(), self._per_branch(dec_logits).float()
-        lc = cfg.loss
-        zero = enc_b.new_zeros(())
-        parts = {"encoder_cls": zero, "decoder_cls": zero, "boundary": zero, "smooth": zero}
-        for g in range(G):
-            parts["encoder_cls"] = (
-                parts["encoder_cls"] + classification_loss(enc_b[:, g], labels, cfg.multi_label, self.class_weights) / G
-            )
-            parts["decoder_cls"] = (
-                parts["decoder_cls"] + classification_loss(dec_b[:, g], labels, cfg.multi_label, self.class_weights) / G
-            )
-            parts["boundary"] = parts["boundary"] + boundary_loss(dec_b[:, g], labels, cfg.multi_label) / G
-            if lc.smooth_weight > 0:
-                parts["smooth"] = parts["smooth"] + smoothness_loss(dec_b[:, g], cfg.multi_label) / G
-        parts["total"] = (
-            lc.encoder_weight * parts["encoder_cls"]
-            + lc.decoder_weight * parts["decoder_cls"]
-            + lc.boundary_weight * parts["boundary"]
-            + lc.smooth_weight * parts["smooth"]
-        )
+        enc_b, dec_b = self._per_branch(enc_logits).float(), self._per_branch(dec_logits).float()  # (B, G, C, W)
+        multi, weights, lc = cfg.multi_label, self.class_weights, cfg.loss
+        terms = {  # name -> (weight, loss of one branch g); each averaged over the branches
+            "encoder_cls": (lc.encoder_weight, lambda g: classification_loss(enc_b[:, g], labels, multi, weights)),
+            "decoder_cls": (lc.decoder_weight, lambda g: classification_loss(dec_b[:, g], labels, multi, weights)),
+            "boundary": (lc.boundary_weight, lambda g: boundary_loss(dec_b[:, g], labels, multi)),
+            "smooth": (lc.smooth_weight, lambda g: smoothness_loss(dec_b[:, g], multi)),
+        }
+        parts = {
+            name: sum(fn(g) for g in range(G)) / G if weight > 0 or name != "smooth" else enc_b.new_zeros(())
+            for name, (weight, fn) in terms.items()
+        }
+        parts["total"] = sum(weight * parts[name] for name, (weight, _) in terms.items())
         return parts
 
     def forward(self, holistic, partial, labels, visible=None, generator=None):

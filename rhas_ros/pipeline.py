@@ -149,7 +149,7 @@ class RhasPipeline:
             buf.ks.append(k)
             buf.partial.append(partial.get(t.track_id, np.zeros(D, np.float32)))
             buf.visible.append(t.track_id in partial)
-        outputs = self._finish_gone(live, stamp_ns)
+        outputs = self._finish_gone(live)
         for tid in [tid for tid in self.persons if tid not in live]:
             del self.persons[tid]
 
@@ -216,7 +216,7 @@ class RhasPipeline:
             segments=segs,
         )
 
-    def _finish_gone(self, live: set[int], stamp_ns: int) -> list[PersonOutput]:
+    def _finish_gone(self, live: set[int]) -> list[PersonOutput]:
         """Tracks that disappeared: publish their open segments once more as FINAL."""
         outputs = []
         for tid in [tid for tid in self.stitchers if tid not in live]:

@@ -158,6 +158,3 @@ class SegmentStitcher:
             seg.status, seg.revision = FINAL, seg.revision + 1
         done, self.open = self.open, []
         return done
-
-    def prune(self) -> None:
-        """Kept for API symmetry: memory is bounded by add_window itself (frozen frames are dropped)."""

@@ -71,14 +71,12 @@ def test_stitching_ids_revisions_and_finals():
     out = st.add_window(ks, [k * 10 for k in ks], _probs([[0]] * 4 + [[1]] * 4))
     assert [(s.class_id, s.start_k, s.end_k, s.status) for s in out] == [(0, 0, 3, ONGOING), (1, 4, 7, ONGOING)]
     ids = {s.class_id: s.segment_id for s in out}
-    st.prune()
     ks2 = list(range(4, 12))  # next window overlaps by 4 frames; class 1 continues to frame 9
     out2 = st.add_window(ks2, [k * 10 for k in ks2], _probs([[1]] * 6 + [[2]] * 2))
     got = {s.class_id: s for s in out2}
     assert got[0].status == FINAL and got[0].segment_id == ids[0]  # ended before the window: final
     assert got[1].segment_id == ids[1] and got[1].end_k == 9 and got[1].revision == 1
     assert got[2].start_k == 10 and got[2].revision == 0
-    st.prune()
     assert min(st.sum) >= 4, "frames nothing can touch any more are forgotten"
 
 
