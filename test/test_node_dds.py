@@ -6,6 +6,7 @@ import json
 import signal
 
 import pytest
+from conftest import REPO
 from dds_processes import HELPERS, spawn
 from tiny import tiny_model_config
 from tiny_backbones import make_tiny_clip
@@ -46,7 +47,8 @@ def node_args(assets, **params):
         "image_qos": "reliable",
     }
     base.update(params)
-    out = ["-m", "rhas_ros.node", "--ros-args"]
+    # The shipped parameter file first (as without launch_ros), test overrides after it.
+    out = ["-m", "rhas_ros.node", "--ros-args", "--params-file", str(REPO / "config" / "rhas.yaml")]
     for k, v in base.items():
         v = str(v).lower() if isinstance(v, bool) else v
         out += ["-p", f"{k}:={v}"]
