@@ -47,6 +47,7 @@ class RhasNode(LifecycleNode):
         self._last_latency_ms = 0.0
         self._diag_timer = None
         self._warned: dict[str, float] = {}
+        self._buffered_frames = 0
 
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -250,6 +251,7 @@ class RhasNode(LifecycleNode):
         ns = conv.stamp_to_ns(header.stamp)
         result = self.pipeline.process(rgb, ns, persons)
         self._stats["frames_processed"] += 1
+        self._buffered_frames = self.pipeline.memory_frames()  # read by the diagnostics timer (another thread)
         size = (rgb.shape[1], rgb.shape[0])
         if not self._pubs:
             return
@@ -283,7 +285,7 @@ class RhasNode(LifecycleNode):
             "worker_errors": st.get("worker_errors", 0),
             "segment_messages": st.get("segment_msgs", 0),
             "queue_length": len(self._queue),
-            "buffered_frames": self.pipeline.memory_frames() if self.pipeline else 0,
+            "buffered_frames": self._buffered_frames,
             "last_inference_ms": round(self._last_inference_ms, 1),
             "last_latency_ms": round(self._last_latency_ms, 1),
             "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
