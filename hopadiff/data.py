@@ -199,7 +199,7 @@ def load_split(root: str | Path, split: str) -> tuple[list[Sample], dict]:
 
 
 # ----------------------------------------------------------------------------- release
-_RELEASE_DIRS = {
+RELEASE_DIRS = {
     # backbone -> (holistic folder per split, partial folder per split, file suffix)
     "blip2": (
         {"train": "RHAS_feature_blipv2", "val": "RHAS_feature_blipv2_val", "test": "RHAS_feature_blipv2_test"},
@@ -243,9 +243,9 @@ def load_release(
       used, re-rooted at ``root``) + randomsplits/{split}_anno.pkl.
     """
     root = Path(root)
-    if backbone not in _RELEASE_DIRS:
-        raise DataError(f"unknown backbone {backbone!r}; allowed: {', '.join(_RELEASE_DIRS)}")
-    hol_dirs, par_pattern, suffix = _RELEASE_DIRS[backbone]
+    if backbone not in RELEASE_DIRS:
+        raise DataError(f"unknown backbone {backbone!r}; allowed: {', '.join(RELEASE_DIRS)}")
+    hol_dirs, par_pattern, suffix = RELEASE_DIRS[backbone]
     if protocol == "cross_movie":
         actions = _read_pickle(root / f"actions_{split}_rhas.pkl", trust_pickles)
         ref_path = root / f"person_ref_{split}_rhas.pkl"

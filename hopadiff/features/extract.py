@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..data import _RELEASE_DIRS, DataError, frame_lists_to_multihot, write_manifest
+from ..data import RELEASE_DIRS, DataError, frame_lists_to_multihot, write_manifest
 from .backbone import BACKBONES, load_backbone
 
 log = logging.getLogger("hopadiff.extract")
@@ -80,7 +80,7 @@ def extract(manifest: Path, out: Path, backbone, split: str = "train", batch: in
     if doc.get("format") != EXTRACT_FORMAT:
         raise DataError(f"{manifest} is not an extract manifest (format != {EXTRACT_FORMAT!r})")
     labels = doc["labels"]
-    hol_dirs, par_pattern, suffix = _RELEASE_DIRS[backbone.kind]
+    hol_dirs, par_pattern, suffix = RELEASE_DIRS[backbone.kind]
     hol_dir, par_dir = out / hol_dirs[split], out / par_pattern.format(split=split)
     for d in (hol_dir, par_dir, out / "labels", out / "visible"):
         d.mkdir(parents=True, exist_ok=True)
