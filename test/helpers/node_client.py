@@ -115,15 +115,25 @@ def lifecycle(node, good_checkpoint: str) -> list:
     from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
     from rcl_interfaces.srv import SetParameters
 
-    def call(client, request):
+    def call(client, request, attempts: int = 1):
+        """One service call. DDS may match a service's request path before its response path,
+        so a reply can be lost right after discovery: idempotent warm-up calls retry."""
         assert client.wait_for_service(timeout_sec=30), f"service {client.srv_name} not available"
-        future = client.call_async(request)
-        rclpy.spin_until_future_complete(node, future, timeout_sec=60)
-        return future.result()
+        for _ in range(attempts):
+            future = client.call_async(request)
+            rclpy.spin_until_future_complete(node, future, timeout_sec=10)
+            if future.result() is not None:
+                return future.result()
+        raise RuntimeError(f"no reply from {client.srv_name} after {attempts} attempt(s)")
 
     change = node.create_client(ChangeState, "/rhas_node/change_state")
     get = node.create_client(GetState, "/rhas_node/get_state")
     setp = node.create_client(SetParameters, "/rhas_node/set_parameters")
+    # Warm-up: both directions of every service matched before the real transitions. Activating
+    # an unconfigured node is refused without changing anything, so it can be repeated safely.
+    call(get, GetState.Request(), attempts=5)
+    refused = call(change, ChangeState.Request(transition=Transition(id=Transition.TRANSITION_ACTIVATE)), attempts=5)
+    assert not refused.success
     steps = []
 
     def transition(tid, name):
