@@ -9,42 +9,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..synth import COLORS
+from ..synth_video import ACTIONS
+
+# The words of the synthetic data's texts ("the tall person in the red shirt is waving"):
+# colours and actions come from the generators, so a new colour or action is never [UNK].
 WORDS = [
-    "the",
-    "person",
-    "man",
-    "woman",
-    "in",
-    "a",
-    "an",
-    "with",
-    "shirt",
-    "jacket",
-    "tall",
-    "short",
-    "small",
-    "big",
-    "red",
-    "blue",
-    "green",
-    "yellow",
-    "white",
-    "black",
-    "orange",
-    "purple",
-    "elderly",
-    "young",
-    "left",
-    "right",
-    "is",
-    "standing",
-    "walking",
-    "running",
-    "jumping",
-    "waving",
-    "bending",
-    "sitting",
-    "falling",
+    *["the", "person", "man", "woman", "in", "a", "an", "with", "shirt", "jacket", "tall", "short", "small", "big"],
+    *COLORS,
+    *["elderly", "young", "left", "right", "is"],
+    *ACTIONS,
 ]
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
 
