@@ -154,7 +154,7 @@ class RhasPipeline:
             del self.persons[tid]
 
         if self.cfg.segment_all_persons:
-            todo = [t for t in tracks][: self.cfg.max_persons]
+            todo = tracks[: self.cfg.max_persons]
         else:
             todo = [t for t in tracks if t.track_id == target]
         inference_ms = None

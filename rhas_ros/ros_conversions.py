@@ -9,7 +9,7 @@ from std_msgs.msg import Header
 
 from rhas_msgs.msg import ActionSegment, ActionSegmentArray, TrackedPerson, TrackedPersonArray
 
-from .image_codec import cv_bridge_available, decode_compressed, decode_raw
+from .image_codec import ImageDecodeError, cv_bridge_available, decode_compressed, decode_raw
 from .pipeline import PersonOutput
 
 _BRIDGE = None
@@ -38,8 +38,8 @@ def image_to_rgb(msg, max_pixels: int) -> np.ndarray:
     if cv_bridge_available() and msg.encoding.lower() in ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "mono16"):
         from cv_bridge import CvBridge
 
-        if msg.height * msg.width > max_pixels:
-            return decode_raw(msg.encoding, msg.height, msg.width, msg.step, msg.data, msg.is_bigendian, max_pixels)
+        if msg.height * msg.width > max_pixels:  # the same bound as the numpy path
+            raise ImageDecodeError(f"image {msg.width}x{msg.height} has more than max_image_pixels={max_pixels} pixels")
         _BRIDGE = _BRIDGE or CvBridge()
         return _BRIDGE.imgmsg_to_cv2(msg, desired_encoding="rgb8")
     return decode_raw(msg.encoding, msg.height, msg.width, msg.step, msg.data, bool(msg.is_bigendian), max_pixels)

@@ -21,18 +21,8 @@ def clip_dir(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize(
-    ("kind", "make", "dim", "folder"),
-    [
-        ("clip", make_tiny_clip, 24, "RHAS_feature_clip_train"),
-        ("blip2", make_tiny_blip2, 32, "RHAS_feature_blipv2"),
-    ],
-)
-def test_extract_end_to_end(tmp_path, clip_dir, kind, make, dim, folder):
-    model_dir = tmp_path / f"{kind}_model"
-    make(model_dir)
-    out = tmp_path / "features"
-    res = run_cli(
+def _extract(clip_dir, out, kind, model_dir, *extra):
+    return run_cli(
         "hopadiff.features.extract",
         clip_dir / "extract.json",
         "--out",
@@ -44,9 +34,22 @@ def test_extract_end_to_end(tmp_path, clip_dir, kind, make, dim, folder):
         "--local-files-only",
         "--device",
         "cpu",
-        "--batch-size",
-        "8",
+        *extra,
     )
+
+
+@pytest.mark.parametrize(
+    ("kind", "make", "dim", "folder"),
+    [
+        ("clip", make_tiny_clip, 24, "RHAS_feature_clip_train"),
+        ("blip2", make_tiny_blip2, 32, "RHAS_feature_blipv2"),
+    ],
+)
+def test_extract_end_to_end(tmp_path, clip_dir, kind, make, dim, folder):
+    model_dir = tmp_path / f"{kind}_model"
+    make(model_dir)
+    out = tmp_path / "features"
+    res = _extract(clip_dir, out, kind, model_dir, "--batch-size", "8")
     assert res.returncode == 0, res.stderr[-3000:]
     summary = json.loads(res.stdout[res.stdout.index("{") :])
     assert summary == {
@@ -72,19 +75,7 @@ def test_extract_end_to_end(tmp_path, clip_dir, kind, make, dim, folder):
     )
     # Resumable: a rerun skips both samples and leaves the files untouched.
     before = (out / folder).stat().st_mtime_ns, sorted(p.stat().st_mtime_ns for p in (out / folder).iterdir())
-    res = run_cli(
-        "hopadiff.features.extract",
-        clip_dir / "extract.json",
-        "--out",
-        out,
-        "--backbone",
-        kind,
-        "--model",
-        model_dir,
-        "--local-files-only",
-        "--device",
-        "cpu",
-    )
+    res = _extract(clip_dir, out, kind, model_dir)
     assert res.returncode == 0 and '"skipped": 2' in res.stdout
     assert sorted(p.stat().st_mtime_ns for p in (out / folder).iterdir()) == before[1]
 

@@ -9,11 +9,11 @@ import rclpy
 import torch
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from tiny import tiny_model_config
-from tiny_backbones import make_tiny_clip
+from tiny import tiny_model_config, tiny_node_params
 
 import hopadiff
 from hopadiff.config import Config
+from hopadiff.features.tiny import make_tiny_clip
 
 
 @pytest.fixture(scope="module")
@@ -48,16 +48,10 @@ def make_node(ros_env, monkeypatch):
 
 
 def _params(assets, **over):
-    p = {
-        "checkpoint": str(assets / "good.pt"),
-        "backbone": "clip",
-        "backbone_model": str(assets / "clip"),
-        "local_files_only": True,
-        "detector": "full_frame",
-        "device": "cpu",
-    }
-    p.update({k: v.format(assets=assets) if isinstance(v, str) else v for k, v in over.items()})
-    return p
+    over = {k: v.format(assets=assets) if isinstance(v, str) else v for k, v in over.items()}
+    params = tiny_node_params(assets / "good.pt", assets / "clip", detector="full_frame")
+    params.update(over)  # a test may replace the checkpoint or the backbone folder
+    return params
 
 
 @pytest.mark.parametrize(

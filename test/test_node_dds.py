@@ -8,11 +8,11 @@ import signal
 import pytest
 from conftest import REPO
 from dds_processes import HELPERS, spawn
-from tiny import tiny_model_config
-from tiny_backbones import make_tiny_clip
+from tiny import tiny_model_config, tiny_node_params
 
 import hopadiff
 from hopadiff.config import Config
+from hopadiff.features.tiny import make_tiny_clip
 from hopadiff.synth_video import write_video_dataset
 
 pytestmark = pytest.mark.dds
@@ -30,22 +30,19 @@ def assets(tmp_path_factory):
 
 
 def node_args(assets, **params):
-    base = {
-        "checkpoint": str(assets / "model.pt"),
-        "backbone": "clip",
-        "backbone_model": str(assets / "clip_model"),
-        "local_files_only": True,
-        "detector": "external",
-        "device": "cpu",
-        "sample_fps": 100.0,
-        "window": 16,
-        "hop": 4,
-        "min_window_frames": 4,
-        "ddim_steps": 3,
-        "torch_threads": 1,
-        "autostart": True,
-        "image_qos": "reliable",
-    }
+    base = tiny_node_params(
+        assets / "model.pt",
+        assets / "clip_model",
+        detector="external",
+        sample_fps=100.0,
+        window=16,
+        hop=4,
+        min_window_frames=4,
+        ddim_steps=3,
+        torch_threads=1,
+        autostart=True,
+        image_qos="reliable",
+    )
     base.update(params)
     # The shipped parameter file first (as without launch_ros), test overrides after it.
     out = ["-m", "rhas_ros.node", "--ros-args", "--params-file", str(REPO / "config" / "rhas.yaml")]

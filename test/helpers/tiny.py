@@ -31,3 +31,16 @@ def tiny_model_config(feature_dim=16, num_classes=5, multi_label=True, **ablatio
 
 def with_changes(cfg, **changes):
     return dataclasses.replace(cfg, **changes)
+
+
+def tiny_node_params(checkpoint, backbone_model, **overrides) -> dict:
+    """rhas_node parameters for a tiny checkpoint + tiny CLIP on CPU, no downloads."""
+    params = {
+        "checkpoint": str(checkpoint),
+        "backbone": "clip",
+        "backbone_model": str(backbone_model),
+        "local_files_only": True,
+        "device": "cpu",
+    }
+    params.update(overrides)
+    return params
