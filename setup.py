@@ -27,13 +27,13 @@ setup(
     python_requires=">=3.10",
     entry_points={
         "console_scripts": [
-            "hopadiff-synth = hopadiff.synth:main",
+            "hopadiff-synth = hopadiff.synth.cli:main",
             "hopadiff-train = hopadiff.train:main",
             "hopadiff-eval = hopadiff.evaluate:main",
             "hopadiff-extract = hopadiff.features.extract:main",
             "hopadiff-convert = hopadiff.convert:main",
             "rhas_node = rhas_ros.node:main",
-            "rhas_demo = rhas_ros.demo:main",
+            "rhas_demo = rhas_ros.tools.demo:main",
         ],
     },
 )

@@ -199,6 +199,8 @@ def load_split(root: str | Path, split: str) -> tuple[list[Sample], dict]:
 
 
 # ----------------------------------------------------------------------------- release
+# What ``hopadiff-extract`` reads: videos, per-person boxes, texts and labels (synth --video writes it).
+EXTRACT_FORMAT = "hopadiff-extract-manifest"
 RELEASE_DIRS = {
     # backbone -> (holistic folder per split, partial folder per split, file suffix)
     "blip2": (
@@ -235,7 +237,7 @@ def load_release(
     num_classes: int = 137,
     trust_pickles: bool = False,
 ) -> list[Sample]:
-    """The authors' RHAS133 release as-is (see HOPADIFF.md and the README for the layout).
+    """The authors' RHAS133 release as-is (layout: the README's RHAS133 section and ``RELEASE_DIRS``).
 
     cross_movie: actions_{split}_rhas.pkl + person_ref_{split}_rhas.pkl; features
       {holistic folder}/{index}{suffix} and {partial folder}/{index}{suffix}.

@@ -13,17 +13,25 @@ import threading
 import time
 
 import rclpy
+import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header, String
 
+from hopadiff import load_checkpoint
+from hopadiff.features import load_backbone
+from hopadiff.runtime import prepare_for_inference
 from rhas_msgs.msg import ActionLabels, ActionSegmentArray, TrackedPersonArray
 
-from . import ros_conversions as conv
-from .image_codec import ImageDecodeError
+from . import conversions as conv
+from . import qos
+from .core.debug_image import draw
+from .core.detectors import make_detector
+from .core.grounding import GroundingConfig
+from .core.image_codec import ImageDecodeError
+from .core.pipeline import PipelineConfig, RhasPipeline
 from .parameters import declare_parameters, read_settings
 
 RESET = object()  # queue marker: stamps went backwards, drop all buffers
@@ -61,15 +69,12 @@ class RhasNode(LifecycleNode):
             self.get_logger().error(f"configure failed: {e}")
             self.pipeline = None
             return TransitionCallbackReturn.FAILURE
-        latched = QoSProfile(
-            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-        )
         self._pubs = {
-            "segments": self.create_lifecycle_publisher(ActionSegmentArray, s.segments_topic, 10),
-            "labels": self.create_lifecycle_publisher(ActionLabels, s.labels_topic, latched),
-            "tracks": self.create_lifecycle_publisher(TrackedPersonArray, s.tracks_topic, 10),
-            "debug": self.create_lifecycle_publisher(Image, "~/debug_image", 2),
-            "diagnostics": self.create_publisher(DiagnosticArray, "/diagnostics", 10),
+            "segments": self.create_lifecycle_publisher(ActionSegmentArray, s.segments_topic, qos.RELIABLE),
+            "labels": self.create_lifecycle_publisher(ActionLabels, s.labels_topic, qos.LATCHED),
+            "tracks": self.create_lifecycle_publisher(TrackedPersonArray, s.tracks_topic, qos.RELIABLE),
+            "debug": self.create_lifecycle_publisher(Image, "~/debug_image", qos.DEBUG_IMAGE),
+            "diagnostics": self.create_publisher(DiagnosticArray, "/diagnostics", qos.RELIABLE),
         }
         self.get_logger().info(
             f"configured: {len(self.labels)} classes, W={s.window}, hop={s.hop}, "
@@ -79,23 +84,18 @@ class RhasNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         s = self.settings
-        image_qos = (
-            qos_profile_sensor_data
-            if s.image_qos == "sensor_data"
-            else QoSProfile(depth=s.image_qos_depth, reliability=ReliabilityPolicy.RELIABLE)
-        )
-        text_qos = QoSProfile(
-            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-        )
+        image_qos = qos.image_qos(s.image_qos, s.image_qos_depth)
         if s.use_compressed:
             self._subs.append(
                 self.create_subscription(CompressedImage, s.image_topic + "/compressed", self._on_compressed, image_qos)
             )
         else:
             self._subs.append(self.create_subscription(Image, s.image_topic, self._on_image, image_qos))
-        self._subs.append(self.create_subscription(String, s.text_topic, self._on_text, text_qos))
+        self._subs.append(self.create_subscription(String, s.text_topic, self._on_text, qos.LATCHED))
         if s.detector == "external":
-            self._subs.append(self.create_subscription(TrackedPersonArray, s.persons_topic, self._on_persons, 10))
+            self._subs.append(
+                self.create_subscription(TrackedPersonArray, s.persons_topic, self._on_persons, qos.RELIABLE)
+            )
         self._running = True
         self._worker = threading.Thread(target=self._work, name="rhas_worker", daemon=True)
         self._worker.start()
@@ -142,8 +142,6 @@ class RhasNode(LifecycleNode):
                 self.destroy_lifecycle_publisher(pub)
         self._pubs = {}
         self.pipeline = None
-        import torch
-
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
@@ -265,8 +263,6 @@ class RhasNode(LifecycleNode):
             self._last_latency_ms = (time.monotonic() - received) * 1e3
         debug = self._pubs["debug"]
         if debug.get_subscription_count() > 0:
-            from .debug_image import draw
-
             img = draw(rgb, result, self.labels)
             data, step = conv.encode_bgr(img)
             debug.publish(
@@ -290,13 +286,8 @@ class RhasNode(LifecycleNode):
             "last_latency_ms": round(self._last_latency_ms, 1),
             "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         }
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                values["cuda_allocated_mib"] = round(torch.cuda.memory_allocated() / 2**20, 1)
-        except ImportError:
-            pass
+        if torch.cuda.is_available():
+            values["cuda_allocated_mib"] = round(torch.cuda.memory_allocated() / 2**20, 1)
         level = DiagnosticStatus.WARN if st.get("dropped", 0) or st.get("decode_errors", 0) else DiagnosticStatus.OK
         status = DiagnosticStatus(
             level=level,
@@ -312,16 +303,6 @@ class RhasNode(LifecycleNode):
 
 def build_pipeline(s):
     """Load checkpoint, backbone and detector (all checks happen here, before activation)."""
-    import torch
-
-    from hopadiff import load_checkpoint
-    from hopadiff.features import load_backbone
-    from hopadiff.runtime import prepare_for_inference
-
-    from .detectors import make_detector
-    from .grounding import GroundingConfig
-    from .pipeline import PipelineConfig, RhasPipeline
-
     if s.torch_threads > 0:
         torch.set_num_threads(s.torch_threads)
     backbone = load_backbone(s.backbone, s.backbone_model or None, s.device, s.precision, s.local_files_only)

@@ -23,7 +23,7 @@ import hopadiff
 from hopadiff.config import ModelConfig
 from hopadiff.features import load_backbone
 from hopadiff.features.tiny import make_tiny_clip
-from rhas_ros.pipeline import PipelineConfig, RhasPipeline
+from rhas_ros.core.pipeline import PipelineConfig, RhasPipeline
 
 
 def main() -> None:

@@ -6,4 +6,4 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup_env.sh"
 cd "$ROOT"
-exec "${RHAS_VENV:-$ROOT/.venv}/bin/python" -m rhas_ros.demo --out "$ROOT/demo_out" "$@"
+exec "${RHAS_VENV:-$ROOT/.venv}/bin/python" -m rhas_ros.tools.demo --out "$ROOT/demo_out" "$@"

@@ -9,10 +9,10 @@ from tiny import tiny_model_config
 import hopadiff
 from hopadiff.features import load_backbone
 from hopadiff.features.tiny import make_tiny_clip
-from rhas_ros.grounding import Grounder, GroundingConfig
-from rhas_ros.pipeline import PipelineConfig, RhasPipeline
-from rhas_ros.stitching import FINAL, ONGOING, SegmentStitcher
-from rhas_ros.tracker import IouTracker, iou_matrix
+from rhas_ros.core.grounding import Grounder, GroundingConfig
+from rhas_ros.core.pipeline import PipelineConfig, RhasPipeline
+from rhas_ros.core.stitching import FINAL, ONGOING, SegmentStitcher
+from rhas_ros.core.tracker import IouTracker, iou_matrix
 
 
 def test_iou_matrix():

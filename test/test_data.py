@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from hopadiff.data import DataError, WindowSampler, load_manifest, load_release
-from hopadiff.synth import write_feature_dataset
+from hopadiff.synth.features import write_feature_dataset
 from hopadiff.windows import StitchedProbabilities, window_starts
 
 C, D = 5, 16

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hopadiff.ddim import DDIMSampler
-from hopadiff.schedules import cosine_beta_schedule, make_betas
+from hopadiff.model.ddim import DDIMSampler
+from hopadiff.model.schedules import cosine_beta_schedule, make_betas
 
 
 def test_cosine_schedule_properties():

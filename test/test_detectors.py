@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rhas_ros.detectors import FullFrameDetector, GroundingDinoDetector, HogDetector, make_detector
+from rhas_ros.core.detectors import FullFrameDetector, GroundingDinoDetector, HogDetector, make_detector
 
 
 def make_tiny_grounding_dino(path):

@@ -11,7 +11,7 @@ from train_util import run_cli
 from hopadiff.data import load_manifest
 from hopadiff.features import load_backbone
 from hopadiff.features.tiny import make_tiny_blip2, make_tiny_clip
-from hopadiff.synth_video import write_video_dataset
+from hopadiff.synth.video import write_video_dataset
 
 
 @pytest.fixture(scope="module")

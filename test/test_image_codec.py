@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from rhas_ros.image_codec import ImageDecodeError, cv_bridge_available, decode_compressed, decode_raw
+from rhas_ros.core.image_codec import ImageDecodeError, cv_bridge_available, decode_compressed, decode_raw
 
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, (6, 8, 3), dtype=np.uint8)

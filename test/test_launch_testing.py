@@ -29,7 +29,7 @@ def generate_test_description():
     import hopadiff
     from hopadiff.config import Config
     from hopadiff.features.tiny import make_tiny_clip
-    from hopadiff.synth import class_names
+    from hopadiff.synth.vocab import class_names
 
     tmp = Path(tempfile.mkdtemp(prefix="rhas_launch_"))
     make_tiny_clip(tmp / "clip")

@@ -13,7 +13,7 @@ from tiny import tiny_model_config, tiny_node_params
 import hopadiff
 from hopadiff.config import Config
 from hopadiff.features.tiny import make_tiny_clip
-from hopadiff.synth_video import write_video_dataset
+from hopadiff.synth.video import write_video_dataset
 
 pytestmark = pytest.mark.dds
 

@@ -122,7 +122,7 @@ def test_package_xml_declares_every_third_party_import():
 
 
 def test_hopadiff_never_imports_ros():
-    """hopadiff is ROS-free (DESIGN.md: dependency direction rhas_ros -> hopadiff)."""
+    """hopadiff is ROS-free (dependency direction rhas_ros -> hopadiff)."""
     ros = {"rclpy", "rhas_msgs", "std_msgs", "sensor_msgs", "builtin_interfaces", "cv_bridge", "launch"}
     for path in (REPO / "hopadiff").rglob("*.py"):
         tree = ast.parse(path.read_text())

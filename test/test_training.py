@@ -15,7 +15,7 @@ from train_util import run_cli, tiny_experiment
 
 from hopadiff.checkpoint import read_checkpoint
 from hopadiff.data import load_manifest
-from hopadiff.synth import write_feature_dataset
+from hopadiff.synth.features import write_feature_dataset
 
 C, D = 8, 32
 

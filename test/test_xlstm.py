@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from hopadiff.config import XLSTMConfig
-from hopadiff.xlstm import HPXLSTM, mlstm_parallel, mlstm_step
+from hopadiff.model.xlstm import HPXLSTM, mlstm_parallel, mlstm_step
 
 TOL = {"rtol": 1e-4, "atol": 1e-5}  # float64 agreement is ~1e-12; float32 accumulates ~1e-6 over 50 steps
 

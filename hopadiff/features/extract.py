@@ -25,11 +25,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..data import RELEASE_DIRS, DataError, frame_lists_to_multihot, write_manifest
+from ..data import EXTRACT_FORMAT, RELEASE_DIRS, DataError, frame_lists_to_multihot, write_manifest
 from .backbone import BACKBONES, load_backbone
 
 log = logging.getLogger("hopadiff.extract")
-EXTRACT_FORMAT = "hopadiff-extract-manifest"
 
 
 def atomic_save_npy(path: Path, array: np.ndarray) -> None:

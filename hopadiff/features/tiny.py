@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..synth import COLORS
-from ..synth_video import ACTIONS
+from ..synth.vocab import COLORS, VIDEO_ACTIONS
 
 # The words of the synthetic data's texts ("the tall person in the red shirt is waving"):
 # colours and actions come from the generators, so a new colour or action is never [UNK].
@@ -18,7 +17,7 @@ WORDS = [
     *["the", "person", "man", "woman", "in", "a", "an", "with", "shirt", "jacket", "tall", "short", "small", "big"],
     *COLORS,
     *["elderly", "young", "left", "right", "is"],
-    *ACTIONS,
+    *VIDEO_ACTIONS,
 ]
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
 

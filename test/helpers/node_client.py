@@ -22,8 +22,8 @@ from sensor_msgs.msg import CompressedImage, Image, RegionOfInterest
 from std_msgs.msg import Header, String
 
 from rhas_msgs.msg import TrackedPerson, TrackedPersonArray
-from rhas_ros.player import ClipPlayer
-from rhas_ros.ros_conversions import ns_to_stamp, stamp_to_ns
+from rhas_ros.conversions import ns_to_stamp, stamp_to_ns
+from rhas_ros.tools.player import ClipPlayer
 
 T0 = 1_000_000_000_000  # camera clock start, ns
 

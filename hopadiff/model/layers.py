@@ -15,6 +15,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
 
 
@@ -124,7 +125,7 @@ class DilatedAttentionLayer(nn.Module):
         B, _, W = x.shape
         G, Fm = self.groups, self.channels
         taps = dilated_taps(x.reshape(B * G, Fm, W), self.dilation, self.taps)  # (B*G, F, W, taps)
-        taps = taps.permute(0, 1, 3, 2).reshape(B, G, Fm * self.taps, W)
+        taps = rearrange(taps, "(b g) f w k -> b g (f k) w", g=G)
         return (torch.matmul(self.conv_weight, taps) + self.conv_bias).reshape(B, G * Fm, W)
 
     def forward(self, x: torch.Tensor, cond_term: torch.Tensor | None = None) -> torch.Tensor:

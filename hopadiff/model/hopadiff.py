@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ModelConfig
+from ..config import ModelConfig
 from .ddim import DDIMSampler
 from .decoder import Decoder
 from .encoder import Encoder

@@ -15,20 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .synth import SIZES, class_names
-
-ACTIONS = ["standing", "walking", "running", "jumping", "waving", "bending", "sitting", "falling"]
-BGR = {
-    "red": (40, 40, 220),
-    "blue": (220, 80, 30),
-    "green": (60, 180, 60),
-    "yellow": (40, 220, 230),
-    "white": (235, 235, 235),
-    "black": (25, 25, 25),
-    "orange": (30, 140, 250),
-    "purple": (160, 50, 140),
-}
-EXTRACT_FORMAT = "hopadiff-extract-manifest"
+from ..data import EXTRACT_FORMAT
+from .vocab import BGR, SIZES, VIDEO_ACTIONS, class_names, referring_text
 
 
 def _pose(action: str, phase: float, h: float):
@@ -106,7 +94,7 @@ def render_clip(path: Path, frames: int, persons: int, size=(320, 240), fps=10.0
         track, t = [], 0
         while t < frames:
             n = int(rng.integers(12, 30))
-            track += [ACTIONS[int(rng.integers(len(ACTIONS)))]] * n
+            track += [VIDEO_ACTIONS[int(rng.integers(len(VIDEO_ACTIONS)))]] * n
             t += n
         people.append(
             {
@@ -143,17 +131,14 @@ def render_clip(path: Path, frames: int, persons: int, size=(320, 240), fps=10.0
             p["labels"].append([action] + (["standing"] if action == "waving" else []))
         writer.write(img)
     writer.release()
-    return [
-        {"text": f"the {p['size']} person in the {p['color']} shirt", "boxes": p["boxes"], "labels": p["labels"]}
-        for p in people
-    ]
+    return [{"text": referring_text(p["size"], p["color"]), "boxes": p["boxes"], "labels": p["labels"]} for p in people]
 
 
 def write_video_dataset(out: Path, clips=2, frames=120, persons=3, size=(320, 240), fps=10.0, seed=0) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    names = class_names(len(ACTIONS))
-    assert set(ACTIONS) <= set(names), "the video actions must be RHAS133 names"
+    names = class_names(len(VIDEO_ACTIONS))
+    assert set(VIDEO_ACTIONS) <= set(names), "the video actions must be RHAS133 names"
     videos = []
     for c in range(clips):
         people = render_clip(out / f"clip{c}.mp4", frames, persons, size, fps, seed + c)

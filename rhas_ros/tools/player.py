@@ -1,6 +1,6 @@
 """Play a synthetic clip into rhas_node over DDS and print what the node publishes.
 
-  python -m rhas_ros.player --clip demo_out/clips_demo/extract.json [--person 0] [--rate 20]
+  python -m rhas_ros.tools.player --clip demo_out/clips_demo/extract.json [--person 0] [--rate 20]
 
 Publishes the clip's frames on ``image`` (stamps at the clip's frame rate), the boxes of its
 persons on ``persons`` (standing in for an upstream detector/tracker) and the referring text
@@ -19,13 +19,14 @@ from pathlib import Path
 import numpy as np
 import rclpy
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import Header, String
 
 from rhas_msgs.msg import ActionLabels, ActionSegmentArray, TrackedPerson, TrackedPersonArray
 
-from .ros_conversions import ns_to_stamp, stamp_to_ns
+from .. import qos
+from ..conversions import ns_to_stamp, stamp_to_ns
 
 T0_NS = 1_700_000_000 * 10**9  # camera clock of the first frame
 
@@ -54,17 +55,13 @@ class ClipPlayer(Node):
         self.persons = video["persons"]
         self.person = person
         self.text = self.persons[person]["text"]
-        latched = QoSProfile(
-            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-        )
-        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        self.image_pub = self.create_publisher(Image, "image", image_qos or reliable)
-        self.persons_pub = self.create_publisher(TrackedPersonArray, "persons", reliable)
-        self.text_pub = self.create_publisher(String, "referring_text", latched)
+        self.image_pub = self.create_publisher(Image, "image", image_qos or qos.RELIABLE)
+        self.persons_pub = self.create_publisher(TrackedPersonArray, "persons", qos.RELIABLE)
+        self.text_pub = self.create_publisher(String, "referring_text", qos.LATCHED)
         self.received: list[ActionSegmentArray] = []
         self.node_labels: list[str] = []
         self.create_subscription(ActionSegmentArray, "action_segments", self._on_segments, 100)
-        self.create_subscription(ActionLabels, "action_labels", self._on_labels, latched)
+        self.create_subscription(ActionLabels, "action_labels", self._on_labels, qos.LATCHED)
 
     def stamp_ns(self, i: int) -> int:
         return T0_NS + round(i * 1e9 / self.fps)

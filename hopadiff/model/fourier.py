@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import FourierConfig
+from ..config import FourierConfig
 from .layers import GroupedPointwise
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import DecoderConfig
+from ..config import DecoderConfig
 from .layers import DilatedAttentionLayer, GroupedPointwise, sinusoidal_embedding
 
 COND_F_MAPS = 64  # width the condition is projected to once, before the layers

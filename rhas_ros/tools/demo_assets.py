@@ -1,6 +1,6 @@
 """Assets for the README's demo, built offline once and cached (no downloads, CPU only):
 
-1. synthetic multi-person clips (hopadiff.synth_video) for training, validation and the demo;
+1. synthetic multi-person clips (hopadiff.synth.video) for training, validation and the demo;
 2. a small CLIP built from a config and fine-tuned contrastively for a minute on the training
    clips' person crops paired with texts like "the tall person in the red shirt is waving",
    so its embeddings know shirt colours, sizes and poses (real BLIP-2/CLIP weights cannot be
@@ -90,7 +90,7 @@ def build_assets(out: Path, train_seconds_hint: str = "about a minute") -> dict:
     from hopadiff.features import load_backbone
     from hopadiff.features.extract import extract
     from hopadiff.features.tiny import make_tiny_clip
-    from hopadiff.synth_video import write_video_dataset
+    from hopadiff.synth.video import write_video_dataset
     from hopadiff.train import Trainer
 
     out = Path(out)

@@ -1,57 +1,22 @@
-"""hopadiff-synth: synthetic datasets for tests and demos.
+"""Synthetic feature datasets (``hopadiff-synth``'s default mode).
 
-Feature mode (default) writes the same data in BOTH layouts: our manifests
+Writes the same data in BOTH layouts: our manifests
 (``manifest/{split}.json``) and the authors' release layout (pickles + (T, Q, D) .npy).
 Each sample has ``persons`` people; the target's per-frame features are class prototypes
 plus a class-specific oscillation in time-since-segment-start (temporal structure a model
 can learn), plus the person's appearance and noise. Holistic features mix all persons
 (ambiguous on their own); partial features are the target's, with occluded spans.
-
-``--video`` renders short multi-person clips instead (see synth_video.py).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import pickle
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from .config import read_label_names
-from .data import write_manifest
-
-RESOURCES = Path(__file__).resolve().parent / "resources"
-# Actions that differ visibly; the synthetic data use these RHAS133 names first.
-VISIBLE_ACTIONS = [
-    "walking",
-    "running",
-    "jumping",
-    "waving",
-    "bending",
-    "sitting",
-    "falling",
-    "standing",
-    "clapping",
-    "kicking",
-    "pointing",
-    "lying",
-    "talking",
-    "dancing",
-]
-COLORS = ["red", "blue", "green", "yellow", "white", "black", "orange", "purple"]
-SIZES = ["short", "tall"]
-
-
-def class_names(num_classes: int) -> list[str]:
-    rhas = read_label_names(RESOURCES / "rhas133_classes.txt")
-    names = [n for n in VISIBLE_ACTIONS if n in rhas][:num_classes]
-    names += [n for n in rhas if n not in names][: num_classes - len(names)]
-    if len(names) < num_classes:
-        names += [f"class_{i}" for i in range(len(names), num_classes)]
-    return names
+from ..data import RELEASE_DIRS, write_manifest
+from .vocab import COLORS, SIZES, class_names, referring_text
 
 
 def label_track(T: int, C: int, overlap: float, rng: np.random.Generator, seg_len=(8, 40)) -> np.ndarray:
@@ -110,7 +75,7 @@ def make_sample(world: FeatureWorld, T: int, persons: int, overlap: float, rng):
         visible[a : a + int(rng.integers(3, 15))] = False
     partial = np.where(visible[:, None], feats[0], 0).astype(np.float32)
     look = int(looks[0])
-    text = f"the {SIZES[look % len(SIZES)]} person in the {COLORS[look // len(SIZES)]} shirt"
+    text = referring_text(SIZES[look % len(SIZES)], COLORS[look // len(SIZES)])
     return holistic.astype(np.float32), partial, visible, ys[0], text
 
 
@@ -134,11 +99,11 @@ def write_feature_dataset(
     (out / "manifest").mkdir(parents=True, exist_ok=True)
     (out / "randomsplits").mkdir(parents=True, exist_ok=True)
     summary = {"classes": names, "splits": {}}
-    hol_dirs = {"train": "RHAS_feature_blipv2", "val": "RHAS_feature_blipv2_val", "test": "RHAS_feature_blipv2_test"}
+    hol_dirs, par_pattern, suffix = RELEASE_DIRS["blip2"]
     for split, n in zip(("train", "val", "test"), samples, strict=True):
         mdir = out / "manifest" / split
         mdir.mkdir(parents=True, exist_ok=True)
-        hdir, pdir = out / hol_dirs[split], out / f"RHAS_feature_blipv2_{split}_grounding_dino"
+        hdir, pdir = out / hol_dirs[split], out / par_pattern.format(split=split)
         hdir.mkdir(exist_ok=True)
         pdir.mkdir(exist_ok=True)
         entries, actions, texts, files = [], [], [], []
@@ -162,11 +127,11 @@ def write_feature_dataset(
             # Release layout: (T, Q, D) with the features spread over Q queries (mean = features).
             spread = rng.normal(0, 0.1, (T, queries, dim)).astype(np.float32)
             spread -= spread.mean(axis=1, keepdims=True)
-            np.save(hdir / f"{i}_blip_feat.npy", holistic[:, None] + spread)
-            np.save(pdir / f"{i}_blip_feat.npy", partial[:, None] + spread)
+            np.save(hdir / f"{i}{suffix}", holistic[:, None] + spread)
+            np.save(pdir / f"{i}{suffix}", partial[:, None] + spread)
             actions.append([np.flatnonzero(row).tolist() for row in y])
             texts.append(text)
-            files.append(f"/original/release/{hol_dirs[split]}/{i}_blip_feat.npy")
+            files.append(f"/original/release/{hol_dirs[split]}/{i}{suffix}")
         write_manifest(out / "manifest" / f"{split}.json", entries, names, True, fps)
         for fname, obj in [
             (f"actions_{split}_rhas.pkl", actions),
@@ -179,59 +144,3 @@ def write_feature_dataset(
         summary["splits"][split] = n
     (out / "classes.txt").write_text("\n".join(names) + "\n")
     return summary
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="hopadiff-synth", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument("out", type=Path, help="output folder")
-    ap.add_argument("--classes", type=int, default=8)
-    ap.add_argument("--samples", type=int, nargs=3, default=[24, 6, 6], metavar=("TRAIN", "VAL", "TEST"))
-    ap.add_argument("--length", type=int, nargs=2, default=[120, 300], metavar=("MIN", "MAX"))
-    ap.add_argument("--persons", type=int, default=3)
-    ap.add_argument("--overlap", type=float, default=0.3, help="probability of a second, co-occurring action")
-    ap.add_argument("--dim", type=int, default=64, help="feature dimension D")
-    ap.add_argument("--fps", type=float, default=5.0)
-    ap.add_argument(
-        "--noise", type=float, default=0.5, help="per-frame feature noise (class prototypes have unit scale)"
-    )
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--video", action="store_true", help="render multi-person clips + an extract manifest instead")
-    ap.add_argument("--clips", type=int, default=2, help="--video: number of clips")
-    ap.add_argument("--frames", type=int, default=120, help="--video: frames per clip")
-    ap.add_argument("--size", type=int, nargs=2, default=[320, 240], metavar=("W", "H"), help="--video: frame size")
-    args = ap.parse_args(argv)
-    if args.classes < 1 or args.persons < 1 or min(args.length) < 2 or args.length[0] > args.length[1]:
-        ap.error("need --classes >= 1, --persons >= 1 and 2 <= MIN <= MAX for --length")
-    if args.video:
-        from .synth_video import write_video_dataset
-
-        summary = write_video_dataset(
-            args.out,
-            clips=args.clips,
-            frames=args.frames,
-            persons=args.persons,
-            size=tuple(args.size),
-            fps=args.fps,
-            seed=args.seed,
-        )
-    else:
-        summary = write_feature_dataset(
-            args.out,
-            args.classes,
-            tuple(args.samples),
-            tuple(args.length),
-            args.persons,
-            args.overlap,
-            args.dim,
-            seed=args.seed,
-            fps=args.fps,
-            noise=args.noise,
-        )
-    print(json.dumps(summary, indent=1))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

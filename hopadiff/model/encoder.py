@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import EncoderConfig
+from ..config import EncoderConfig
 from .layers import DilatedAttentionLayer, GroupedPointwise
 
 

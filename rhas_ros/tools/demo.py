@@ -52,7 +52,15 @@ def main(argv=None) -> int:
     node = subprocess.Popen(cmd, env=env, start_new_session=True)
     try:
         player = subprocess.run(
-            [sys.executable, "-m", "rhas_ros.player", "--clip", assets["demo_clip"], "--person", str(args.person)],
+            [
+                sys.executable,
+                "-m",
+                "rhas_ros.tools.player",
+                "--clip",
+                assets["demo_clip"],
+                "--person",
+                str(args.person),
+            ],
             env=env,
             timeout=600,
         )

@@ -26,9 +26,10 @@ import math
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
 
-from .config import XLSTMConfig
+from ..config import XLSTMConfig
 
 EPS = 1e-6
 
@@ -89,18 +90,17 @@ class MLSTMBranch(nn.Module):
 
     def project(self, x):
         """x (B, S, Fin) -> u (B, S, H), q/k/v (B, NH, S, DH), i_pre and log_f (B, NH, S)."""
-        B, S, _ = x.shape
         u = self.up(self.norm(x))
-        q, k, v = self.qkv(u).reshape(B, S, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = rearrange(self.qkv(u), "b s (three nh dh) -> three b nh s dh", three=3, nh=self.num_heads)
         i_pre = self.igate(u).transpose(1, 2)
         log_f = F.logsigmoid(self.fgate(u)).transpose(1, 2)
         return u, q, k, v, i_pre, log_f
 
     def output(self, x, u, h):
         """Residual output: x (B, S, Fin), u (B, S, H), h (B, NH, S, DH) -> (B, S, Fin)."""
-        B, S, _ = x.shape
-        h = h.transpose(1, 2).reshape(B * S, -1)
-        h = self.head_norm(h).reshape(B, S, -1)
+        B = x.shape[0]
+        h = self.head_norm(rearrange(h, "b nh s dh -> (b s) (nh dh)"))  # GroupNorm wants (N, C)
+        h = rearrange(h, "(b s) hd -> b s hd", b=B)
         return x + self.down(torch.sigmoid(self.ogate(u)) * h)
 
 
@@ -116,8 +116,7 @@ class CrossInputGate(nn.Module):
         self.alpha = nn.Parameter(torch.full((NH,), 0.5))
 
     def heads(self, proj, u):
-        B, S, _ = u.shape
-        return proj(u).reshape(B, S, self.num_heads, self.dim).transpose(1, 2)  # (B, NH, S, Da)
+        return rearrange(proj(u), "b s (nh da) -> b nh s da", nh=self.num_heads)
 
     def forward(self, u_a, u_b, i_b):
         """u_a, u_b (B, S, H); i_b (B, NH, S) -> term added to i~^a (B, NH, S)."""

@@ -1,4 +1,4 @@
-"""Pipeline results <-> ROS messages (the only module besides node.py that imports ROS types)."""
+"""Pipeline results and images <-> ROS messages: the ROS layer's translation to and from the ROS-free core."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from std_msgs.msg import Header
 
 from rhas_msgs.msg import ActionSegment, ActionSegmentArray, TrackedPerson, TrackedPersonArray
 
-from .image_codec import ImageDecodeError, cv_bridge_available, decode_compressed, decode_raw
-from .pipeline import PersonOutput
+from .core.image_codec import ImageDecodeError, cv_bridge_available, decode_compressed, decode_raw
+from .core.pipeline import PersonOutput
 
 _BRIDGE = None
 

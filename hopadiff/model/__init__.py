@@ -1,0 +1,16 @@
+"""The HopaDIFF network and its diffusion machinery (shape letters: B batch, D feature dim,
+C classes, W frames; tensors are (B, channels, W)).
+
+    layers.py     grouped pointwise maps, dilated conv + local attention layer, time embedding
+    encoder.py    ASFormer/DiffAct encoder (one per branch)
+    xlstm.py      HP-xLSTM: mLSTM with the cross-input gate attention between branches
+    fourier.py    low-pass Fourier condition
+    decoder.py    DiffAct denoising decoder (one per branch)
+    schedules.py  beta schedules;  ddim.py  the DDIM sampler (a plain object)
+    losses.py     classification, boundary and smoothness losses
+    hopadiff.py   HopaDIFF: the two branches wired together, training losses and sampling
+"""
+
+from .hopadiff import HopaDIFF
+
+__all__ = ["HopaDIFF"]

@@ -1,0 +1,22 @@
+"""Named QoS profiles: every publisher and subscription of the package takes its profile from here."""
+
+from __future__ import annotations
+
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+
+# Latched: the last message is kept for late joiners (label set, referring text).
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# Outputs and person boxes: reliable, a short queue.
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+# Debug images: reliable, keep only the newest two.
+DEBUG_IMAGE = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
+SENSOR_DATA = qos_profile_sensor_data
+
+
+def image_qos(name: str, depth: int) -> QoSProfile:
+    """The camera subscription's profile from the ``image_qos``/``image_qos_depth`` parameters."""
+    if name == "sensor_data":
+        return SENSOR_DATA
+    if name == "reliable":
+        return QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE)
+    raise ValueError(f"image_qos {name!r}: allowed 'sensor_data', 'reliable'")

@@ -1,0 +1,100 @@
+"""The folder layout is the architecture: these import rules keep it so."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+
+from conftest import REPO
+
+PACKAGES = ("rhas_ros", "hopadiff")
+
+
+def _module_name(path) -> str:
+    rel = path.relative_to(REPO).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path) -> set[str]:
+    """First-party modules that ``path`` imports (absolute or relative, at any depth of the file)."""
+    mod = _module_name(path)
+    pkg = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = pkg.split(".")[: len(pkg.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module
+            found.add(target)
+            found |= {f"{target}.{a.name}" for a in node.names}
+    return {m for m in found if m.split(".")[0] in PACKAGES}
+
+
+def _graph() -> dict[str, set[str]]:
+    files = {_module_name(p): p for pkg in PACKAGES for p in (REPO / pkg).rglob("*.py")}
+    return {m: {i for i in _imports(p) if i in files and i != m} for m, p in files.items()}
+
+
+def test_no_import_cycles_between_modules():
+    graph = _graph()
+    # Importing a package runs its __init__: a module importing ``a.b`` depends on ``a`` too.
+    for m, deps in graph.items():
+        for d in list(deps):
+            parts = d.split(".")
+            deps |= {".".join(parts[:k]) for k in range(1, len(parts)) if ".".join(parts[:k]) in graph}
+        deps.discard(m)
+        deps -= {p for p in deps if m.startswith(p + ".")}  # a package's own __init__ is not a cycle
+    seen, stack = set(), []
+
+    def visit(m):
+        if m in stack:
+            raise AssertionError("import cycle: " + " -> ".join([*stack[stack.index(m) :], m]))
+        if m in seen:
+            return
+        stack.append(m)
+        for d in sorted(graph[m]):
+            visit(d)
+        stack.pop()
+        seen.add(m)
+
+    for m in sorted(graph):
+        visit(m)
+
+
+def test_dependency_direction():
+    graph = _graph()
+    for m, deps in graph.items():
+        if m.startswith("hopadiff"):
+            assert not any(d.startswith("rhas_ros") for d in deps), f"{m} imports rhas_ros"
+        if m.startswith("rhas_ros.core"):
+            assert not any(d.startswith(("rhas_ros.tools", "rhas_ros.node", "rhas_ros.conversions")) for d in deps), m
+        if m.startswith("hopadiff.model"):
+            assert not any(d.startswith(("hopadiff.synth", "hopadiff.data", "hopadiff.train")) for d in deps), m
+
+
+def _loaded_after(statement: str) -> set[str]:
+    code = f"import sys; {statement}; print('\\n'.join(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return set(out.split())
+
+
+def test_core_never_imports_ros():
+    loaded = _loaded_after("import rhas_ros.core.pipeline, rhas_ros.core.detectors, rhas_ros.core.debug_image")
+    ros = sorted(m for m in loaded if m.split(".")[0] in {"rclpy", "rhas_msgs", "sensor_msgs", "std_msgs"})
+    assert not ros, f"the ROS-free core imported {ros}"
+    assert "rhas_ros.core.image_codec" in _loaded_after("import rhas_ros.core.image_codec")
+
+
+def test_tiny_model_builders_do_not_import_data_generators():
+    loaded = _loaded_after("import hopadiff.features.tiny")
+    assert "hopadiff.synth.vocab" in loaded
+    generators = sorted(m for m in loaded if m in {"hopadiff.synth.features", "hopadiff.synth.video"})
+    assert not generators, generators
