@@ -26,12 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .frames import DataError
+
 log = logging.getLogger(__name__)
 MANIFEST_FORMAT = "hopadiff-manifest"
-
-
-class DataError(ValueError):
-    """A dataset file is missing or malformed; the message names the file."""
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import RegionOfInterest
@@ -10,7 +12,9 @@ from std_msgs.msg import Header
 from rhas_msgs.msg import ActionSegment, ActionSegmentArray, TrackedPerson, TrackedPersonArray
 
 from .core.image_codec import ImageDecodeError, cv_bridge_available, decode_compressed, decode_raw
-from .core.pipeline import PersonOutput
+
+if TYPE_CHECKING:
+    from .core.pipeline import PersonOutput
 
 _BRIDGE = None
 

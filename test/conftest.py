@@ -10,14 +10,14 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 HELPERS = Path(__file__).resolve().parent / "helpers"
+DATA = Path(__file__).resolve().parent / "data"
 sys.path.insert(0, str(HELPERS))
 
 
-@pytest.fixture
-def ros_env(worker_domain_id):
-    """Environment for child processes: own ROS_DOMAIN_ID, discovery on localhost only."""
+def isolated_env(domain_id: int) -> dict[str, str]:
+    """Environment for child processes: ROS_DOMAIN_ID ``domain_id``, discovery on localhost only."""
     env = dict(os.environ)
-    env["ROS_DOMAIN_ID"] = str(worker_domain_id)
+    env["ROS_DOMAIN_ID"] = str(domain_id)
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     env.pop("ROS_STATIC_PEERS", None)
     env["PYTHONUNBUFFERED"] = "1"
@@ -25,10 +25,22 @@ def ros_env(worker_domain_id):
 
 
 @pytest.fixture(scope="session")
+def ros_env(worker_domain_id):
+    return isolated_env(worker_domain_id)
+
+
+@pytest.fixture(scope="session")
+def second_ros_env(worker_domain_id):
+    """Another isolated domain, for a long-lived node that must not see the per-test nodes."""
+    return isolated_env(worker_domain_id + 60)
+
+
+@pytest.fixture(scope="session")
 def worker_domain_id():
     """A domain id unlikely to be shared with another test run on this machine.
 
-    Fast DDS on localhost allows ids 0..232; 100..199 keeps clear of the default 0 and of
-    the ids people commonly pick. The pid makes concurrent runs pick different ids.
+    Fast DDS on localhost allows ids 0..232; 100..159 (and 160..219 for ``second_ros_env``)
+    keeps clear of the default 0 and of the ids people commonly pick. The pid makes
+    concurrent runs pick different ids.
     """
-    return 100 + os.getpid() % 100
+    return 100 + os.getpid() % 60

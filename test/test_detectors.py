@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
+from conftest import DATA
 
 from rhas_ros.core.detectors import FullFrameDetector, GroundingDinoDetector, HogDetector, make_detector
 
@@ -49,11 +51,26 @@ def test_grounding_dino_loads_by_path_and_returns_xywh_boxes(tmp_path):
     assert strict.detect(frame)[0].shape == (0, 4)
 
 
-def test_hog_and_full_frame():
-    blank = np.zeros((240, 320, 3), np.uint8)
-    boxes, scores = HogDetector().detect(blank)
-    assert boxes.shape == (0, 4) and scores.shape == (0,)
-    boxes, scores = FullFrameDetector().detect(blank)
+# Frame 100 of OpenCV's pedestrian sample video (Debian opencv-doc: examples/data/vtest.avi),
+# with the feet-to-head centres of the people in it, read off the image by hand.
+PEDESTRIANS = DATA / "vtest_frame100.jpg"
+PEOPLE_CENTRES = [(362, 232), (392, 215), (437, 220), (507, 185), (529, 188), (603, 196), (230, 75)]
+
+
+def test_hog_finds_the_people_in_a_real_photo():
+    rgb = cv2.cvtColor(cv2.imread(str(PEDESTRIANS)), cv2.COLOR_BGR2RGB)
+    boxes, scores = HogDetector().detect(rgb)
+    assert len(boxes) >= 2 and scores.shape == (len(boxes),) and (scores > 0).all()
+    for x, y, w, h in boxes:
+        assert h > w, "upright people"
+        inside = [(cx, cy) for cx, cy in PEOPLE_CENTRES if x <= cx <= x + w and y <= cy <= y + h]
+        assert inside, f"box {(x, y, w, h)} holds nobody"
+    # No people on an empty image of the same size.
+    assert HogDetector().detect(np.full_like(rgb, 128))[0].shape == (0, 4)
+
+
+def test_full_frame():
+    boxes, scores = FullFrameDetector().detect(np.zeros((240, 320, 3), np.uint8))
     assert boxes.tolist() == [[0, 0, 320, 240]] and scores.tolist() == [1.0]
 
 

@@ -67,7 +67,7 @@ def test_extract_end_to_end(tmp_path, clip_dir, kind, make, dim, folder):
     assert (out / folder / f"0_{'clip' if kind == 'clip' else 'blip'}_feat.npy").exists()
     # The same code path the node uses online gives the same features.
     backbone = load_backbone(kind, str(model_dir), "cpu", local_files_only=True)
-    from hopadiff.features.extract import read_frames
+    from hopadiff.frames import read_frames
 
     frame = read_frames(clip_dir / "clip0.mp4")[3]
     np.testing.assert_allclose(

@@ -37,27 +37,6 @@ def test_default_params_file_exists_and_its_keys_are_declared():
     assert set(params) == declared, f"parameters missing from rhas.yaml: {declared - set(params)}"
 
 
-def test_launch_arguments_cover_the_issue_list():
-    tree = _launch_ast()
-    args = next(n for n in ast.walk(tree) if isinstance(n, ast.Assign) and n.targets[0].id == "ARGUMENTS")
-    names = {k.value for k in args.value.keys}
-    assert names >= {
-        "params_file",
-        "checkpoint",
-        "backbone",
-        "backbone_model",
-        "device",
-        "precision",
-        "image_topic",
-        "text_topic",
-        "namespace",
-        "use_sim_time",
-        "log_level",
-    }
-    overrides = {"checkpoint", "backbone", "backbone_model", "device", "precision"}
-    assert overrides <= set(Settings.__dataclass_fields__)
-
-
 @pytest.mark.skipif(
     importlib.util.find_spec("launch_ros") is None, reason="launch_ros is not on PyPI (ROS install only)"
 )

@@ -23,9 +23,3 @@ def test_action_segment_array_crosses_processes(ros_env):
     assert received == expected
     assert len(received["segments"]) == 3
     assert received["segments"][2]["label"] == "pointing at — ünïcode"
-
-
-def test_status_constants_are_distinct():
-    from rhas_msgs.msg import ActionSegment
-
-    assert {ActionSegment.STATUS_ONGOING, ActionSegment.STATUS_FINAL} == {0, 1}

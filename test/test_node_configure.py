@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import rclpy
 import torch
@@ -73,12 +71,18 @@ def test_configure_fails_with_the_reason(assets, make_node, capfd, over, reason)
     assert node.pipeline is None
 
 
+def _subscribed(node) -> set[str]:
+    return {sub.topic_name for sub in node.subscriptions}
+
+
 def test_configure_activate_cleanup_succeed(assets, make_node):
     node = make_node(**_params(assets))
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     assert node.pipeline is not None and node.labels == [f"a{i}" for i in range(5)]
+    assert "/image" not in _subscribed(node), "inputs are subscribed only while active"
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    assert {"/image", "/referring_text"} <= _subscribed(node)
     assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    assert "/image" not in _subscribed(node)
     assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
     assert node.pipeline is None
-    assert os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"

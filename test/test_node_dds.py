@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import threading
+import time
 
+import cv2
 import pytest
-from conftest import REPO
+from conftest import DATA, REPO
 from dds_processes import HELPERS, spawn
 from tiny import tiny_model_config, tiny_node_params
 
@@ -52,23 +56,58 @@ def node_args(assets, **params):
     return out
 
 
+def run_client(assets, env, scenario, *client_args, timeout=120, node_log=lambda: ""):
+    with spawn([str(HELPERS / "node_client.py"), scenario, str(assets / "clip"), *client_args], env) as client:
+        out, err = client.communicate(timeout=timeout)
+    assert client.returncode == 0, f"client failed: {err[-3000:]}\nnode: {node_log()[-3000:]}"
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def run_scenario(assets, ros_env, scenario, node_params=None, *client_args, timeout=120):
+    """A node of its own for scenarios that need parameters fixed at configure time."""
     env = dict(ros_env, OMP_NUM_THREADS="1")
     with spawn(node_args(assets, **(node_params or {})), env) as node:
-        with spawn([str(HELPERS / "node_client.py"), scenario, str(assets / "clip"), *client_args], env) as client:
-            out, err = client.communicate(timeout=timeout)
+        report = run_client(assets, env, scenario, *client_args, timeout=timeout)
         alive = node.poll() is None
         node.send_signal(signal.SIGINT)
         try:
             _, node_err = node.communicate(timeout=20)
-        except Exception:
+        except subprocess.TimeoutExpired:
             node_err = ""
-    assert client.returncode == 0, f"client failed: {err[-3000:]}\nnode: {node_err[-3000:]}"
-    return json.loads(out.strip().splitlines()[-1]), alive, node_err
+    return report, alive, node_err
 
 
-def test_referring_mode_publishes_consistent_segments(assets, ros_env):
-    report, alive, log = run_scenario(assets, ros_env, "play")
+class SharedNode:
+    """One node (referring mode, default test parameters) serving several scenarios in turn.
+
+    Its log is collected by a thread; each scenario reads what was logged during its own run.
+    Every scenario gets its own camera clock (``--t0``), so clocks never go backwards between them."""
+
+    def __init__(self, proc):
+        self.proc, self.lines, self.runs = proc, [], 0
+        self.reader = threading.Thread(target=lambda: self.lines.extend(iter(proc.stderr.readline, "")), daemon=True)
+        self.reader.start()
+
+    def run(self, assets, env, scenario, *client_args):
+        self.runs += 1
+        t0 = 1_000_000_000_000 + self.runs * 10**12
+        mark = len(self.lines)
+        report = run_client(assets, env, scenario, "--t0", str(t0), *client_args, node_log=lambda: "".join(self.lines))
+        time.sleep(0.2)  # the log lines of the last frame
+        report["t0"] = t0
+        return report, self.proc.poll() is None, "".join(self.lines[mark:])
+
+
+@pytest.fixture(scope="module")
+def shared_node(assets, second_ros_env):
+    env = dict(second_ros_env, OMP_NUM_THREADS="1")
+    with spawn(node_args(assets), env) as proc:
+        yield SharedNode(proc), env
+
+
+def test_referring_mode_publishes_consistent_segments(assets, shared_node):
+    node, env = shared_node
+    report, alive, log = node.run(assets, env, "play")
     assert alive, log[-2000:]
     msgs = report["segments"]
     assert msgs, f"no ActionSegmentArray received; node log: {log[-2000:]}"
@@ -76,7 +115,7 @@ def test_referring_mode_publishes_consistent_segments(assets, ros_env):
     assert report["debug_images"] and report["debug_images"][0] == [320, 240, "bgr8"], "debug image while subscribed"
     targets = {t for t in report["targets"] if t >= 0}
     assert len(targets) >= 1
-    T0, period = 1_000_000_000_000, 100_000_000
+    T0, period = report["t0"], 100_000_000
     sent = {T0 + i * period for i in range(40)}
     last_rev = {}
     finals = {}
@@ -105,15 +144,17 @@ def test_everyone_mode_three_stable_ids(assets, ros_env):
     assert all(m["query"] == "" and m["conf"] == 0 for m in report["segments"])
 
 
-def test_clearing_the_query_stops_output(assets, ros_env):
-    report, _, log = run_scenario(assets, ros_env, "clear")
+def test_clearing_the_query_stops_output(assets, shared_node):
+    node, env = shared_node
+    report, _, log = node.run(assets, env, "clear")
     assert report["before_clear"] > 0
     assert len(report["segments"]) == report["cleared_at"], "segments published after the query was cleared"
     assert "referring text cleared" in log
 
 
-def test_malformed_input_is_survived(assets, ros_env):
-    report, alive, log = run_scenario(assets, ros_env, "malformed")
+def test_malformed_input_is_survived(assets, shared_node):
+    node, env = shared_node
+    report, alive, log = node.run(assets, env, "malformed")
     assert alive
     assert "step 100 < 960" in log
     assert "unsupported encoding 'bayer_weird16'" in log
@@ -121,7 +162,7 @@ def test_malformed_input_is_survived(assets, ros_env):
     assert "7680x4320 has more than max_image_pixels" in log
     assert "truncated to 512" in log
     assert report["segments"], "good frames after the bad ones must still be served"
-    assert report["segments"][-1]["query"] == report["segments"][-1]["query"].strip()
+    assert report["segments"][-1]["query"] == report["text"], "the query is the text without surrounding whitespace"
 
 
 def test_corrupt_jpeg_on_compressed_topic(assets, ros_env):
@@ -143,9 +184,10 @@ def test_flood_is_bounded_and_drops_are_reported(assets, ros_env):
     assert float(diag["max_rss_mib"]) < 3000
 
 
-def test_stamps_going_backwards_reset_and_continue(assets, ros_env):
-    report, alive, log = run_scenario(assets, ros_env, "backwards")
-    assert alive and "went backwards" in log
+def test_stamps_going_backwards_reset_and_continue(assets, shared_node):
+    node, env = shared_node
+    report, alive, log = node.run(assets, env, "backwards")
+    assert alive and log.count("went backwards") == 1, log
     assert len(report["segments"]) > report["before_loop"] > 0
 
 
@@ -166,13 +208,22 @@ def test_lifecycle_transitions(assets, ros_env):
     assert alive
 
 
-@pytest.mark.parametrize("detector", ["full_frame", "hog"])
-def test_builtin_detectors_run_in_the_node(assets, ros_env, detector):
-    """full_frame: the whole image is the one person; hog: OpenCV's people detector on the clip."""
-    report, alive, log = run_scenario(assets, ros_env, "play", {"detector": detector, "segment_all_persons": True})
-    assert alive and f"detector {detector}" in log
+def test_full_frame_detector_runs_in_the_node(assets, ros_env):
+    """full_frame: the whole image is the one person."""
+    report, alive, log = run_scenario(assets, ros_env, "play", {"detector": "full_frame", "segment_all_persons": True})
+    assert alive and "detector full_frame" in log
+    assert {m["person_id"] for m in report["segments"]} == {1} and report["track_ids"] == [1]
+
+
+def test_hog_detector_finds_and_segments_real_people(assets, ros_env, tmp_path):
+    """hog: OpenCV's people detector in the node, on a real photo of pedestrians (a 330x240 cut of
+    test/data/vtest_frame100.jpg with three people in it), sent as every frame."""
+    photo = tmp_path / "people.png"
+    cv2.imwrite(str(photo), cv2.imread(str(DATA / "vtest_frame100.jpg"))[90:330, 320:650])
+    report, alive, log = run_scenario(
+        assets, ros_env, "play", {"detector": "hog", "segment_all_persons": True}, "--photo", str(photo)
+    )
+    assert alive and "detector hog" in log
+    assert report["track_ids"], f"no person detected in a photo of people; node log: {log[-2000:]}"
     ids = {m["person_id"] for m in report["segments"]}
-    if detector == "full_frame":
-        assert ids == {1} and report["track_ids"] == [1]
-    else:
-        assert ids <= set(report["track_ids"]), "segments only for tracked detections"
+    assert ids and ids <= set(report["track_ids"]), "segments for the tracked detections"

@@ -25,7 +25,7 @@ log = logging.getLogger("rhas_demo")
 
 
 def _pairs(manifest: Path, every: int = 3):
-    from hopadiff.features.extract import crop, read_frames
+    from hopadiff.frames import crop, read_frames
 
     doc = json.loads(manifest.read_text())
     labels = doc["labels"]

@@ -23,6 +23,7 @@ from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import Header, String
 
+from hopadiff.frames import read_frames
 from rhas_msgs.msg import ActionLabels, ActionSegmentArray, TrackedPerson, TrackedPersonArray
 
 from .. import qos
@@ -45,8 +46,6 @@ class ClipPlayer(Node):
     ):
         super().__init__(node_name)
         self.frame_id, self.verbose = frame_id, verbose
-        from hopadiff.features.extract import read_frames
-
         doc = json.loads(clip_manifest.read_text())
         video = doc["videos"][0]
         self.labels = doc["labels"]

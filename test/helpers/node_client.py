@@ -25,7 +25,8 @@ from rhas_msgs.msg import TrackedPerson, TrackedPersonArray
 from rhas_ros.conversions import ns_to_stamp, stamp_to_ns
 from rhas_ros.tools.player import ClipPlayer
 
-T0 = 1_000_000_000_000  # camera clock start, ns
+FRAME_GAP = 0.03  # s between frames: slower than the test node processes one, so none is dropped
+T0 = 1_000_000_000_000  # camera clock start, ns (``--t0`` moves it, so scenarios on one node never go backwards)
 
 
 class Client(ClipPlayer):
@@ -37,6 +38,8 @@ class Client(ClipPlayer):
         )
         super().__init__(clip_dir / "extract.json", 0, img_qos, "head_camera", "rhas_test_client", verbose=False)
         self.texts = [p["text"] for p in self.persons]
+        self.t0 = T0
+        self.photo = None  # an RGB image sent instead of the clip's frames (--photo)
         self.cimg_pub = self.create_publisher(CompressedImage, "image/compressed", img_qos)
         self.tracks, self.diags, self.debug_images = [], [], []
         self.create_subscription(TrackedPersonArray, "tracked_persons", self.tracks.append, 100)
@@ -55,10 +58,19 @@ class Client(ClipPlayer):
             raise SystemExit("node did not come up (no action_labels)")
 
     def stamp(self, i: int, period_ns: int = 100_000_000) -> Time:
-        return ns_to_stamp(T0 + i * period_ns)
+        return ns_to_stamp(self.t0 + i * period_ns)
+
+    def wait_processed(self, i: int, timeout: float = 15.0) -> None:
+        """Spin until the node has processed frame ``i`` (its tracked_persons carries that stamp; the
+        frame's segments are published right after it), instead of sleeping a fixed time."""
+        want = stamp_to_ns(self.stamp(i))
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and not any(stamp_to_ns(m.header.stamp) >= want for m in self.tracks):
+            self.spin_for(0.02)
+        self.spin_for(0.2)
 
     def send_frame(self, i: int, stamp: Time | None = None, frame=None) -> None:
-        self.publish_frame(i, stamp_to_ns(stamp or self.stamp(i)), frame)
+        self.publish_frame(i, stamp_to_ns(stamp or self.stamp(i)), self.photo if frame is None else frame)
         self.spin_for(0.005)
 
     def send_text(self, text: str) -> None:
@@ -164,9 +176,14 @@ def main() -> int:
     ap.add_argument("clip_dir", type=Path)
     ap.add_argument("--frames", type=int, default=40)
     ap.add_argument("--text", default=None)
+    ap.add_argument("--t0", type=int, default=T0, help="camera clock of frame 0, ns")
+    ap.add_argument("--photo", default=None, help="send this image as every frame instead of the clip")
     args = ap.parse_args()
     rclpy.init()
     c = Client(args.clip_dir, reliable_images=args.scenario != "flood")
+    c.t0 = args.t0
+    if args.photo:
+        c.photo = cv2.cvtColor(cv2.imread(args.photo), cv2.COLOR_BGR2RGB)
     extra = {}
     try:
         if args.scenario != "lifecycle":
@@ -176,23 +193,23 @@ def main() -> int:
             c.send_text(text)
             for i in range(args.frames):
                 c.send_frame(i)
-                c.spin_for(0.05)
-            c.spin_for(2.0)
+                c.spin_for(FRAME_GAP)
+            c.wait_processed(args.frames - 1)
             if args.scenario == "clear":
                 extra["before_clear"] = len(c.received)
                 c.send_text("")
-                c.spin_for(1.0)
                 extra["cleared_at"] = len(c.received)
                 for i in range(args.frames, 2 * args.frames):
                     c.send_frame(i)
-                    c.spin_for(0.05)
-                c.spin_for(2.0)
+                    c.spin_for(FRAME_GAP)
+                c.wait_processed(2 * args.frames - 1)
             if args.scenario == "backwards":
                 extra["before_loop"] = len(c.received)
+                c.tracks.clear()
                 for i in range(args.frames):  # the bag loops: stamps restart
                     c.send_frame(i)
-                    c.spin_for(0.05)
-                c.spin_for(2.0)
+                    c.spin_for(FRAME_GAP)
+                c.wait_processed(args.frames - 1)
         elif args.scenario == "malformed":
             c.send_text(text)
             good = c.frames[0]
@@ -208,12 +225,13 @@ def main() -> int:
                 msg.header.stamp = c.stamp(j * 10)
                 c.image_pub.publish(msg)
                 c.spin_for(0.3)
-            for t in ["", "x" * 1_000_000, "der ältere Mann im roten Hemd 👴🏻 — 红衬衫", text]:
+            for t in ["", "x" * 1_000_000, "der ältere Mann im roten Hemd 👴🏻 — 红衬衫", f"  {text}\t\n"]:
                 c.send_text(t)
+            extra["text"] = text
             for i in range(60, 60 + args.frames):
                 c.send_frame(i)
-                c.spin_for(0.05)
-            c.spin_for(2.0)
+                c.spin_for(FRAME_GAP)
+            c.wait_processed(60 + args.frames - 1)
         elif args.scenario == "compressed":
             c.send_text(text)
             for i in range(args.frames):
@@ -233,8 +251,9 @@ def main() -> int:
                     )
                 )
                 c.cimg_pub.publish(CompressedImage(header=persons_header, format="jpeg", data=data))
-                c.spin_for(0.05)
-            c.spin_for(2.0)
+                c.spin_for(FRAME_GAP)
+            c.wait_processed(args.frames - 1)
+            c.spin_for(1.0)  # one diagnostics period after the last frame
         elif args.scenario == "lifecycle":
             extra["steps"] = lifecycle(c, args.text)
         elif args.scenario == "flood":
