@@ -7,6 +7,15 @@ Standard definitions (MS-TCN, Farha & Gall 2019; ASFormer; DiffAct):
   - F1@k: a predicted segment is a true positive when its IoU with the best-matching
     ground-truth segment of the same class is >= k/100 and that ground-truth segment was not
     matched before (one match per ground-truth segment); tp/fp/fn are summed over all videos.
+
+Segment extraction follows the reference code exactly, including its quirk: the reference
+``get_labels_start_end_time`` closes the LAST segment of every sequence at T-1 (it appends the
+loop variable ``i = T-1`` as the exclusive end), so that segment is one frame short. Published
+MS-TCN/ASFormer/DiffAct/HopaDIFF tables include it (it matters for short sequences), so it is the
+default here; ``exact_final_segment=True`` gives the variant whose last segment ends at T. The
+only intended departures from the reference: a video with no ground-truth segment (the reference
+raises on it) scores every predicted segment as a false positive, and Edit of two empty segment
+lists is 100 (the reference divides 0 by 0).
 Multi-label (RHAS133): the paper-comparable top-1 hit accuracy, frame-level mAP, and
 Edit/F1 per class on each class's binary activity sequence (inactive = background),
 micro-summed over classes.
@@ -24,14 +33,19 @@ import numpy as np
 OVERLAPS = (0.10, 0.25, 0.50)
 
 
-def segments(labels: np.ndarray, background: Iterable[int] | None = None) -> list[tuple[int, int, int]]:
-    """Runs of equal labels as (label, start, end_exclusive), background runs removed."""
+def segments(
+    labels: np.ndarray, background: Iterable[int] | None = None, exact_final_segment: bool = False
+) -> list[tuple[int, int, int]]:
+    """Runs of equal labels as (label, start, end_exclusive), background runs removed.
+
+    The last run ends at T-1 as in the reference code (see the module docstring), or at T with
+    ``exact_final_segment``."""
     labels = np.asarray(labels)
     if labels.size == 0:
         return []
     change = np.flatnonzero(labels[1:] != labels[:-1]) + 1
     starts = np.concatenate([[0], change])
-    ends = np.concatenate([change, [labels.size]])
+    ends = np.concatenate([change, [labels.size if exact_final_segment else labels.size - 1]])
     bg = set(background or ())
     return [(int(labels[s]), int(s), int(e)) for s, e in zip(starts, ends, strict=True) if int(labels[s]) not in bg]
 
@@ -54,20 +68,24 @@ def edit_score(pred_segs, gt_segs) -> float:
 
 
 def match_counts(pred_segs, gt_segs, overlap: float) -> tuple[int, int, int]:
-    """(tp, fp, fn) with one match per ground-truth segment."""
+    """(tp, fp, fn) with one match per ground-truth segment.
+
+    As the reference: each predicted segment takes the ground-truth segment of highest IoU
+    (other classes count 0, the first one on ties; a zero-length union is never a match) and is a
+    true positive when that IoU reaches ``overlap`` and the segment is still unmatched."""
     used = [False] * len(gt_segs)
     tp = fp = 0
     for label, ps, pe in pred_segs:
-        best, best_j = 0.0, -1
+        best, best_j = -np.inf, -1
         for j, (gl, gs, ge) in enumerate(gt_segs):
-            if gl != label:
-                continue
-            inter = max(0, min(pe, ge) - max(ps, gs))
             union = max(pe, ge) - min(ps, gs)
-            iou = inter / union if union > 0 else 0.0
+            if union <= 0:  # the reference gets NaN here, which never matches
+                best, best_j = np.nan, j
+                break
+            iou = (min(pe, ge) - max(ps, gs)) / union if gl == label else 0.0
             if iou > best:
                 best, best_j = iou, j
-        if best >= overlap and not used[best_j]:
+        if best_j >= 0 and best >= overlap and not used[best_j]:
             tp += 1
             used[best_j] = True
         else:
@@ -88,8 +106,13 @@ def _f1(tp: int, fp: int, fn: int) -> float:
     return 200 * precision * recall / (precision + recall) if precision + recall else 0.0
 
 
-def segmentation_scores(predictions, labels, background: Iterable[int] | None = None) -> dict[str, float]:
-    """predictions, labels: lists of 1-D int arrays (one per video) -> acc, edit, f1@{10,25,50} (%)."""
+def segmentation_scores(
+    predictions, labels, background: Iterable[int] | None = None, exact_final_segment: bool = False
+) -> dict[str, float]:
+    """predictions, labels: lists of 1-D int arrays (one per video) -> acc, edit, f1@{10,25,50} (%).
+
+    Equal to the MS-TCN/ASFormer/DiffAct reference evaluation, including its final-segment rule
+    (module docstring); ``exact_final_segment=True`` ends the last segment at T instead."""
     if len(predictions) != len(labels):
         raise ValueError(f"{len(predictions)} predictions for {len(labels)} label sequences")
     if not labels:
@@ -104,7 +127,7 @@ def segmentation_scores(predictions, labels, background: Iterable[int] | None = 
             raise ValueError(f"video {i}: prediction shape {p.shape} != label shape {g.shape} (need 1-D)")
         correct += int((p == g).sum())
         total += g.size
-        ps, gs = segments(p, bg), segments(g, bg)
+        ps, gs = segments(p, bg, exact_final_segment), segments(g, bg, exact_final_segment)
         edits.append(edit_score(ps, gs))
         _add_counts(counts, ps, gs)
     out = {"acc": 100.0 * correct / max(total, 1), "edit": float(np.mean(edits))}
@@ -123,7 +146,9 @@ def average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
     return float(precision_at[hits].mean())
 
 
-def multilabel_scores(probabilities, labels, threshold: float = 0.5) -> dict[str, float]:
+def multilabel_scores(
+    probabilities, labels, threshold: float = 0.5, exact_final_segment: bool = False
+) -> dict[str, float]:
     """probabilities, labels: lists of (C, T) arrays (probabilities in [0,1], multi-hot labels).
 
     acc: top-1 hit accuracy (the top-scoring class is in the frame's ground-truth set), over
@@ -148,7 +173,8 @@ def multilabel_scores(probabilities, labels, threshold: float = 0.5) -> dict[str
         frames += int(labelled.sum())
         pred = p >= threshold
         for c in range(y.shape[0]):
-            ps, gs = segments(pred[c].astype(int), [0]), segments(y[c].astype(int), [0])
+            ps = segments(pred[c].astype(int), [0], exact_final_segment)
+            gs = segments(y[c].astype(int), [0], exact_final_segment)
             if ps or gs:
                 edits.append(edit_score(ps, gs))
             _add_counts(counts, ps, gs)
@@ -194,52 +220,68 @@ def per_class_report(probabilities, labels, names: Sequence[str], threshold: flo
 # --------------------------------------------------------------------------------------
 # Compatibility with the authors' evaluation script (INFLATED; for paper comparison only).
 # --------------------------------------------------------------------------------------
-def _compat_segments(frames: np.ndarray) -> list[tuple[tuple, int, int]]:
-    """Segments from raw per-frame float vectors: a new segment whenever the vector changes."""
+def _compat_segments(frames: np.ndarray) -> list[tuple[np.ndarray, int, int]]:
+    """The authors' segments: a new one whenever the raw per-frame vector changes; the last ends at T."""
     out, start = [], 0
     for t in range(1, len(frames) + 1):
         if t == len(frames) or not np.array_equal(frames[t], frames[start]):
-            out.append((tuple(np.round(frames[start], 6)), start, t))
+            out.append((frames[start], start, t))
             start = t
     return out
 
 
+def _compat_judge(pred_vector: np.ndarray, gt_vector: np.ndarray) -> bool:
+    """The authors' match test: the top-1 class of the prediction is in the ground-truth set
+    (their ``np.nonzero`` returns a 1-tuple, so exactly one top class is compared)."""
+    return bool(gt_vector[int(np.argmax(pred_vector))] > 0.5)
+
+
 def official_compat_scores(probabilities, labels) -> dict[str, float]:
-    """Reproduces the authors' script's behaviour. NOT a correct metric:
-    - segments are built from raw float vectors (C-dim probabilities / multi-hot rows);
+    """Reproduces the authors' evaluation script. NOT a correct metric:
+    - a frame is correct when its top-1 class is anywhere in its ground-truth set (frames
+      without any ground-truth class count as wrong);
+    - segments are runs of identical raw vectors (C-dim probabilities / multi-hot rows); a
+      predicted and a ground-truth segment "agree" under the same top-1-in-set judge;
     - intersection is |min(end) - max(start)|, positive even for disjoint segments;
     - no one-match-per-segment rule: one ground-truth segment can be matched many times;
-    - Edit is summed over videos and divided by 2 instead of the number of videos.
-    Accuracy is the top-1 hit accuracy. Labelled "official-compat (inflated)" wherever shown.
+    - Edit is summed over videos and divided by 2 (their ``len(video_list)`` is the pair
+      [ground truths, predictions]) instead of the number of videos.
+    Labelled "official-compat (inflated)" wherever shown.
     """
     hits = frames = 0
     edit_sum = 0.0
     counts = {k: [0, 0, 0] for k in OVERLAPS}
     for p, y in zip(probabilities, labels, strict=True):
-        p, y = np.asarray(p, dtype=np.float64), np.asarray(y, dtype=np.float64)
-        top = p.argmax(axis=0)
-        hits += int((y[top, np.arange(y.shape[1])] > 0.5).sum())
-        frames += y.shape[1]
-        ps, gs = _compat_segments(p.T), _compat_segments(y.T)
-        pl = [int(np.argmax(s[0])) for s in ps]
-        gl = [int(np.argmax(s[0])) for s in gs]
-        edit_sum += (1 - levenshtein(pl, gl) / max(len(pl), len(gl), 1)) * 100
+        p, y = np.asarray(p, dtype=np.float64).T, np.asarray(y, dtype=np.float64).T  # (T, C)
+        hits += sum(_compat_judge(pt, yt) for pt, yt in zip(p, y, strict=True))
+        frames += len(y)
+        ps, gs = _compat_segments(p), _compat_segments(y)
+        agree = np.array([[_compat_judge(pv, gv) for gv, _, _ in gs] for pv, _, _ in ps], dtype=bool)
+        # Levenshtein with "agree" as equality, normalised by the longer sequence.
+        D = np.zeros((len(ps) + 1, len(gs) + 1))
+        D[:, 0], D[0, :] = np.arange(len(ps) + 1), np.arange(len(gs) + 1)
+        for i in range(1, len(ps) + 1):
+            for j in range(1, len(gs) + 1):
+                D[i, j] = D[i - 1, j - 1] if agree[i - 1, j - 1] else min(D[i - 1, j], D[i, j - 1], D[i - 1, j - 1]) + 1
+        edit_sum += (1 - D[-1, -1] / max(len(ps), len(gs))) * 100
+        g_start = np.array([s for _, s, _ in gs], dtype=np.float64)
+        g_end = np.array([e for _, _, e in gs], dtype=np.float64)
         for k in OVERLAPS:
             tp = fp = 0
-            for (lab, s, e), pc in zip(ps, pl, strict=True):
-                del lab
-                ious = [
-                    abs(min(e, ge) - max(s, gs_)) / (max(e, ge) - min(s, gs_))
-                    for (_, gs_, ge), gc in zip(gs, gl, strict=True)
-                    if gc == pc
-                ]
-                if ious and max(ious) >= k:
+            matched = np.zeros(len(gs), dtype=bool)
+            for j, (_, s, e) in enumerate(ps):
+                inter = np.abs(np.minimum(e, g_end) - np.maximum(s, g_start))
+                union = np.abs(np.maximum(e, g_end) - np.minimum(s, g_start))
+                iou = np.abs(inter / union * agree[j])
+                best = int(iou.argmax())
+                if iou[best] >= k:
                     tp += 1
+                    matched[best] = True
                 else:
                     fp += 1
             counts[k][0] += tp
             counts[k][1] += fp
-            counts[k][2] += max(len(gs) - tp, 0)
+            counts[k][2] += len(gs) - int(matched.sum())
     out = {"acc": 100.0 * hits / max(frames, 1), "edit": edit_sum / 2}
     for k in OVERLAPS:
         out[f"f1@{round(k * 100)}"] = _f1(*counts[k])
