@@ -57,6 +57,10 @@ class DecoderConfig:
     kernel_size: int = 5  # seed: kernel 5
     time_emb_dim: int = 512  # seed: sinusoidal time embedding 512
     dropout: float = 0.1  # seed: 0.1
+    # How the condition (branch features + Fourier condition) enters each layer:
+    # "qk" (DiffAct, the paper): attention queries/keys only; "qk+residual": also added to the
+    # layer's residual stream (a per-layer projection, computed once per window).
+    condition_injection: str = "qk"
 
 
 @dataclass
@@ -72,10 +76,13 @@ class DiffusionConfig:
 
 @dataclass
 class LossConfig:
-    encoder_weight: float = 0.5  # auxiliary encoder classification loss
-    decoder_weight: float = 1.0  # decoder classification loss on x0
-    boundary_weight: float = 0.1  # 1 - similarity of consecutive frames vs. boundary targets
-    smooth_weight: float = 0.0  # optional clamped-MSE smoothness (MS-TCN); off in the paper
+    """DiffAct's loss terms and weights (its configs: CE 0.5 / 0.5, MSE 0.1 / 0.1, boundary 0.1)."""
+
+    encoder_weight: float = 0.5  # DiffAct: encoder classification loss 0.5
+    decoder_weight: float = 0.5  # DiffAct: decoder classification loss on x0 0.5
+    boundary_weight: float = 0.1  # DiffAct: decoder boundary loss 0.1 (1 - similarity vs smoothed boundaries)
+    boundary_smooth: float = 1.0  # DiffAct's boundary_smooth: Gaussian sigma (frames) of the boundary targets
+    smooth_weight: float = 0.1  # DiffAct: clamped-MSE smoothing 0.1, on the encoder and the decoder output
     class_weights: list[float] | None = None  # optional per-class weights (long tail); len C
 
 
@@ -95,6 +102,10 @@ class ModelConfig:
     feature_dim: int = 768  # D: BLIP-2 Q-Former width (CLIP: 512)
     num_classes: int = 137  # C: RHAS133
     multi_label: bool = True  # RHAS133 is multi-label: sigmoid/BCE; False: softmax/CE
+    # How the two branches' final probabilities are combined: "mean" (paper), "partial" (the
+    # target-crop branch only), "confidence" (per frame and class, weighted by each branch's
+    # certainty), "learned" (per-class weights trained on the branches' detached outputs).
+    fusion: str = "mean"
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     xlstm: XLSTMConfig = field(default_factory=XLSTMConfig)
     fourier: FourierConfig = field(default_factory=FourierConfig)

@@ -2,7 +2,9 @@
 
 x_t: (B, G*C, W) noisy actions in [-scale, scale], t: (B,) diffusion steps,
 cond: (B, G*Fc, W) branch features + Fourier condition -> x0 logits (B, G*C, W).
-Attention queries/keys read [action features ; condition], values the action features.
+Attention queries/keys read [action features ; condition], values the action features
+(DiffAct, ``condition_injection: qk``); with ``qk+residual`` a per-layer projection of the
+condition is also added to the layer's input, so the values and the residual stream see it.
 """
 
 from __future__ import annotations
@@ -14,11 +16,16 @@ from ..config import DecoderConfig
 from .layers import DilatedAttentionLayer, GroupedPointwise, sinusoidal_embedding
 
 COND_F_MAPS = 64  # width the condition is projected to once, before the layers
+INJECTIONS = ("qk", "qk+residual")
 
 
 class Decoder(nn.Module):
     def __init__(self, cfg: DecoderConfig, num_classes: int, cond_dim: int, groups: int):
         super().__init__()
+        if cfg.condition_injection not in INJECTIONS:
+            raise ValueError(
+                f"decoder.condition_injection must be one of {', '.join(INJECTIONS)}, got {cfg.condition_injection!r}"
+            )
         self.cfg, self.groups = cfg, groups
         G, Fm, E = groups, cfg.num_f_maps, cfg.time_emb_dim
         self.conv_in = GroupedPointwise(num_classes, Fm, G)
@@ -31,20 +38,33 @@ class Decoder(nn.Module):
             for i in range(cfg.num_layers)
         )
         self.conv_out = GroupedPointwise(Fm, num_classes, G)
+        # All layers' residual condition terms at once: (B, G*L*F, W).
+        self.residual = (
+            GroupedPointwise(COND_F_MAPS, Fm * cfg.num_layers, G) if cfg.condition_injection == "qk+residual" else None
+        )
 
-    def encode_condition(self, cond: torch.Tensor) -> list[torch.Tensor]:
-        """Per-layer query/key terms of the condition (B, G*Fc, W): computed once per window,
-        reused by every DDIM step."""
+    def encode_condition(self, cond: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """Per-layer (query/key term, residual term or None) of the condition (B, G*Fc, W):
+        computed once per window, reused by every DDIM step."""
         cond = self.cond_in(cond)
-        return [layer.condition_term(cond) for layer in self.layers]
+        L, Fm = self.cfg.num_layers, self.cfg.num_f_maps
+        residual = [None] * L
+        if self.residual is not None:
+            B, _, W = cond.shape
+            res = self.residual(cond).reshape(B, self.groups, L, Fm, W)
+            residual = [res[:, :, i].reshape(B, self.groups * Fm, W) for i in range(L)]
+        return [(layer.condition_term(cond), r) for layer, r in zip(self.layers, residual, strict=True)]
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond_terms: list[torch.Tensor]) -> torch.Tensor:
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond_terms) -> torch.Tensor:
         B = x_t.shape[0]
         G, Fm, L = self.groups, self.cfg.num_f_maps, self.cfg.num_layers
         emb = sinusoidal_embedding(t, self.cfg.time_emb_dim).to(x_t.dtype)  # (B, E)
         emb = self.time_mlp(emb.repeat(1, G)[:, :, None])  # (B, G*E, 1), per-branch weights
         shifts = self.time_proj(emb).reshape(B, G, L, Fm, 1)  # (B, G, L, F, 1)
         h = self.conv_in(x_t)
-        for i, (layer, term) in enumerate(zip(self.layers, cond_terms, strict=True)):
-            h = layer(h + shifts[:, :, i].reshape(B, G * Fm, 1), term)
+        for i, (layer, (qk_term, res_term)) in enumerate(zip(self.layers, cond_terms, strict=True)):
+            h = h + shifts[:, :, i].reshape(B, G * Fm, 1)
+            if res_term is not None:
+                h = h + res_term
+            h = layer(h, qk_term)
         return self.conv_out(h)

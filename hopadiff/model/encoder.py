@@ -7,6 +7,7 @@ where k = len(feature_layer_indices) layers' outputs are concatenated per branch
 from __future__ import annotations
 
 import torch
+from einops import rearrange
 from torch import nn
 
 from ..config import EncoderConfig
@@ -14,18 +15,17 @@ from .layers import DilatedAttentionLayer, GroupedPointwise
 
 
 class InputDropout(nn.Module):
-    """Normal, channel and temporal dropout of the input features (each seed 0.5)."""
+    """DiffAct's input dropouts: whole feature channels, then whole frames (seed 0.5 each).
+    The third rate, ``normal_dropout``, is element dropout inside every encoder layer."""
 
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
-        self.normal = nn.Dropout(cfg.normal_dropout)
         self.channel = nn.Dropout1d(cfg.channel_dropout)  # zeros whole channels of (B, D, W)
         self.temporal = nn.Dropout1d(cfg.temporal_dropout)  # on (B, W, D): zeros whole frames
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.channel(x)
-        x = self.temporal(x.transpose(1, 2)).transpose(1, 2)
-        return self.normal(x)
+        return rearrange(self.temporal(rearrange(x, "b d w -> b w d")), "b w d -> b d w")
 
 
 class Encoder(nn.Module):
@@ -39,7 +39,8 @@ class Encoder(nn.Module):
         self.dropout = InputDropout(cfg)
         self.conv_in = GroupedPointwise(feature_dim, Fm, G)
         self.layers = nn.ModuleList(
-            DilatedAttentionLayer(Fm, cfg.kernel_size, 2**i, dropout=0.0, groups=G) for i in range(cfg.num_layers)
+            DilatedAttentionLayer(Fm, cfg.kernel_size, 2**i, cfg.normal_dropout, groups=G)
+            for i in range(cfg.num_layers)
         )
         self.conv_out = GroupedPointwise(Fm, num_classes, G)
         self.out_channels = Fm * len(cfg.feature_layer_indices)  # per branch

@@ -1,15 +1,19 @@
 """Fourier condition: a low-pass of the HP-xLSTM output, turned back into a smooth sequence.
 
-The rFFT/irFFT pair uses the orthonormal convention, so keeping the lowest K coefficients is
-an orthogonal projection: the condition's scale is bounded by its input's and does not grow
-with the window length W (the authors' code adds an unnormalised DCT whose coefficients are
-60-500x the feature scale). A grouped 1x1 convolution then maps each branch to the
-condition width.
+The transform is the orthonormal DCT-II, as in the authors' code: it is the Fourier transform
+of the window's even (mirror) extension, so unlike an rFFT low-pass it does not wrap the end
+of the window around to its start. Keeping the lowest K coefficients is an orthogonal
+projection: the condition's scale is bounded by its input's and does not grow with the window
+length W (the authors' code adds unnormalised DCT coefficients, 60-500x the feature scale).
+A grouped 1x1 convolution then maps each branch to the condition width.
 
 x: (B, G*Fin, W) -> (B, G*Fc, W).
 """
 
 from __future__ import annotations
+
+import functools
+import math
 
 import torch
 from torch import nn
@@ -18,12 +22,24 @@ from ..config import FourierConfig
 from .layers import GroupedPointwise
 
 
+@functools.lru_cache(maxsize=32)
+def dct_basis(W: int, K: int, device: torch.device, inference: bool = False) -> torch.Tensor:
+    """(K, W) rows of the orthonormal DCT-II: sqrt(2/W) c_k cos(pi (n + 1/2) k / W), c_0 = 1/sqrt(2).
+
+    Cached per inference mode: a tensor made under torch.inference_mode cannot enter autograd.
+    (torch has no DCT; the basis matmul costs O(W K) per channel, less than an FFT's overhead here.)"""
+    n = torch.arange(W, dtype=torch.float64)
+    k = torch.arange(min(K, W), dtype=torch.float64)[:, None]
+    basis = math.sqrt(2.0 / W) * torch.cos(math.pi * (n + 0.5) * k / W)
+    basis[0] /= math.sqrt(2.0)
+    return basis.to(device=device, dtype=torch.float32)
+
+
 def low_pass(x: torch.Tensor, num_coefficients: int) -> torch.Tensor:
-    """Keep the lowest ``num_coefficients`` temporal frequencies of (..., W); computed in float32."""
-    W = x.shape[-1]
-    spec = torch.fft.rfft(x.float(), dim=-1, norm="ortho")  # (..., W//2 + 1)
-    spec = spec[..., :num_coefficients]
-    return torch.fft.irfft(spec, n=W, dim=-1, norm="ortho").to(x.dtype)
+    """Keep the lowest ``num_coefficients`` DCT-II coefficients of (..., W); computed in float32."""
+    basis = dct_basis(x.shape[-1], num_coefficients, x.device, torch.is_inference_mode_enabled())  # (K, W)
+    coeffs = x.float() @ basis.T  # (..., K)
+    return (coeffs @ basis).to(x.dtype)
 
 
 class FourierCondition(nn.Module):

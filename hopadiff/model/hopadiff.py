@@ -1,6 +1,6 @@
 """HopaDIFF: two branches (holistic full-frame, partial target-crop), each with its own
 encoder, HP-xLSTM half, Fourier condition and denoising decoder; the final probabilities of
-the two reverse diffusion chains are averaged.
+the two reverse diffusion chains are fused (``model.fusion``: averaged in the paper).
 
 Public API (used by the trainer and the ROS node):
   model.training_losses(holistic, partial, labels, visible=None) -> dict of scalar tensors
@@ -21,6 +21,7 @@ from .ddim import DDIMSampler
 from .decoder import Decoder
 from .encoder import Encoder
 from .fourier import FourierCondition
+from .fusion import Fusion
 from .layers import cat_groups
 from .losses import boundary_loss, classification_loss, probabilities, smoothness_loss
 from .schedules import make_betas
@@ -48,6 +49,7 @@ class HopaDIFF(nn.Module):
         cond_dim = feat + cfg.fourier.condition_dim
         self.decoder_groups = 1 if ab.shared_decoder else G
         self.decoder = Decoder(cfg.decoder, cfg.num_classes, cond_dim, self.decoder_groups)
+        self.fusion = Fusion(cfg.fusion, self.branch_names, cfg.num_classes, cfg.multi_label)
         self.sampler = DDIMSampler(make_betas(cfg.diffusion.schedule, cfg.diffusion.num_train_timesteps))
         weights = cfg.loss.class_weights
         if weights is not None and len(weights) != cfg.num_classes:
@@ -182,17 +184,30 @@ class HopaDIFF(nn.Module):
 
         enc_b, dec_b = self._per_branch(enc_logits).float(), self._per_branch(dec_logits).float()  # (B, G, C, W)
         multi, weights, lc = cfg.multi_label, self.class_weights, cfg.loss
+        sigma = lc.boundary_smooth
         terms = {  # name -> (weight, loss of one branch g); each averaged over the branches
             "encoder_cls": (lc.encoder_weight, lambda g: classification_loss(enc_b[:, g], labels, multi, weights)),
+            "encoder_smooth": (lc.smooth_weight, lambda g: smoothness_loss(enc_b[:, g], multi)),
             "decoder_cls": (lc.decoder_weight, lambda g: classification_loss(dec_b[:, g], labels, multi, weights)),
-            "boundary": (lc.boundary_weight, lambda g: boundary_loss(dec_b[:, g], labels, multi)),
-            "smooth": (lc.smooth_weight, lambda g: smoothness_loss(dec_b[:, g], multi)),
+            "decoder_smooth": (lc.smooth_weight, lambda g: smoothness_loss(dec_b[:, g], multi)),
+            "boundary": (
+                lc.boundary_weight,
+                lambda g: boundary_loss(dec_b[:, g], target if multi else labels, multi, sigma),
+            ),
         }
         parts = {
-            name: sum(fn(g) for g in range(G)) / G if weight > 0 or name != "smooth" else enc_b.new_zeros(())
+            name: sum(fn(g) for g in range(G)) / G if weight > 0 else enc_b.new_zeros(())
             for name, (weight, fn) in terms.items()
         }
         parts["total"] = sum(weight * parts[name] for name, (weight, _) in terms.items())
+        if self.fusion.logits is not None:
+            # Trains only the fusion weights: the branches' x0 estimates are detached.
+            fused = self.fusion(probabilities(dec_b.detach(), multi)).clamp(1e-6, 1 - 1e-6)
+            if multi:
+                parts["fusion"] = F.binary_cross_entropy(fused, target)
+            else:
+                parts["fusion"] = F.nll_loss(fused.log(), labels)
+            parts["total"] = parts["total"] + parts["fusion"]
         return parts
 
     def forward(self, holistic, partial, labels, visible=None, generator=None):
@@ -227,6 +242,19 @@ class HopaDIFF(nn.Module):
                 probs = self._probs(logits)  # (B, G, C, W)
                 x0 = (2 * probs.flatten(1, 2) - 1) * scale
                 x = self.sampler.step(x0, t, x, eta=eta, generator=generator)
-            return probs if return_branches else probs.mean(dim=1)
+            return probs if return_branches else self.fusion(probs)
+        finally:
+            self.train(was_training)
+
+    @torch.inference_mode()
+    def encoder_probabilities(self, holistic, partial, visible=None):
+        """The encoders' auxiliary heads as (B, G, C, W) probabilities: the simplest baseline the
+        diffusion output is checked against."""
+        self._check_inputs(holistic, partial, visible)
+        was_training = self.training
+        self.eval()
+        try:
+            enc_logits, _ = self.encode(holistic, partial, visible)
+            return self._probs(enc_logits.float())
         finally:
             self.train(was_training)

@@ -92,10 +92,11 @@ def local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dilation:
 
 
 class DilatedAttentionLayer(nn.Module):
-    """Residual layer: dilated conv + local dilated attention over the same taps, then
-    instance norm and a feed-forward. With ``cond_channels`` the attention queries/keys also
-    read a condition, whose contribution is computed once per window (``condition_term``)
-    and reused by every DDIM step.
+    """DiffAct's mixed conv-attention layer: dropout on the layer input, then a dilated conv
+    plus a local dilated attention over the same taps, instance norm, a feed-forward, and the
+    residual: ``x + ffn(norm(conv(drop(x)) + att(drop(x))))``. With ``cond_channels`` the
+    attention queries/keys also read a condition, whose contribution is computed once per
+    window (``condition_term``) and reused by every DDIM step.
 
     x: (B, G*F, W), cond_term: (B, G*2F, W) or None -> (B, G*F, W).
     """
@@ -118,8 +119,9 @@ class DilatedAttentionLayer(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def condition_term(self, cond: torch.Tensor) -> torch.Tensor:
-        """(B, G*Fc, W) -> (B, G*2F, W) added to the queries/keys."""
-        return self.qk_cond(cond)
+        """(B, G*Fc, W) -> (B, G*2F, W) added to the queries/keys. The condition gets this layer's
+        dropout, as DiffAct drops its cross input in every layer (identity at inference)."""
+        return self.qk_cond(self.dropout(cond))
 
     def dilated_conv(self, x: torch.Tensor) -> torch.Tensor:
         B, _, W = x.shape
@@ -131,7 +133,8 @@ class DilatedAttentionLayer(nn.Module):
     def forward(self, x: torch.Tensor, cond_term: torch.Tensor | None = None) -> torch.Tensor:
         B, _, W = x.shape
         G, Fm = self.groups, self.channels
-        qkv = self.qkv(x).reshape(B, G, 3 * Fm, W)
+        x_drop = self.dropout(x)
+        qkv = self.qkv(x_drop).reshape(B, G, 3 * Fm, W)
         qk = qkv[:, :, : 2 * Fm]
         if cond_term is not None:
             qk = qk + cond_term.reshape(B, G, 2 * Fm, W)
@@ -139,9 +142,7 @@ class DilatedAttentionLayer(nn.Module):
         k = qk[:, :, Fm:].reshape(B * G, Fm, W)
         v = qkv[:, :, 2 * Fm :].reshape(B * G, Fm, W)
         att = local_attention(q, k, v, self.dilation, self.taps).reshape(B, G * Fm, W)
-        h = F.relu(self.dilated_conv(x) + att)
-        h = self.ffn(self.norm(h))
-        return x + self.dropout(h)
+        return x + self.ffn(self.norm(self.dilated_conv(x_drop) + att))
 
 
 def sinusoidal_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:

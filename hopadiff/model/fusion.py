@@ -1,0 +1,43 @@
+"""How the branches' final probabilities become one prediction (``model.fusion``).
+
+probs: (B, G, C, W) per-branch probabilities in [0, 1] -> (B, C, W).
+
+  mean        the paper: the average of the branches
+  partial     the target-crop branch only (the holistic branch sees everybody in the frame)
+  confidence  per frame and class, each branch weighted by its certainty: |2p - 1| for
+              multi-label sigmoids, the frame's top probability for single-label softmaxes
+  learned     per-class branch weights (a softmax over G of learned logits), trained by a
+              classification loss on the fused output of the branches' detached x0 estimates,
+              so they learn how far to trust each branch without changing the branches
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+FUSIONS = ("mean", "partial", "confidence", "learned")
+
+
+class Fusion(nn.Module):
+    def __init__(self, mode: str, branch_names: tuple[str, ...], num_classes: int, multi_label: bool):
+        super().__init__()
+        if mode not in FUSIONS:
+            raise ValueError(f"model.fusion must be one of {', '.join(FUSIONS)}, got {mode!r}")
+        self.mode, self.multi_label = mode, multi_label
+        self.partial_index = branch_names.index("partial") if "partial" in branch_names else 0
+        G = len(branch_names)
+        self.logits = nn.Parameter(torch.zeros(G, num_classes)) if mode == "learned" else None
+
+    def forward(self, probs: torch.Tensor) -> torch.Tensor:
+        if probs.shape[1] == 1 or self.mode == "mean":
+            return probs.mean(dim=1)
+        if self.mode == "partial":
+            return probs[:, self.partial_index]
+        if self.mode == "confidence":
+            # multi-label: |2p - 1| per class; single-label: the frame's top probability
+            w = (2 * probs - 1).abs() if self.multi_label else probs.amax(dim=2, keepdim=True).expand_as(probs)
+            w = w + 1e-6  # equal weights where no branch is certain
+            return (w * probs).sum(dim=1) / w.sum(dim=1)
+        w = self.logits.softmax(dim=0).to(probs.dtype)  # (G, C)
+        return (w[None, :, :, None] * probs).sum(dim=1)
