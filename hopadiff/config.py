@@ -27,7 +27,9 @@ class EncoderConfig:
     normal_dropout: float = 0.5  # seed: element dropout on the input features
     channel_dropout: float = 0.5  # seed: drops whole feature channels
     temporal_dropout: float = 0.5  # seed: drops whole frames
-    feature_layer_indices: list[int] = field(default_factory=lambda: [5, 7, 9])  # DiffAct's choice
+    # Layers whose outputs condition the decoder (DiffAct's choice); as in DiffAct, -1 adds the
+    # input features and -2 the encoder's class probabilities.
+    feature_layer_indices: list[int] = field(default_factory=lambda: [5, 7, 9])
 
 
 @dataclass
@@ -127,6 +129,10 @@ class DataConfig:
     sample_fps: float = 5.0  # frame rate of the features
     speed_augment: list[float] = field(default_factory=lambda: [0.8, 1.25])  # temporal resampling range
     labels_file: str = ""  # class names, one per line (relative to the config file)
+    # Set by training from the train manifest: the holistic features were conditioned on the
+    # referring text (BLIP-2 ITM path, hopadiff-extract's default); the node then encodes frames
+    # with the active query the same way.
+    holistic_text: bool = False
 
 
 @dataclass

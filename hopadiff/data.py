@@ -106,7 +106,7 @@ def make_sample(name, holistic, partial, visible, labels, text, where, multi_lab
 
 # ----------------------------------------------------------------------------- manifest
 def load_manifest(path: str | Path) -> tuple[list[Sample], dict]:
-    """-> (samples, meta) where meta has labels, multi_label, fps. Warns about missing partials."""
+    """-> (samples, meta) where meta has labels, multi_label, fps, holistic_text. Warns about missing partials."""
     path = Path(path)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
@@ -169,14 +169,23 @@ def load_manifest(path: str | Path) -> tuple[list[Sample], dict]:
         "labels": names,
         "multi_label": multi,
         "fps": float(doc.get("fps", 0.0)),
+        "holistic_text": bool(doc.get("holistic_text", False)),
         "missing_partial": missing,
     }
 
 
 def write_manifest(
-    path: str | Path, entries: list[dict], labels: list[str], multi_label: bool = True, fps: float = 0.0
+    path: str | Path,
+    entries: list[dict],
+    labels: list[str],
+    multi_label: bool = True,
+    fps: float = 0.0,
+    holistic_text: bool = False,
 ) -> None:
-    """Write a manifest atomically (entries' paths relative to the manifest's folder)."""
+    """Write a manifest atomically (entries' paths relative to the manifest's folder).
+
+    ``holistic_text``: the holistic features were computed with each sample's referring text
+    (BLIP-2's image-text-matching path), so they are per referred person."""
     path = Path(path)
     doc = {
         "format": MANIFEST_FORMAT,
@@ -184,6 +193,7 @@ def write_manifest(
         "labels": list(labels),
         "multi_label": multi_label,
         "fps": fps,
+        "holistic_text": holistic_text,
         "samples": entries,
     }
     tmp = path.with_name(f".{path.name}.tmp")

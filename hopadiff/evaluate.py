@@ -23,15 +23,35 @@ from .metrics import multilabel_scores, official_compat_scores, per_class_report
 from .runtime import resolve_device
 from .windows import StitchedProbabilities, pad_to_window, smooth_time, to_labels, window_starts
 
+DIAGNOSTICS = ("encoder", "holistic", "partial", "x0_at_T")
 
+
+@torch.inference_mode()
 def predict_sequence(
-    model, sample: Sample, window: int, hop: int, steps=None, eta=None, seed: int = 0, batch: int = 8
-) -> np.ndarray:
-    """(C, T) probabilities for a whole sequence, windows stitched by averaging."""
+    model,
+    sample: Sample,
+    window: int,
+    hop: int,
+    steps=None,
+    eta=None,
+    seed: int = 0,
+    batch: int = 8,
+    diagnostics: bool = False,
+) -> dict[str, np.ndarray]:
+    """(C, T) probabilities for a whole sequence, windows stitched by averaging.
+
+    ``window`` 0 runs the whole sequence as one window (the paper's evaluation; memory grows
+    linearly with T). Returns {"fused": ...} and, with ``diagnostics``, the regression
+    diagnostics of the model against its own baselines: "encoder" (the encoder heads, fused
+    like the diffusion output), "holistic"/"partial" (each diffusion chain alone) and
+    "x0_at_T" (the fused x0 estimate of one denoising step from pure noise).
+    """
     device = next(model.parameters()).device
     T = sample.num_frames
+    window = T if window == 0 else window
     C = model.cfg.num_classes
-    stitched = StitchedProbabilities(C, T)
+    names = ("fused", *DIAGNOSTICS) if diagnostics else ("fused",)
+    stitched = {n: StitchedProbabilities(C, T) for n in names}
     starts = window_starts(T, window, hop)
     gen = torch.Generator(device).manual_seed(seed)
     for i in range(0, len(starts), batch):
@@ -39,17 +59,32 @@ def predict_sequence(
         hol = np.stack([pad_to_window(np.asarray(sample.holistic[s : s + window]).T, window) for s in chunk])
         par = np.stack([pad_to_window(np.asarray(sample.partial[s : s + window]).T, window) for s in chunk])
         vis = np.stack([pad_to_window(sample.visible[s : s + window], window) for s in chunk])
-        probs = model.predict(
-            torch.from_numpy(hol).to(device),
-            torch.from_numpy(par).to(device),
-            torch.from_numpy(vis).to(device),
-            steps=steps,
-            eta=eta,
-            generator=gen,
-        )
-        for s, p in zip(chunk, probs.cpu().numpy(), strict=True):
-            stitched.add(s, p)
-    return stitched.mean()
+        inputs = [torch.from_numpy(x).to(device) for x in (hol, par, vis)]
+        branches = model.predict(*inputs, steps=steps, eta=eta, generator=gen, return_branches=True)
+        outs = {"fused": model.fusion(branches)}
+        if diagnostics:
+            outs["encoder"] = model.fusion(model.encoder_probabilities(*inputs))
+            for g, name in enumerate(model.branch_names):
+                outs[name] = branches[:, g]
+            for name in ("holistic", "partial"):
+                outs.setdefault(name, outs["fused"])  # one-branch ablations: the branch is the output
+            outs["x0_at_T"] = model.predict(*inputs, steps=1, eta=0.0, generator=gen)
+        for name, probs in outs.items():
+            for s, p in zip(chunk, probs.float().cpu().numpy(), strict=True):
+                stitched[name].add(s, p)
+    return {name: st.mean() for name, st in stitched.items()}
+
+
+def _scores(probs, samples, multi_label: bool, compat: bool = False) -> tuple[dict, list]:
+    if multi_label:
+        gts = [s.labels.T for s in samples]
+        scores = multilabel_scores(probs, gts)
+        if compat:
+            scores.update({f"compat_{k}": v for k, v in official_compat_scores(probs, gts).items()})
+    else:
+        gts = [s.labels for s in samples]
+        scores = segmentation_scores([to_labels(p, False) for p in probs], gts)
+    return scores, gts
 
 
 def evaluate_samples(
@@ -62,17 +97,19 @@ def evaluate_samples(
     eta=None,
     smooth: int = 1,
     compat: bool = False,
+    diagnostics: bool = False,
 ):
-    """-> (scores dict, list of (C, T) probabilities, list of ground truths)."""
-    probs = [smooth_time(predict_sequence(model, s, window, hop, steps, eta), smooth) for s in samples]
-    if multi_label:
-        gts = [s.labels.T for s in samples]
-        scores = multilabel_scores(probs, gts)
-        if compat:
-            scores.update({f"compat_{k}": v for k, v in official_compat_scores(probs, gts).items()})
-    else:
-        gts = [s.labels for s in samples]
-        scores = segmentation_scores([to_labels(p, False) for p in probs], gts)
+    """-> (scores dict, list of (C, T) probabilities, list of ground truths).
+
+    With ``diagnostics`` the scores also hold ``acc_encoder``, ``acc_holistic``,
+    ``acc_partial`` and ``acc_x0_at_T`` (see predict_sequence)."""
+    outputs = [predict_sequence(model, s, window, hop, steps, eta, diagnostics=diagnostics) for s in samples]
+    probs = [smooth_time(o["fused"], smooth) for o in outputs]
+    scores, gts = _scores(probs, samples, multi_label, compat)
+    if diagnostics:
+        for name in DIAGNOSTICS:
+            extra, _ = _scores([smooth_time(o[name], smooth) for o in outputs], samples, multi_label)
+            scores[f"acc_{name}"] = extra["acc"]
     return scores, probs, gts
 
 
@@ -120,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", default="test", help="manifest name under the data root ({root}/{split}.json)")
     ap.add_argument("--data-root", type=Path, help="manifest folder (default: data.root stored in the checkpoint)")
     ap.add_argument("--out", type=Path, default=None, help="output folder (default: next to the checkpoint)")
-    ap.add_argument("--window", type=int, help="W (default: the checkpoint's data.window)")
+    ap.add_argument(
+        "--window", type=int, help="W (default: the checkpoint's data.window); 0: each whole sequence at once"
+    )
     ap.add_argument("--hop", type=int, help="hop (default: the checkpoint's data.hop)")
     ap.add_argument("--steps", type=int, help="DDIM steps (default: config)")
     ap.add_argument("--eta", type=float, help="DDIM eta (default: config)")
@@ -139,18 +178,30 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, DataError, ValueError) as e:
         print(f"hopadiff-eval: error: {e}", file=sys.stderr)
         return 2
-    window, hop = args.window or cfg.data.window, args.hop or cfg.data.hop
+    window = cfg.data.window if args.window is None else args.window
+    hop = args.hop or cfg.data.hop
+    if window < 0:
+        print(f"hopadiff-eval: error: --window {window} must be >= 0", file=sys.stderr)
+        return 2
     multi = cfg.model.multi_label
     scores, probs, gts = evaluate_samples(
-        model, samples, window, hop, multi, args.steps, args.eta, args.smooth, args.compat
+        model, samples, window, hop, multi, args.steps, args.eta, args.smooth, args.compat, diagnostics=True
     )
     out = args.out or args.checkpoint.parent / f"eval_{args.split}"
     out.mkdir(parents=True, exist_ok=True)
-    print(f"\n{args.checkpoint} on {args.split}: {len(samples)} sequences, W={window}, hop={hop}\n")
+    shape = "whole sequences" if window == 0 else f"sliding windows W={window}, hop={hop}"
+    print(f"\n{args.checkpoint} on {args.split}: {len(samples)} sequences, {shape}\n")
+    print(f"{'multi-label: top-1 hit Acc, frame mAP, per-class Edit/F1' if multi else 'Acc, Edit, F1'}")
+    print("(MS-TCN/ASFormer/DiffAct reference definitions, final-segment rule included)\n")
     print("| metric | value |\n|---|---|")
     for k, v in scores.items():
-        if not k.startswith("compat_"):
+        if not k.startswith(("compat_", "acc_")):
             print(f"| {k} | {v:.2f} |")
+    print("\ndiagnostics (frame accuracy of the model's parts; the fused output should not be below the encoder):\n")
+    print("| output | acc |\n|---|---|")
+    print(f"| fused diffusion (published) | {scores['acc']:.2f} |")
+    for k in DIAGNOSTICS:
+        print(f"| {k.replace('_', ' ')} | {scores['acc_' + k]:.2f} |")
     if args.compat:
         print("\nofficial-compat (INFLATED, the authors' script; only for comparing with the paper's tables):\n")
         print("| metric | value |\n|---|---|")

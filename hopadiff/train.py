@@ -74,6 +74,9 @@ class Trainer:
                 f"data has {len(self.labels)} classes (multi_label={meta['multi_label']}), config model has "
                 f"{cfg.model.num_classes} (multi_label={cfg.model.multi_label})"
             )
+        if cfg.data.holistic_text != meta["holistic_text"] and self.main_process:
+            log.info("data.holistic_text = %s (from %s/%s.json)", meta["holistic_text"], d.root, d.train_split)
+        cfg.data.holistic_text = meta["holistic_text"]  # stored in the checkpoint for the node
         D = self.train_samples[0].holistic.shape[1]
         if cfg.model.feature_dim != D:
             raise ConfigError(f"features are {D}-dim, model.feature_dim is {cfg.model.feature_dim}")

@@ -307,6 +307,11 @@ def build_pipeline(s):
         torch.set_num_threads(s.torch_threads)
     backbone = load_backbone(s.backbone, s.backbone_model or None, s.device, s.precision, s.local_files_only)
     model, cfg, labels, _ = load_checkpoint(s.checkpoint, expected_feature_dim=backbone.feature_dim)
+    if cfg.data.holistic_text and not backbone.conditions_on_text:
+        raise ValueError(
+            f"{s.checkpoint} was trained on holistic features conditioned on the referring text, "
+            f"which the {s.backbone} backbone cannot compute (use blip2)"
+        )
     model = prepare_for_inference(model, s.device, s.precision)
     detector = make_detector(s.detector, s.detector_model, str(backbone.device), s.local_files_only)
     pcfg = PipelineConfig(
@@ -322,6 +327,7 @@ def build_pipeline(s):
         at_least_one=s.at_least_one_action,
         smooth=s.smooth,
         max_text_chars=s.max_text_chars,
+        holistic_text=cfg.data.holistic_text,
         grounding=GroundingConfig(
             s.grounding_ema, s.grounding_min_score, s.grounding_switch_margin, s.grounding_switch_frames
         ),

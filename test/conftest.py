@@ -44,3 +44,14 @@ def worker_domain_id():
     concurrent runs pick different ids.
     """
     return 100 + os.getpid() % 60
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, Path]:
+    """A tiny random CLIP and BLIP-2 saved once per test session, loaded by path like real weights."""
+    from hopadiff.features.tiny import make_tiny_blip2, make_tiny_clip
+
+    root = tmp_path_factory.mktemp("tiny_models")
+    make_tiny_clip(root / "clip")
+    make_tiny_blip2(root / "blip2")
+    return {"clip": root / "clip", "blip2": root / "blip2"}

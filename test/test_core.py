@@ -190,3 +190,26 @@ def test_stitching_long_action_keeps_one_id_and_bounded_memory():
     assert 0.6 < seg.confidence < 0.8  # mean over the whole action, frozen frames included
     (final,) = st.finish()
     assert final.status == FINAL
+
+
+def test_pipeline_encodes_holistic_features_with_the_query(tiny_models):
+    """A checkpoint trained on text-conditioned holistic features: the node encodes the frame with
+    the active query (BLIP-2 ITM path), and a new query restarts the windows."""
+    backbone = load_backbone("blip2", str(tiny_models["blip2"]), "cpu", local_files_only=True)
+    model = hopadiff.HopaDIFF(tiny_model_config(feature_dim=backbone.feature_dim))
+    pipe = RhasPipeline(
+        model, [f"a{i}" for i in range(5)], backbone, None,
+        PipelineConfig(window=8, hop=2, min_window_frames=2, steps=2, holistic_text=True),
+    )  # fmt: skip
+    frame = np.random.default_rng(0).integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    boxes = (np.array([[5, 5, 30, 50]], float), np.ones(1), None)
+    pipe.set_query("the tall person in the red shirt")
+    for k in range(3):
+        pipe.process(frame, k, boxes)
+    expected = backbone.encode_images([frame], "the tall person in the red shirt").features[0].numpy()
+    np.testing.assert_allclose(pipe.holistic[-1], expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(pipe.holistic[-1], backbone.encode_images([frame]).features[0].numpy())
+    pipe.set_query("the short person in the blue shirt")
+    assert len(pipe.holistic) == 0 and not pipe.persons, "features of the old text are not reused"
+    pipe.process(frame, 3, boxes)
+    assert len(pipe.holistic) == 1

@@ -6,11 +6,12 @@ import json
 
 import numpy as np
 import pytest
-from train_util import run_cli
+import torch
+from train_util import run_main
 
 from hopadiff.data import load_manifest
 from hopadiff.features import load_backbone
-from hopadiff.features.tiny import make_tiny_blip2, make_tiny_clip
+from hopadiff.features.extract import main as extract_main
 from hopadiff.synth.video import write_video_dataset
 
 
@@ -22,8 +23,8 @@ def clip_dir(tmp_path_factory):
 
 
 def _extract(clip_dir, out, kind, model_dir, *extra):
-    return run_cli(
-        "hopadiff.features.extract",
+    return run_main(
+        extract_main,
         clip_dir / "extract.json",
         "--out",
         out,
@@ -39,29 +40,28 @@ def _extract(clip_dir, out, kind, model_dir, *extra):
 
 
 @pytest.mark.parametrize(
-    ("kind", "make", "dim", "folder"),
-    [
-        ("clip", make_tiny_clip, 24, "RHAS_feature_clip_train"),
-        ("blip2", make_tiny_blip2, 32, "RHAS_feature_blipv2"),
-    ],
+    ("kind", "dim", "folder"),
+    [("clip", 24, "RHAS_feature_clip_train"), ("blip2", 32, "RHAS_feature_blipv2")],
 )
-def test_extract_end_to_end(tmp_path, clip_dir, kind, make, dim, folder):
-    model_dir = tmp_path / f"{kind}_model"
-    make(model_dir)
+def test_extract_end_to_end(tmp_path, clip_dir, tiny_models, kind, dim, folder):
+    model_dir = tiny_models[kind]
     out = tmp_path / "features"
     res = _extract(clip_dir, out, kind, model_dir, "--batch-size", "8")
     assert res.returncode == 0, res.stderr[-3000:]
     summary = json.loads(res.stdout[res.stdout.index("{") :])
+    conditioned = kind == "blip2"  # default: holistic features conditioned on the text whenever the backbone can
     assert summary == {
         "samples": 2,
         "extracted": 2,
         "skipped": 0,
         "feature_dim": dim,
+        "holistic_text": conditioned,
         "manifest": str(out / "train.json"),
     }
     samples, meta = load_manifest(out / "train.json")
-    assert len(samples) == 2 and samples[0].holistic.shape == (24, dim)
-    np.testing.assert_array_equal(samples[0].holistic, samples[1].holistic)  # same frames, same holistic features
+    assert len(samples) == 2 and samples[0].holistic.shape == (24, dim) and meta["holistic_text"] == conditioned
+    # Same frames: the same holistic features, unless each person's text conditions them.
+    assert np.allclose(samples[0].holistic, samples[1].holistic) != conditioned
     assert not np.allclose(samples[0].partial, samples[1].partial)  # different persons' crops
     assert samples[0].text.startswith("the ") and meta["labels"][0] == "walking"
     assert (out / folder / f"0_{'clip' if kind == 'clip' else 'blip'}_feat.npy").exists()
@@ -70,9 +70,8 @@ def test_extract_end_to_end(tmp_path, clip_dir, kind, make, dim, folder):
     from hopadiff.frames import read_frames
 
     frame = read_frames(clip_dir / "clip0.mp4")[3]
-    np.testing.assert_allclose(
-        backbone.encode_images([frame]).features.numpy()[0], samples[0].holistic[3], rtol=1e-4, atol=1e-5
-    )
+    online = backbone.encode_images([frame], samples[0].text if conditioned else None).features.numpy()[0]
+    np.testing.assert_allclose(online, samples[0].holistic[3], rtol=1e-4, atol=1e-5)
     # Resumable: a rerun skips both samples and leaves the files untouched.
     before = (out / folder).stat().st_mtime_ns, sorted(p.stat().st_mtime_ns for p in (out / folder).iterdir())
     res = _extract(clip_dir, out, kind, model_dir)
@@ -80,9 +79,24 @@ def test_extract_end_to_end(tmp_path, clip_dir, kind, make, dim, folder):
     assert sorted(p.stat().st_mtime_ns for p in (out / folder).iterdir()) == before[1]
 
 
+def test_holistic_text_conditioning(tiny_models):
+    """BLIP-2's ITM path: the text changes the image features; CLIP refuses a text."""
+    b = load_backbone("blip2", str(tiny_models["blip2"]), "cpu", local_files_only=True)
+    frames = [np.random.default_rng(i).integers(0, 255, (48, 64, 3), dtype=np.uint8) for i in range(3)]
+    plain = b.encode_images(frames).features
+    red = b.encode_images(frames, "the tall person in the red shirt").features
+    blue = b.encode_images(frames, "the short person in the blue shirt").features
+    assert plain.shape == red.shape == (3, 32)
+    assert not torch.allclose(red, blue) and not torch.allclose(red, plain)
+    torch.testing.assert_close(b.encode_images(frames[:1], "the tall person in the red shirt").features, red[:1])
+    c = load_backbone("clip", str(tiny_models["clip"]), "cpu", local_files_only=True)
+    with pytest.raises(ValueError, match="cannot condition image features on a text"):
+        c.encode_images(frames, "the tall person")
+
+
 def test_missing_local_model_is_a_clear_error(tmp_path, clip_dir):
-    res = run_cli(
-        "hopadiff.features.extract",
+    res = run_main(
+        extract_main,
         clip_dir / "extract.json",
         "--out",
         tmp_path / "o",
@@ -95,9 +109,8 @@ def test_missing_local_model_is_a_clear_error(tmp_path, clip_dir):
     assert res.returncode == 2 and "cannot load clip backbone" in res.stderr
 
 
-def test_text_embeddings_and_similarity(tmp_path):
-    make_tiny_clip(tmp_path / "m")
-    b = load_backbone("clip", str(tmp_path / "m"), "cpu", local_files_only=True)
+def test_text_embeddings_and_similarity(tiny_models):
+    b = load_backbone("clip", str(tiny_models["clip"]), "cpu", local_files_only=True)
     t = b.encode_texts(["the tall person in the red shirt", "ü ☃ 👴 unknown words"])
     assert t.shape == (2, 24)
     np.testing.assert_allclose(t.norm(dim=1).numpy(), 1.0, rtol=1e-5)

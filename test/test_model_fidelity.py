@@ -110,6 +110,7 @@ def test_loss_terms_and_weights_are_diffacts():
 
 SWITCHES = [
     {"condition_injection": "qk+residual"},
+    {"feature_layers": [-1, 1, 3, -2]},
     {"fusion": "partial"},
     {"fusion": "confidence"},
     {"fusion": "learned"},
@@ -120,7 +121,11 @@ SWITCHES = [
 
 @pytest.mark.parametrize("switch", SWITCHES, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()))
 def test_switches_train_every_parameter_and_predict(switch):
+    switch = dict(switch)
+    layers = switch.pop("feature_layers", None)
     cfg = tiny_model_config(**switch)
+    if layers is not None:  # DiffAct's -1 (input features) and -2 (encoder predictions)
+        cfg.encoder.feature_layer_indices = layers
     model = HopaDIFF(cfg).train()
     g = torch.Generator().manual_seed(0)
     h, p = torch.randn(4, 16, 40, generator=g), torch.randn(4, 16, 40, generator=g)

@@ -11,11 +11,13 @@ import sys
 import numpy as np
 import pytest
 import torch
-from train_util import run_cli, tiny_experiment
+from train_util import tiny_experiment
 
 from hopadiff.checkpoint import read_checkpoint
 from hopadiff.data import load_manifest
+from hopadiff.evaluate import main as eval_main
 from hopadiff.synth.features import write_feature_dataset
+from hopadiff.train import main as train_main
 
 C, D = 8, 32
 
@@ -27,51 +29,50 @@ def dataset(tmp_path_factory):
     return root / "manifest"
 
 
-@pytest.mark.slow
-def test_learns_synthetic_data(dataset, tmp_path):
-    """~2 CPU minutes of training reach held-out top-1 accuracy >= 60 % and >= 3x chance."""
+# The learning budget: LEARN_EPOCHS x 64 windows in-process (about 25 s on the 2-core CI machine);
+# HOPADIFF_LONG_LEARNING=1 runs the longer opt-in version (150 epochs, about 2 min).
+LEARN_EPOCHS = 150 if os.environ.get("HOPADIFF_LONG_LEARNING") else 40
+
+
+def test_learns_synthetic_data(dataset, tmp_path, capsys):
+    """Training reaches held-out top-1 accuracy >= 60 % and >= 3x chance, and the published
+    (fused diffusion) output is as accurate as the model's own encoder head (within 2 points)."""
     out = tmp_path / "run"
-    cfg = tiny_experiment(tmp_path / "c.yaml", dataset, out, D, C, epochs=150, windows_per_epoch=64, eval_every=50)
-    res = run_cli("hopadiff.train", "--config", cfg, timeout=900)
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert (out / "best.pt").exists() and (out / "last.pt").exists() and list((out / "tb").iterdir())
-    res = run_cli(
-        "hopadiff.evaluate",
-        "--checkpoint",
-        out / "best.pt",
-        "--split",
-        "test",
-        "--data-root",
-        dataset,
-        "--plots",
-        "2",
-        "--compat",
-        "--device",
-        "cpu",
+    cfg = tiny_experiment(
+        tmp_path / "c.yaml", dataset, out, D, C, epochs=LEARN_EPOCHS, windows_per_epoch=64, eval_every=LEARN_EPOCHS // 2
     )
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert "official-compat (INFLATED" in res.stdout
+    assert train_main(["--config", str(cfg)]) == 0, capsys.readouterr().err[-3000:]
+    assert (out / "best.pt").exists() and (out / "last.pt").exists() and list((out / "tb").iterdir())
+    argv = ["--checkpoint", str(out / "best.pt"), "--split", "test", "--data-root", str(dataset)]
+    assert eval_main([*argv, "--plots", "2", "--compat", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "official-compat (INFLATED" in printed and "| encoder |" in printed
     scores = json.loads((out / "eval_test" / "metrics.json").read_text())
     samples, _ = load_manifest(dataset / "test.json")
     # Chance of a random top-1 class being in the frame's label set.
     chance = 100 * np.mean(np.concatenate([s.labels[s.labels.any(1)].sum(1) / C for s in samples]))
-    print(f"held-out top-1 accuracy {scores['acc']:.1f} % (chance {chance:.1f} %), scores {scores}")
+    with capsys.disabled():
+        print(f"\nheld-out top-1 {scores['acc']:.1f} % (chance {chance:.1f} %), encoder {scores['acc_encoder']:.1f} %")
     assert scores["acc"] >= 60 and scores["acc"] >= 3 * chance
+    assert scores["acc"] >= scores["acc_encoder"] - 2, "the diffusion output must not fall below its encoder head"
     assert (out / "eval_test" / "per_class.csv").read_text().startswith("class_id,label")
     assert len(list((out / "eval_test").glob("timeline_*.png"))) == 2
+    # Whole-sequence evaluation (the paper's protocol) runs on the same checkpoint.
+    assert eval_main([*argv, "--window", "0", "--plots", "0", "--out", str(tmp_path / "whole")]) == 0
+    whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    assert whole["acc"] >= 3 * chance
 
 
 def _weights(path):
     return read_checkpoint(path)["model"]
 
 
-def test_resume_is_exact(dataset, tmp_path):
+def test_resume_is_exact(dataset, tmp_path, capsys):
     straight = tiny_experiment(tmp_path / "a.yaml", dataset, tmp_path / "a", D, C, epochs=2)
-    assert run_cli("hopadiff.train", "--config", straight).returncode == 0
+    assert train_main(["--config", str(straight)]) == 0
     first = tiny_experiment(tmp_path / "b.yaml", dataset, tmp_path / "b", D, C, epochs=1)
-    assert run_cli("hopadiff.train", "--config", first).returncode == 0
-    res = run_cli("hopadiff.train", "--config", first, "train.epochs=2", "--resume")
-    assert res.returncode == 0, res.stderr[-3000:]
+    assert train_main(["--config", str(first)]) == 0
+    assert train_main(["--config", str(first), "train.epochs=2", "--resume"]) == 0, capsys.readouterr().err[-3000:]
     a, b = _weights(tmp_path / "a" / "last.pt"), _weights(tmp_path / "b" / "last.pt")
     assert a.keys() == b.keys()
     for k in a:
@@ -79,24 +80,26 @@ def test_resume_is_exact(dataset, tmp_path):
     assert read_checkpoint(tmp_path / "b" / "last.pt")["extra"]["epoch"] == 2
 
 
-def test_nan_loss_stops_and_keeps_last_checkpoint(dataset, tmp_path):
-    cfg = tiny_experiment(tmp_path / "c.yaml", dataset, tmp_path / "r", D, C, epochs=1)
-    assert run_cli("hopadiff.train", "--config", cfg).returncode == 0
+def test_nan_loss_stops_and_keeps_last_checkpoint(dataset, tmp_path, capsys):
+    cfg = str(tiny_experiment(tmp_path / "c.yaml", dataset, tmp_path / "r", D, C, epochs=1))
+    assert train_main(["--config", cfg]) == 0
     before = (tmp_path / "r" / "last.pt").read_bytes()
-    res = run_cli("hopadiff.train", "--config", cfg, "train.epochs=3", "model.loss.boundary_weight=nan", "--resume")
-    assert res.returncode == 2
-    assert "loss is nan at epoch 2" in res.stderr and "last.pt) is untouched" in res.stderr
+    capsys.readouterr()
+    assert train_main(["--config", cfg, "train.epochs=3", "model.loss.boundary_weight=nan", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "loss is nan at epoch 2" in err and "last.pt) is untouched" in err
     assert (tmp_path / "r" / "last.pt").read_bytes() == before
 
 
-def test_bad_config_and_missing_data_are_reported(dataset, tmp_path):
-    cfg = tiny_experiment(tmp_path / "c.yaml", dataset, tmp_path / "r", D + 1, C)
-    res = run_cli("hopadiff.train", "--config", cfg)
-    assert res.returncode == 2 and f"features are {D}-dim, model.feature_dim is {D + 1}" in res.stderr
-    res = run_cli("hopadiff.train", "--config", cfg, "data.root=/nonexistent")
-    assert res.returncode == 2 and "/nonexistent/train.json" in res.stderr
-    res = run_cli("hopadiff.train", "--config", cfg, "train.lrr=1")
-    assert res.returncode == 2 and "train.lrr" in res.stderr
+def test_bad_config_and_missing_data_are_reported(dataset, tmp_path, capsys):
+    cfg = str(tiny_experiment(tmp_path / "c.yaml", dataset, tmp_path / "r", D + 1, C))
+    for overrides, message in [
+        ([], f"features are {D}-dim, model.feature_dim is {D + 1}"),
+        (["data.root=/nonexistent"], "/nonexistent/train.json"),
+        (["train.lrr=1"], "train.lrr"),
+    ]:
+        assert train_main(["--config", cfg, *overrides]) == 2
+        assert message in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -17,6 +17,8 @@ def test_mlstm_parallel_equals_recurrent_float64():
     i_pre = 3 * torch.randn(B, NH, S, generator=g, dtype=torch.float64)  # large gates exercise the stabiliser
     log_f = torch.nn.functional.logsigmoid(2 * torch.randn(B, NH, S, generator=g, dtype=torch.float64))
     par = mlstm_parallel(q, k, v, i_pre, log_f)
+    # Row blocks (linear memory for whole videos) change nothing: 7 does not divide 50.
+    torch.testing.assert_close(mlstm_parallel(q, k, v, i_pre, log_f, row_block=7), par, rtol=1e-12, atol=1e-14)
     state, steps = None, []
     for t in range(S):
         h, state = mlstm_step(q[:, :, t], k[:, :, t], v[:, :, t], i_pre[:, :, t], log_f[:, :, t], state)
@@ -32,6 +34,10 @@ def test_hpxlstm_block_parallel_equals_step_with_cross_gate():
     xs = [torch.randn(B, 12, W), torch.randn(B, 12, W)]
     with torch.no_grad():
         par = block(xs)
+        for a in range(2):  # the cross gate in row blocks equals the one-block form
+            u_a = block.branches[a].project(xs[a].transpose(1, 2))[0]
+            u_b, *_, i_b, _ = block.branches[1 - a].project(xs[1 - a].transpose(1, 2))
+            torch.testing.assert_close(block.cross[a](u_a, u_b, i_b, row_block=4), block.cross[a](u_a, u_b, i_b))
         state, outs = None, [[], []]
         for t in range(W):
             o, state = block.step([xs[0][:, :, t], xs[1][:, :, t]], state)

@@ -46,9 +46,14 @@ def preprocess(images: list[np.ndarray], size: int, mean: torch.Tensor, std: tor
 
 
 class Backbone:
-    """Base class; subclasses wrap one transformers model and its tokenizer."""
+    """Base class; subclasses wrap one transformers model and its tokenizer.
+
+    ``encode_images(images, text=None)``: with a ``text``, backbones that can
+    (``conditions_on_text``) compute text-conditioned image features: the holistic features
+    of a referred person."""
 
     kind = ""
+    conditions_on_text = False
 
     def __init__(
         self,
@@ -82,8 +87,12 @@ class Backbone:
         )
         return {k: v.to(self.device) for k, v in enc.items()}
 
-    def encode_images(self, images: list[np.ndarray]) -> ImageEncoding:
+    def encode_images(self, images: list[np.ndarray], text: str | None = None) -> ImageEncoding:
         raise NotImplementedError
+
+    def _refuse_text(self, text: str | None) -> None:
+        if text is not None and not self.conditions_on_text:
+            raise ValueError(f"the {self.kind} backbone cannot condition image features on a text")
 
     def encode_texts(self, texts: list[str]) -> torch.Tensor:
         raise NotImplementedError
@@ -103,7 +112,8 @@ class ClipBackbone(Backbone):
         return self.model.config.projection_dim
 
     @torch.inference_mode()
-    def encode_images(self, images):
+    def encode_images(self, images, text=None):
+        self._refuse_text(text)  # CLIP's towers meet only in the final dot product
         out = self.model.get_image_features(pixel_values=self.pixel_values(images))
         emb = out if isinstance(out, torch.Tensor) else out.pooler_output
         emb = emb.float()
@@ -117,22 +127,45 @@ class ClipBackbone(Backbone):
 
 
 class Blip2Backbone(Backbone):
+    """BLIP-2 image-text retrieval model. Image features: the mean of the 32 Q-Former query
+    outputs (D = 768). With a text, the queries run through the Q-Former together with the
+    text tokens, as in BLIP-2's image-text-matching (ITM) head: queries and text attend to each
+    other, so the query outputs describe the frame as seen for that text (the referred person)."""
+
     kind = "blip2"
+    conditions_on_text = True
 
     @property
     def feature_dim(self) -> int:
         return self.model.config.qformer_config.hidden_size
 
     @torch.inference_mode()
-    def encode_images(self, images):
+    def encode_images(self, images, text=None):
         m = self.model
         image_embeds = m.vision_model(pixel_values=self.pixel_values(images)).last_hidden_state
         mask = torch.ones(image_embeds.shape[:-1], dtype=torch.long, device=self.device)
-        queries = m.query_tokens.expand(image_embeds.shape[0], -1, -1)
+        N = image_embeds.shape[0]
+        queries = m.query_tokens.expand(N, -1, -1)
         q = m.qformer(query_embeds=queries, encoder_hidden_states=image_embeds, encoder_attention_mask=mask)
         q = q.last_hidden_state  # (N, 32, 768)
         joint = F.normalize(m.vision_projection(q).float(), dim=-1)  # (N, 32, E)
-        return ImageEncoding(features=q.float().mean(dim=1), joint=joint)
+        features = q
+        if text is not None:
+            tok = self.tokens([text])
+            Q = queries.shape[1]
+            attention = torch.cat(
+                [torch.ones(N, Q, dtype=torch.long, device=self.device), tok["attention_mask"].expand(N, -1)], dim=1
+            )
+            embeds = m.embeddings(input_ids=tok["input_ids"].expand(N, -1), query_embeds=queries)
+            out = m.qformer(
+                query_embeds=embeds,
+                query_length=Q,
+                attention_mask=attention,
+                encoder_hidden_states=image_embeds,
+                encoder_attention_mask=mask,
+            )
+            features = out.last_hidden_state[:, :Q]  # (N, 32, 768): the text-conditioned query outputs
+        return ImageEncoding(features=features.float().mean(dim=1), joint=joint)
 
     @torch.inference_mode()
     def encode_texts(self, texts):

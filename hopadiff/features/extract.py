@@ -5,7 +5,8 @@ Input: an extract manifest (JSON, written by ``hopadiff-synth --video`` or by yo
    "videos": [{"name": str, "video": "clip.mp4", "persons": [{"person_id": int, "text": str,
      "boxes": [[x, y, w, h] | null per frame], "labels": [[class ids] per frame]}]}]}
 Output (in --out), the RHAS133 release layout plus a manifest that training reads:
-  RHAS_feature_blipv2[_val|_test]/{i}_blip_feat.npy      holistic (T, D), full frames
+  RHAS_feature_blipv2[_val|_test]/{i}_blip_feat.npy      holistic (T, D), full frames; with BLIP-2 by
+                                                         default conditioned on the person's text (--holistic-text)
   RHAS_feature_blipv2_{split}_grounding_dino/{i}_..npy   partial (T, D), person crops (zeros where unseen)
   (CLIP: RHAS_feature_clip_{split}[...]/{i}_clip_feat.npy), and {split}.json, labels/, visible/.
 Features are the pooled (T, D) form, which the loaders accept like the release's (T, 32, D).
@@ -40,12 +41,21 @@ def atomic_save_npy(path: Path, array: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def encode_batched(backbone, images: list[np.ndarray], batch: int) -> np.ndarray:
-    out = [backbone.encode_images(images[i : i + batch]).features.cpu().numpy() for i in range(0, len(images), batch)]
+def encode_batched(backbone, images: list[np.ndarray], batch: int, text: str | None = None) -> np.ndarray:
+    out = [
+        backbone.encode_images(images[i : i + batch], text).features.cpu().numpy() for i in range(0, len(images), batch)
+    ]
     return np.concatenate(out).astype(np.float32)
 
 
-def extract(manifest: Path, out: Path, backbone, split: str = "train", batch: int = 32) -> dict:
+def extract(
+    manifest: Path, out: Path, backbone, split: str = "train", batch: int = 32, holistic_text: bool | None = None
+) -> dict:
+    """Extract one split. ``holistic_text`` (default: whenever the backbone can, i.e. BLIP-2):
+    holistic features are computed per referred person with their referring text."""
+    holistic_text = backbone.conditions_on_text if holistic_text is None else holistic_text
+    if holistic_text and not backbone.conditions_on_text:
+        raise ValueError(f"holistic_text needs a backbone that conditions on text (blip2), not {backbone.kind}")
     doc = json.loads(Path(manifest).read_text())
     if doc.get("format") != EXTRACT_FORMAT:
         raise DataError(f"{manifest} is not an extract manifest (format != {EXTRACT_FORMAT!r})")
@@ -64,12 +74,13 @@ def extract(manifest: Path, out: Path, backbone, split: str = "train", batch: in
             if not (hol_dir / f"{index + k}{suffix}").exists() or not (par_dir / f"{index + k}{suffix}").exists()
         ]
         frames = read_frames(Path(manifest).parent / video["video"]) if todo else None
-        holistic = encode_batched(backbone, frames, batch) if todo else None
+        shared = encode_batched(backbone, frames, batch) if todo and not holistic_text else None
         for k, person in enumerate(persons):
             i = index + k
             name = f"{video['name']}_p{person['person_id']}"
             boxes = person["boxes"]
             if i in todo:
+                holistic = encode_batched(backbone, frames, batch, person["text"]) if holistic_text else shared
                 T = len(frames)
                 if len(boxes) < T or len(person["labels"]) < T:
                     raise DataError(
@@ -102,12 +113,14 @@ def extract(manifest: Path, out: Path, backbone, split: str = "train", batch: in
                 }
             )
         index += len(persons)
-    write_manifest(out / f"{split}.json", entries, labels, True, float(doc["videos"][0].get("fps", 0.0)))
+    fps = float(doc["videos"][0].get("fps", 0.0))
+    write_manifest(out / f"{split}.json", entries, labels, True, fps, holistic_text=holistic_text)
     return {
         "samples": len(entries),
         "extracted": done,
         "skipped": skipped,
         "feature_dim": backbone.feature_dim,
+        "holistic_text": holistic_text,
         "manifest": str(out / f"{split}.json"),
     }
 
@@ -125,11 +138,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument(
+        "--holistic-text",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="holistic features conditioned on each person's referring text (auto: on for blip2, off for clip)",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         backbone = load_backbone(args.backbone, args.model, args.device, args.precision, args.local_files_only)
-        summary = extract(args.manifest, args.out, backbone, args.split, args.batch_size)
+        conditioned = {"auto": None, "on": True, "off": False}[args.holistic_text]
+        summary = extract(args.manifest, args.out, backbone, args.split, args.batch_size, conditioned)
     except (DataError, ValueError, OSError) as e:
         print(f"hopadiff-extract: error: {e}", file=sys.stderr)
         return 2

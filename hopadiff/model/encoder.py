@@ -12,6 +12,7 @@ from torch import nn
 
 from ..config import EncoderConfig
 from .layers import DilatedAttentionLayer, GroupedPointwise
+from .losses import probabilities
 
 
 class InputDropout(nn.Module):
@@ -28,13 +29,23 @@ class InputDropout(nn.Module):
         return rearrange(self.temporal(rearrange(x, "b d w -> b w d")), "b w d -> b d w")
 
 
+INPUT_FEATURES, ENCODER_PREDICTIONS = -1, -2  # DiffAct's special feature_layer_indices
+
+
 class Encoder(nn.Module):
-    def __init__(self, cfg: EncoderConfig, feature_dim: int, num_classes: int, groups: int):
+    """Features handed to the decoder are the outputs of ``feature_layer_indices``; as in DiffAct,
+    index -1 adds the input features and -2 the encoder's own class probabilities."""
+
+    def __init__(self, cfg: EncoderConfig, feature_dim: int, num_classes: int, groups: int, multi_label: bool = True):
         super().__init__()
-        bad = [i for i in cfg.feature_layer_indices if not 0 <= i < cfg.num_layers]
+        special = (INPUT_FEATURES, ENCODER_PREDICTIONS)
+        bad = [i for i in cfg.feature_layer_indices if not (0 <= i < cfg.num_layers or i in special)]
         if bad:
-            raise ValueError(f"encoder.feature_layer_indices {bad} outside 0..{cfg.num_layers - 1}")
-        self.cfg, self.groups = cfg, groups
+            raise ValueError(
+                f"encoder.feature_layer_indices {bad} outside 0..{cfg.num_layers - 1} "
+                f"(or -1: input features, -2: encoder predictions)"
+            )
+        self.cfg, self.groups, self.multi_label = cfg, groups, multi_label
         G, Fm = groups, cfg.num_f_maps
         self.dropout = InputDropout(cfg)
         self.conv_in = GroupedPointwise(feature_dim, Fm, G)
@@ -43,15 +54,26 @@ class Encoder(nn.Module):
             for i in range(cfg.num_layers)
         )
         self.conv_out = GroupedPointwise(Fm, num_classes, G)
-        self.out_channels = Fm * len(cfg.feature_layer_indices)  # per branch
+        idx = cfg.feature_layer_indices
+        self.out_channels = (  # per branch
+            Fm * sum(i >= 0 for i in idx)
+            + feature_dim * (INPUT_FEATURES in idx)
+            + num_classes * (ENCODER_PREDICTIONS in idx)
+        )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, G*D, W) -> logits (B, G*C, W), features (B, G*out_channels, W)."""
         B, _, W = x.shape
+        G, idx = self.groups, self.cfg.feature_layer_indices
+        picked = [x.reshape(B, G, -1, W)] if INPUT_FEATURES in idx else []  # DiffAct: before the dropouts
         h = self.conv_in(self.dropout(x))
-        picked = []
         for i, layer in enumerate(self.layers):
             h = layer(h)
-            if i in self.cfg.feature_layer_indices:
-                picked.append(h.reshape(B, self.groups, -1, W))
-        feats = torch.cat(picked, dim=2).reshape(B, -1, W)  # (B, G*F*k, W)
-        return self.conv_out(h), feats
+            if i in idx:
+                picked.append(h.reshape(B, G, -1, W))
+        logits = self.conv_out(h)
+        if ENCODER_PREDICTIONS in idx:
+            per_branch = logits.reshape(B * G, -1, W)
+            picked.append(probabilities(per_branch, self.multi_label).reshape(B, G, -1, W))
+        feats = torch.cat(picked, dim=2).reshape(B, -1, W)  # (B, G*out_channels, W)
+        return logits, feats

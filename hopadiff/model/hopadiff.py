@@ -42,7 +42,7 @@ class HopaDIFF(nn.Module):
         self.cfg = cfg
         self.branch_names = BRANCHES[ab.branches]
         G = self.num_branches = len(self.branch_names)
-        self.encoder = Encoder(cfg.encoder, cfg.feature_dim, cfg.num_classes, G)
+        self.encoder = Encoder(cfg.encoder, cfg.feature_dim, cfg.num_classes, G, cfg.multi_label)
         feat = self.encoder.out_channels
         self.xlstm = HPXLSTM(cfg.xlstm, feat, G, cross=ab.use_cross_gate and G == 2) if ab.use_xlstm else None
         self.condition = FourierCondition(cfg.fourier, feat, G, use_low_pass=ab.use_fourier)

@@ -32,20 +32,35 @@ from torch import nn
 from ..config import XLSTMConfig
 
 EPS = 1e-6
+# Query rows per block of the parallel forms: their (rows x S) score matrices are the only
+# memory that grows with S, so a whole 2000-frame video costs memory linear in its length.
+ROW_BLOCK = 512
 
 
-def mlstm_parallel(q, k, v, i_pre, log_f):
-    """q, k, v (B, NH, S, DH); i_pre, log_f (B, NH, S) -> h (B, NH, S, DH)."""
+def _causal(rows: torch.Tensor, S: int) -> torch.Tensor:
+    """(R, S) bool: frame s is visible from query frame ``rows[r]`` (s <= t)."""
+    return torch.arange(S, device=rows.device)[None, :] <= rows[:, None]
+
+
+def mlstm_parallel(q, k, v, i_pre, log_f, row_block: int = ROW_BLOCK):
+    """q, k, v (B, NH, S, DH); i_pre, log_f (B, NH, S) -> h (B, NH, S, DH).
+
+    Computed ``row_block`` query frames at a time (each block only needs the frames up to its
+    last row), so memory is O(S * row_block) instead of O(S^2)."""
     S, DH = q.shape[-2], q.shape[-1]
     cum = torch.cumsum(log_f, dim=-1)  # (B, NH, S)
-    log_d = cum[..., :, None] - cum[..., None, :] + i_pre[..., None, :]  # (B, NH, S_t, S_s)
-    causal = torch.ones(S, S, dtype=torch.bool, device=q.device).tril()
-    log_d = log_d.masked_fill(~causal, float("-inf"))
-    m = log_d.amax(dim=-1, keepdim=True)  # (B, NH, S, 1) stabiliser
-    d = torch.exp(log_d - m)
-    scores = (q @ k.transpose(-1, -2)) / math.sqrt(DH) * d  # (B, NH, S, S)
-    norm = torch.maximum(scores.sum(-1, keepdim=True).abs(), torch.exp(-m))
-    return (scores / (norm + EPS)) @ v
+    out = []
+    for a in range(0, S, row_block):
+        b = min(S, a + row_block)
+        rows = torch.arange(a, b, device=q.device)
+        log_d = cum[..., a:b, None] - cum[..., None, :b] + i_pre[..., None, :b]  # (B, NH, R, b)
+        log_d = log_d.masked_fill(~_causal(rows, b), float("-inf"))
+        m = log_d.amax(dim=-1, keepdim=True)  # (B, NH, R, 1) stabiliser
+        d = torch.exp(log_d - m)
+        scores = (q[..., a:b, :] @ k[..., :b, :].transpose(-1, -2)) / math.sqrt(DH) * d  # (B, NH, R, b)
+        norm = torch.maximum(scores.sum(-1, keepdim=True).abs(), torch.exp(-m))
+        out.append((scores / (norm + EPS)) @ v[..., :b, :])
+    return torch.cat(out, dim=-2)
 
 
 def mlstm_step(q, k, v, i_pre, log_f, state):
@@ -118,14 +133,18 @@ class CrossInputGate(nn.Module):
     def heads(self, proj, u):
         return rearrange(proj(u), "b s (nh da) -> b nh s da", nh=self.num_heads)
 
-    def forward(self, u_a, u_b, i_b):
-        """u_a, u_b (B, S, H); i_b (B, NH, S) -> term added to i~^a (B, NH, S)."""
+    def forward(self, u_a, u_b, i_b, row_block: int = ROW_BLOCK):
+        """u_a, u_b (B, S, H); i_b (B, NH, S) -> term added to i~^a (B, NH, S), in blocks of query rows."""
         q, k = self.heads(self.query, u_a), self.heads(self.key, u_b)
         S = q.shape[-2]
-        scores = q @ k.transpose(-1, -2) / math.sqrt(self.dim)  # (B, NH, S, S)
-        causal = torch.ones(S, S, dtype=torch.bool, device=q.device).tril()
-        attn = scores.masked_fill(~causal, float("-inf")).softmax(-1)
-        return self.alpha[:, None] * (attn @ i_b[..., None]).squeeze(-1)
+        out = []
+        for a in range(0, S, row_block):
+            b = min(S, a + row_block)
+            scores = q[..., a:b, :] @ k[..., :b, :].transpose(-1, -2) / math.sqrt(self.dim)  # (B, NH, R, b)
+            causal = _causal(torch.arange(a, b, device=q.device), b)
+            attn = scores.masked_fill(~causal, float("-inf")).softmax(-1)
+            out.append((attn @ i_b[..., :b, None]).squeeze(-1))
+        return self.alpha[:, None] * torch.cat(out, dim=-1)
 
     def step(self, u_a_t, keys_b, gates_b):
         """u_a_t (B, H); keys_b (B, NH, s, Da) and gates_b (B, NH, s) of b up to now -> (B, NH)."""

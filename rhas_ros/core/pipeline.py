@@ -39,6 +39,9 @@ class PipelineConfig:
     min_box_pixels: int = 4
     tracker_min_iou: float = 0.3
     tracker_max_age: int = 10
+    # The checkpoint was trained on holistic features conditioned on the referring text: the
+    # frame is encoded with the active query (referring mode), and a new query restarts the windows.
+    holistic_text: bool = False
     grounding: GroundingConfig = field(default_factory=GroundingConfig)
 
 
@@ -98,6 +101,10 @@ class RhasPipeline:
         text = " ".join(str(text).split())[: self.cfg.max_text_chars]
         if text != self.query:
             self.grounder.reset()
+            if self.cfg.holistic_text:  # the buffered holistic features belong to the old text
+                self.hol_ks.clear()
+                self.holistic.clear()
+                self.persons.clear()
         self.query = text
         self._text_emb = self.backbone.encode_texts([text])[0] if text else None
         return text
@@ -129,8 +136,11 @@ class RhasPipeline:
                 crop_ids.append(t.track_id)
         enc = self.backbone.encode_images([rgb, *crops])  # one batched forward: frame + crops
         feats = enc.features.cpu().numpy()
+        holistic = feats[0]
+        if self.cfg.holistic_text and self.query and not self.cfg.segment_all_persons:
+            holistic = self.backbone.encode_images([rgb], self.query).features.cpu().numpy()[0]
         self.hol_ks.append(k)
-        self.holistic.append(feats[0])
+        self.holistic.append(holistic)
         self.stamps[k] = stamp_ns
         partial = dict(zip(crop_ids, feats[1:], strict=True))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -31,3 +33,11 @@ def run_cli(module: str, *args, timeout: float = 600, env=None) -> subprocess.Co
     return subprocess.run(
         [sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env
     )
+
+
+def run_main(main, *args) -> subprocess.CompletedProcess:
+    """Run a CLI's ``main(argv)`` in this process, capturing its stdout/stderr like run_cli."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
