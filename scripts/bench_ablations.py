@@ -62,6 +62,23 @@ VARIANTS = {
         "model.fusion=confidence",
         "model.diffusion.condition_probs=[0.7,0.1,0.1,0.1]",
     ],
+    "qk+residual, fusion partial, encoder predictions in the condition": [
+        "model.decoder.condition_injection=qk+residual",
+        "model.fusion=partial",
+        PAPER[2],
+        "model.encoder.feature_layer_indices=[3,5,-2]",
+    ],
+    "qk+residual, fusion partial, full condition 70 %": [
+        "model.decoder.condition_injection=qk+residual",
+        "model.fusion=partial",
+        "model.diffusion.condition_probs=[0.7,0.1,0.1,0.1]",
+    ],
+    "qk+residual, fusion partial, encoder predictions, full condition 70 %": [
+        "model.decoder.condition_injection=qk+residual",
+        "model.fusion=partial",
+        "model.diffusion.condition_probs=[0.7,0.1,0.1,0.1]",
+        "model.encoder.feature_layer_indices=[3,5,-2]",
+    ],
     "shipped defaults": [],
     "shipped, no xLSTM": ["model.ablation.use_xlstm=false"],
     "shipped, no cross gate": ["model.ablation.use_cross_gate=false"],

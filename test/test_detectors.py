@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import cv2
 import numpy as np
 import pytest
@@ -81,3 +84,20 @@ def test_make_detector():
         make_detector("yolo")
     with pytest.raises(OSError):
         make_detector("grounding_dino", "/nonexistent/model", local_files_only=True)
+
+
+def test_hog_survives_images_smaller_than_its_window():
+    """OpenCV's detectMultiScale corrupts the heap below its 64x128 window (abort, no traceback):
+    run in a child process so a regression fails this test instead of killing the suite."""
+    code = (
+        "import numpy as np\n"
+        "from rhas_ros.core.detectors import HogDetector\n"
+        "d = HogDetector()\n"
+        "for h, w in [(1, 1), (20, 20), (127, 63), (128, 20), (10, 300)]:\n"
+        "    for i in range(20):\n"
+        "        boxes, _ = d.detect(np.random.default_rng(i).integers(0, 255, (h, w, 3), dtype=np.uint8))\n"
+        "        assert boxes.shape[1] == 4\n"
+        "print('ok')\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]

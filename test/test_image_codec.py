@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import zlib
+
 import cv2
 import numpy as np
 import pytest
 
-from rhas_ros.core.image_codec import ImageDecodeError, cv_bridge_available, decode_compressed, decode_raw
+from rhas_ros.core.image_codec import (
+    ImageDecodeError,
+    compressed_size,
+    cv_bridge_available,
+    decode_compressed,
+    decode_raw,
+)
 
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, (6, 8, 3), dtype=np.uint8)
@@ -85,3 +93,34 @@ def test_cv_bridge_and_fallback_agree(encoding):
     data, step, _ = _raw(encoding)
     msg = Image(height=6, width=8, encoding=encoding, step=step, data=data)
     np.testing.assert_array_equal(CvBridge().imgmsg_to_cv2(msg, "rgb8"), decode_raw(encoding, 6, 8, step, data))
+
+
+def _with_declared_size(data: bytes, fmt: str, width: int, height: int) -> bytes:
+    """A real PNG/JPEG whose header claims another size (what a decompression bomb looks like)."""
+    b = bytearray(data)
+    if fmt == "png":
+        b[16:24] = width.to_bytes(4, "big") + height.to_bytes(4, "big")
+        b[29:33] = zlib.crc32(bytes(b[12:29])).to_bytes(4, "big")
+    else:
+        i = 2
+        while b[i + 1] not in (0xC0, 0xC2):
+            i += 2 + int.from_bytes(b[i + 2 : i + 4], "big")
+        b[i + 5 : i + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(b)
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpg"])
+def test_decompression_bomb_is_refused_from_the_header(fmt):
+    ok, enc = cv2.imencode(f".{fmt}", cv2.cvtColor(RGB, cv2.COLOR_RGB2BGR))
+    assert ok and compressed_size(enc.tobytes()) == (RGB.shape[1], RGB.shape[0])
+    bomb = _with_declared_size(enc.tobytes(), fmt, 20000, 20000)
+    assert compressed_size(bomb) == (20000, 20000)
+    with pytest.raises(ImageDecodeError, match="declares 20000x20000: more than max_image_pixels"):
+        decode_compressed(bomb, fmt, max_pixels=4096 * 4096)
+
+
+@pytest.mark.parametrize("encoding", ["yuv422", "yuyv", "uyvy", "yuv422_yuy2"])
+def test_packed_yuv_with_odd_width_is_a_decode_error(encoding):
+    """OpenCV raises cv2.error (not a ValueError) on these: it must never reach a callback."""
+    with pytest.raises(ImageDecodeError, match="width 5 must be even"):
+        decode_raw(encoding, 4, 5, 10, bytes(40))

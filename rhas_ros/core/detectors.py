@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 DETECTORS = ("hog", "full_frame", "grounding_dino", "external")
@@ -16,13 +17,19 @@ DETECTORS = ("hog", "full_frame", "grounding_dino", "external")
 
 class HogDetector:
     def __init__(self, min_score: float = 0.3):
-        import cv2
-
         self.hog = cv2.HOGDescriptor()
         self.hog.setSVMDetector(cv2.HOGDescriptor.getDefaultPeopleDetector())
         self.min_score = min_score
 
+    WINDOW = (64, 128)  # (w, h) of OpenCV's people detector window
+
     def detect(self, rgb: np.ndarray):
+        # detectMultiScale corrupts the heap on images smaller than its window (OpenCV, seen
+        # with 1x1 and 20x20 frames): pad them to the window size; boxes stay in frame coordinates.
+        H, W = rgb.shape[:2]
+        min_w, min_h = self.WINDOW
+        if min_h > H or min_w > W:
+            rgb = cv2.copyMakeBorder(rgb, 0, max(0, min_h - H), 0, max(0, min_w - W), cv2.BORDER_CONSTANT, value=0)
         rects, weights = self.hog.detectMultiScale(rgb, winStride=(8, 8), padding=(8, 8), scale=1.05)
         if len(rects) == 0:
             return np.zeros((0, 4)), np.zeros(0)

@@ -7,6 +7,8 @@ Every failure raises ImageDecodeError with a message naming the encoding / sizes
 
 from __future__ import annotations
 
+import zlib
+
 import cv2
 import numpy as np
 
@@ -44,6 +46,8 @@ def decode_raw(
     if height * width > max_pixels:
         raise ImageDecodeError(f"image {width}x{height} has more than max_image_pixels={max_pixels} pixels")
     channels, dtype, conversion = ENCODINGS[enc]
+    if channels == 2 and width % 2:
+        raise ImageDecodeError(f"{encoding} packs two pixels per 4 bytes: width {width} must be even")
     row = width * channels * np.dtype(dtype).itemsize
     if step < row:
         raise ImageDecodeError(f"step {step} < {row} bytes needed for a {width}-pixel {encoding} row")
@@ -62,11 +66,54 @@ def decode_raw(
     return cv2.cvtColor(img if channels > 1 else img[:, :, 0], conversion)
 
 
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def compressed_size(buf: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG IHDR or a JPEG start-of-frame header, without decoding; None
+    when the header is of another format or cannot be read."""
+    if buf[:8] == b"\x89PNG\r\n\x1a\n":
+        # IHDR: length 13, type, 13 data bytes, CRC over type + data (a damaged header is left to the decoder)
+        if (
+            len(buf) < 33
+            or buf[8:16] != b"\x00\x00\x00\x0dIHDR"
+            or zlib.crc32(buf[12:29]) != int.from_bytes(buf[29:33], "big")
+        ):
+            return None
+        return int.from_bytes(buf[16:20], "big"), int.from_bytes(buf[20:24], "big")
+    if buf[:2] != b"\xff\xd8":
+        return None
+    i = 2
+    while i + 9 <= len(buf):
+        if buf[i] != 0xFF:
+            return None
+        marker = buf[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            i += 2
+            continue
+        length = int.from_bytes(buf[i + 2 : i + 4], "big")
+        if marker in _JPEG_SOF:
+            return int.from_bytes(buf[i + 7 : i + 9], "big"), int.from_bytes(buf[i + 5 : i + 7], "big")
+        i += 2 + length
+    return None
+
+
 def decode_compressed(data, fmt: str = "", max_pixels: int = 4096 * 4096) -> np.ndarray:
-    """JPEG / PNG bytes of a sensor_msgs/CompressedImage -> (H, W, 3) RGB uint8."""
+    """JPEG / PNG bytes of a sensor_msgs/CompressedImage -> (H, W, 3) RGB uint8.
+
+    The size in the PNG/JPEG header is checked against ``max_pixels`` before anything is
+    decoded, so a small file that would decode to gigabytes (a decompression bomb) is refused."""
     buf = np.frombuffer(memoryview(data), dtype=np.uint8)
     if buf.size == 0:
         raise ImageDecodeError(f"empty compressed image (format {fmt!r})")
+    size = compressed_size(bytes(buf[: min(buf.size, 65536)]))
+    if size is not None and size[0] * size[1] > max_pixels:
+        raise ImageDecodeError(
+            f"compressed image declares {size[0]}x{size[1]}: more than max_image_pixels={max_pixels} (not decoded)"
+        )
     bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if bgr is None:
         raise ImageDecodeError(f"corrupt or unsupported compressed image ({buf.size} bytes, format {fmt!r})")
