@@ -32,18 +32,26 @@ from .core.detectors import make_detector
 from .core.grounding import GroundingConfig
 from .core.image_codec import ImageDecodeError
 from .core.pipeline import PipelineConfig, RhasPipeline
-from .parameters import declare_parameters, read_settings
+from .parameters import DYNAMIC, declare_parameters, read_settings, validate
 
-RESET = object()  # queue marker: stamps went backwards, drop all buffers
+LOGGED_TEXT_CHARS = 120  # what a log line shows of an untrusted string
+
+
+def shown(text: str) -> str:
+    """An untrusted string for a log line: escaped (repr) and truncated."""
+    return repr(text[:LOGGED_TEXT_CHARS]) + (f"... ({len(text)} chars)" if len(text) > LOGGED_TEXT_CHARS else "")
 
 
 class RhasNode(LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__("rhas_node", **kwargs)
         declare_parameters(self)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.settings = None  # set by configure; None while unconfigured
         self.pipeline = None
         self._subs, self._pubs = [], {}
-        self._queue: collections.deque = collections.deque()
+        self._queue: collections.deque = collections.deque()  # frames only: always <= queue_size
+        self._reset_pending = False  # stamps went backwards: the worker drops all buffers first
         self._cv = threading.Condition()
         self._worker: threading.Thread | None = None
         self._running = False
@@ -56,6 +64,30 @@ class RhasNode(LifecycleNode):
         self._diag_timer = None
         self._warned: dict[str, float] = {}
         self._buffered_frames = 0
+        self._last_query: str | None = None
+
+    # ------------------------------------------------------------------ parameters
+    def _on_set_parameters(self, params):
+        """Refuse configure-time parameters while configured; validate and apply dynamic ones at once."""
+        from rcl_interfaces.msg import SetParametersResult
+
+        for p in params:
+            if self.settings is None:
+                continue  # unconfigured: everything is read (and validated) at configure
+            if p.name not in DYNAMIC:
+                return SetParametersResult(
+                    successful=False,
+                    reason=f"{p.name} takes effect at configure: deactivate, cleanup, set it, then configure again",
+                )
+            reason = validate(p.name, p.value)
+            if reason:
+                return SetParametersResult(successful=False, reason=reason)
+        for p in params:
+            if self.settings is not None:
+                setattr(self.settings, p.name, p.value)
+                if self.pipeline is not None:
+                    self.pipeline.apply_settings(pipeline_overrides(self.settings))
+        return SetParametersResult(successful=True)
 
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -67,7 +99,7 @@ class RhasNode(LifecycleNode):
             self.pipeline, self.labels, self.ckpt_multi = build_pipeline(s)
         except Exception as e:
             self.get_logger().error(f"configure failed: {e}")
-            self.pipeline = None
+            self.pipeline = self.settings = None
             return TransitionCallbackReturn.FAILURE
         self._pubs = {
             "segments": self.create_lifecycle_publisher(ActionSegmentArray, s.segments_topic, qos.RELIABLE),
@@ -127,12 +159,20 @@ class RhasNode(LifecycleNode):
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._release()
+        self.settings = None
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_worker()
+        self.stop()
         self._release()
         return TransitionCallbackReturn.SUCCESS
+
+    def stop(self) -> None:
+        """Orderly stop, safe in every state: no new input, worker drained and joined."""
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+        self._stop_worker()
 
     def _release(self) -> None:
         for name, pub in list(self._pubs.items()):
@@ -151,22 +191,36 @@ class RhasNode(LifecycleNode):
             self._queue.clear()
             self._cv.notify_all()
         if self._worker is not None:
-            self._worker.join(timeout=10)
+            self._worker.join(timeout=30)  # at most one inference in flight
+            if self._worker.is_alive():
+                self.get_logger().error("worker did not stop within 30 s")
             self._worker = None
 
     # ------------------------------------------------------------------ callbacks (thin)
     def _accept_stamp(self, header) -> bool:
-        """Subsample to sample_fps by header stamp; a stamp going backwards resets the buffers."""
-        ns = conv.stamp_to_ns(header.stamp)
+        """Subsample to sample_fps by header stamp; a stamp going backwards resets the buffers.
+
+        Stamps are integer nanoseconds end to end; a nanosec field >= 1e9 is refused (it would
+        wrap the seconds of every stamp derived from it)."""
         self._stats["frames_in"] += 1
+        if not 0 <= header.stamp.nanosec < 1_000_000_000 or header.stamp.sec < 0:
+            self._stats["bad_stamps"] += 1
+            self._warn(f"skipping image with invalid stamp sec={header.stamp.sec} nanosec={header.stamp.nanosec}")
+            return False
+        ns = conv.stamp_to_ns(header.stamp)
         last = self._last_stamp_ns
         if last is not None and ns < last:
-            self.get_logger().warning(
-                f"image stamp went backwards by {(last - ns) / 1e9:.3f} s (bag loop?): resetting buffers"
-            )
+            self._stats["stamp_went_backwards"] += 1
+            self._warn("image stamp went backwards (bag loop?): resetting buffers", key="backwards")
             self._last_stamp_ns = ns
-            self._enqueue(RESET)
+            with self._cv:
+                self._reset_pending = True  # the frames before the jump are obsolete
+                self._queue.clear()
             return True
+        if last is not None and ns == last:
+            self._stats["stamp_repeated"] += 1
+            self._warn("images arrive with the stamp of the previous image (is the camera stamping frames?)")
+            return False
         if last is not None and ns - last < 1e9 / self.settings.sample_fps:
             self._stats["frames_skipped_fps"] += 1
             return False
@@ -180,43 +234,57 @@ class RhasNode(LifecycleNode):
         self._on_frame(msg, conv.compressed_to_rgb, self.settings.image_topic + "/compressed")
 
     def _on_frame(self, msg, decode, topic: str) -> None:
-        """Subsample by stamp, decode, enqueue: nothing heavier runs in a callback."""
-        if not self._accept_stamp(msg.header):
-            return
+        """Subsample by stamp, decode, enqueue: nothing heavier runs in a callback, and nothing
+        one message does can end the executor."""
         try:
-            rgb = decode(msg, self.settings.max_image_pixels)
-        except (ImageDecodeError, ValueError) as e:
-            self._reject(f"skipping image on {topic}: {e}")
-            return
-        self._enqueue((rgb, msg.header, time.monotonic()))
+            if not self._accept_stamp(msg.header):
+                return
+            try:
+                rgb = decode(msg, self.settings.max_image_pixels)
+            except (ImageDecodeError, ValueError) as e:
+                self._stats["decode_errors"] += 1
+                self._warn(f"skipping image on {topic}: {e}")
+                return
+            self._enqueue((rgb, msg.header, time.monotonic()))
+        except Exception as e:  # never let one message end rclpy.spin
+            self._callback_failed(f"image on {topic}", e)
 
-    def _reject(self, message: str) -> None:
-        """Count a bad frame; warn once per distinct problem every 5 s (a broken camera floods otherwise)."""
-        self._stats["decode_errors"] += 1
+    def _callback_failed(self, what: str, e: Exception) -> None:
+        self._stats["callback_errors"] += 1
+        self._warn(f"{what} could not be handled: {type(e).__name__}: {shown(str(e))}", key=f"cb:{what}")
+
+    def _warn(self, message: str, key: str | None = None) -> None:
+        """Warn once per distinct problem every 5 s (a broken camera or a flood would fill the log)."""
+        key = key or message
         now = time.monotonic()
-        if now - self._warned.get(message, -1e9) >= 5.0:
-            self._warned[message] = now
+        if now - self._warned.get(key, -1e9) >= 5.0:
             if len(self._warned) > 100:
                 self._warned.clear()
+            self._warned[key] = now
             self.get_logger().warning(message)
 
     def _on_text(self, msg: String) -> None:
-        text = msg.data
-        limit = self.settings.max_text_chars
-        if len(text) > limit:
-            self.get_logger().warning(f"referring text of {len(text)} characters truncated to {limit}")
-            text = text[:limit]
-        self.get_logger().info(f"referring text: {text!r}" if text else "referring text cleared")
-        with self._cv:
-            self._pending_query = text
-            self._cv.notify_all()
+        try:
+            text = msg.data
+            limit = self.settings.max_text_chars
+            if len(text) > limit:
+                self._warn(f"referring text of {len(text)} characters truncated to {limit}", key="text-long")
+                text = text[:limit]
+            if text != self._last_query:  # a repeated text (a latched republisher, a flood) is logged once
+                self._last_query = text
+                self.get_logger().info(f"referring text: {shown(text)}" if text else "referring text cleared")
+            with self._cv:
+                self._pending_query = text
+                self._cv.notify_all()
+        except Exception as e:
+            self._callback_failed("referring text", e)
 
     def _on_persons(self, msg: TrackedPersonArray) -> None:
         self._persons_msg = msg
 
     def _enqueue(self, item) -> None:
         with self._cv:
-            if item is not RESET and len(self._queue) >= self.settings.queue_size:
+            while len(self._queue) >= self.settings.queue_size:
                 self._queue.popleft()  # latest wins
                 self._stats["dropped"] += 1
             self._queue.append(item)
@@ -226,17 +294,21 @@ class RhasNode(LifecycleNode):
     def _work(self) -> None:
         while True:
             with self._cv:
-                self._cv.wait_for(lambda: not self._running or self._queue or self._pending_query is not None, 0.5)
+                self._cv.wait_for(
+                    lambda: not self._running or self._queue or self._pending_query is not None or self._reset_pending,
+                    0.5,
+                )
                 if not self._running:
                     return
                 query, self._pending_query = self._pending_query, None
+                reset, self._reset_pending = self._reset_pending, False
                 item = self._queue.popleft() if self._queue else None
             try:
                 if query is not None:
                     self.pipeline.set_query(query)
-                if item is RESET:
+                if reset:
                     self.pipeline.reset()
-                elif item is not None:
+                if item is not None:
                     self._process(*item)
             except Exception as e:
                 self._stats["worker_errors"] += 1
@@ -278,7 +350,12 @@ class RhasNode(LifecycleNode):
             "frames_processed": st.get("frames_processed", 0),
             "frames_dropped_queue_full": st.get("dropped", 0),
             "decode_errors": st.get("decode_errors", 0),
+            "callback_errors": st.get("callback_errors", 0),
             "worker_errors": st.get("worker_errors", 0),
+            "invalid_stamps": st.get("bad_stamps", 0),
+            "stamps_repeated": st.get("stamp_repeated", 0),
+            "stamps_went_backwards": st.get("stamp_went_backwards", 0),
+            "boxes_dropped_over_max_boxes": self.pipeline.dropped_boxes if self.pipeline is not None else 0,
             "segment_messages": st.get("segment_msgs", 0),
             "queue_length": len(self._queue),
             "buffered_frames": self._buffered_frames,
@@ -288,12 +365,21 @@ class RhasNode(LifecycleNode):
         }
         if torch.cuda.is_available():
             values["cuda_allocated_mib"] = round(torch.cuda.memory_allocated() / 2**20, 1)
-        level = DiagnosticStatus.WARN if st.get("dropped", 0) or st.get("decode_errors", 0) else DiagnosticStatus.OK
+        problems = [
+            ("frames dropped (queue full)", st.get("dropped", 0)),
+            ("images rejected", st.get("decode_errors", 0) + st.get("bad_stamps", 0)),
+            ("images with repeated stamps", st.get("stamp_repeated", 0)),
+            ("stamps went backwards", st.get("stamp_went_backwards", 0)),
+            ("callback or worker errors", st.get("callback_errors", 0) + st.get("worker_errors", 0)),
+        ]
+        seen = [f"{name}: {n}" for name, n in problems if n]
+        # DiagnosticStatus.OK is b"\x00", which is truthy: compare levels, never test them for truth.
+        level = DiagnosticStatus.WARN if seen else DiagnosticStatus.OK
         status = DiagnosticStatus(
             level=level,
             name=f"{self.get_fully_qualified_name()}: pipeline",
             hardware_id="rhas",
-            message="frames dropped or rejected" if level else "ok",
+            message="; ".join(seen) if seen else "ok",
             values=[KeyValue(key=k, value=str(v)) for k, v in values.items()],
         )
         pub = self._pubs.get("diagnostics")
@@ -327,6 +413,7 @@ def build_pipeline(s):
         at_least_one=s.at_least_one_action,
         smooth=s.smooth,
         max_text_chars=s.max_text_chars,
+        max_boxes=s.max_boxes,
         holistic_text=cfg.data.holistic_text,
         grounding=GroundingConfig(
             s.grounding_ema, s.grounding_min_score, s.grounding_switch_margin, s.grounding_switch_frames
@@ -335,7 +422,25 @@ def build_pipeline(s):
     return RhasPipeline(model, labels, backbone, detector, pcfg), labels, cfg.model.multi_label
 
 
+def pipeline_overrides(s) -> dict:
+    """The dynamic settings the pipeline reads while running (parameters.DYNAMIC)."""
+    return {
+        "steps": s.ddim_steps or None,
+        "eta": s.eta,
+        "seed": s.seed,
+        "threshold": s.threshold,
+        "at_least_one": s.at_least_one_action,
+        "smooth": s.smooth,
+        "max_text_chars": s.max_text_chars,
+        "max_boxes": s.max_boxes,
+        "grounding": GroundingConfig(
+            s.grounding_ema, s.grounding_min_score, s.grounding_switch_margin, s.grounding_switch_frames
+        ),
+    }
+
+
 def main(args=None) -> None:
+    node = None
     try:
         with rclpy.init(args=args):
             node = RhasNode()
@@ -344,7 +449,13 @@ def main(args=None) -> None:
                     node.get_logger().fatal("autostart: configure failed (see above); staying unconfigured")
                 elif node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
                     node.get_logger().fatal("autostart: activate failed")
-            rclpy.spin(node)
+            try:
+                rclpy.spin(node)
+            finally:
+                # In order, whatever the state: stop intake, stop and join the worker, then destroy
+                # the node (destroying it under a running worker aborted the process).
+                node.stop()
+                node.destroy_node()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
 

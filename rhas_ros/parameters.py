@@ -46,6 +46,7 @@ class Settings:
     queue_size: int = 2
     max_image_pixels: int = 4096 * 4096
     max_text_chars: int = 512
+    max_boxes: int = 64
     autostart: bool = False
 
 
@@ -87,6 +88,7 @@ DESCRIPTIONS = {
     "queue_size": "frames waiting for the worker; older ones are dropped (latest wins)",
     "max_image_pixels": "images with more pixels are rejected with a warning (bounded memory)",
     "max_text_chars": "referring texts are truncated to this many characters",
+    "max_boxes": "person boxes kept per frame, highest scores first (bounded memory; extra boxes are counted)",
     "autostart": "configure and activate at start (without a lifecycle manager)",
 }
 CHOICES = {
@@ -108,6 +110,7 @@ INT_RANGES = {
     "image_qos_depth": (1, 1000),
     "max_text_chars": (1, 1_000_000),
     "max_image_pixels": (1, 2**31 - 1),
+    "max_boxes": (1, 1000),
 }
 FLOAT_RANGES = {
     "sample_fps": (0.01, 1000.0),
@@ -117,6 +120,27 @@ FLOAT_RANGES = {
     "grounding_switch_margin": (0.0, 1.0),
     "grounding_min_score": (0.0, 1.0),
 }
+
+
+# Applied at once while the node is configured; every other parameter is read at configure
+# and refused while configured (cleanup, set it, configure again).
+DYNAMIC = frozenset(
+    {
+        "sample_fps", "ddim_steps", "eta", "seed", "threshold", "at_least_one_action", "smooth",
+        "grounding_ema", "grounding_min_score", "grounding_switch_margin", "grounding_switch_frames",
+        "queue_size", "max_image_pixels", "max_text_chars", "max_boxes", "autostart",
+    }
+)  # fmt: skip
+
+
+def validate(name: str, value) -> str | None:
+    """The reason a value is not allowed for parameter ``name``, or None."""
+    if name in CHOICES and value not in CHOICES[name]:
+        return f"{name}={value!r} not allowed; use one of {', '.join(CHOICES[name])}"
+    lo_hi = INT_RANGES.get(name) or FLOAT_RANGES.get(name)
+    if lo_hi is not None and isinstance(value, int | float) and not lo_hi[0] <= value <= lo_hi[1]:
+        return f"{name}={value} outside {lo_hi[0]}..{lo_hi[1]}"
+    return None
 
 
 def declare_parameters(node) -> None:
@@ -136,9 +160,10 @@ def declare_parameters(node) -> None:
 def read_settings(node) -> Settings:
     """Current parameter values, validated; ValueError names the bad parameter."""
     s = Settings(**{f.name: node.get_parameter(f.name).value for f in fields(Settings)})
-    for name, allowed in CHOICES.items():
-        if getattr(s, name) not in allowed:
-            raise ValueError(f"parameter {name}={getattr(s, name)!r} not allowed; use one of {', '.join(allowed)}")
+    for f in fields(Settings):
+        reason = validate(f.name, getattr(s, f.name))
+        if reason:
+            raise ValueError(f"parameter {reason}")
     if not s.checkpoint:
         raise ValueError("parameter checkpoint is empty: name a HopaDIFF checkpoint file")
     if s.hop > s.window:

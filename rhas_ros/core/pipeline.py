@@ -11,6 +11,7 @@ tracks (up to max_persons) are segmented, batched into one forward pass per wind
 from __future__ import annotations
 
 import time
+import unicodedata
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -36,6 +37,7 @@ class PipelineConfig:
     at_least_one: bool = True  # multi-label: the most probable class is active on every frame
     smooth: int = 1  # median filter length along time (frames)
     max_text_chars: int = 512
+    max_boxes: int = 64  # boxes kept per frame (highest scores first); the rest are counted in dropped_boxes
     min_box_pixels: int = 4
     tracker_min_iou: float = 0.3
     tracker_max_age: int = 10
@@ -78,11 +80,18 @@ class RhasPipeline:
         self.model, self.labels, self.backbone, self.detector, self.cfg = model, labels, backbone, detector, cfg
         self.device = next(model.parameters()).device
         self.multi_label = model.cfg.multi_label
-        self.tracker = IouTracker(cfg.tracker_min_iou, cfg.tracker_max_age)
+        self.tracker = IouTracker(cfg.tracker_min_iou, cfg.tracker_max_age, max_tracks=cfg.max_boxes)
         self.grounder = Grounder(cfg.grounding)
         self.query = ""
         self._text_emb = None
+        self.dropped_boxes = 0
         self.reset()
+
+    def apply_settings(self, overrides: dict) -> None:
+        """Change settings that take effect at once (the node's dynamic parameters)."""
+        for name, value in overrides.items():
+            setattr(self.cfg, name, value)
+        self.grounder.cfg = self.cfg.grounding
 
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
@@ -98,7 +107,10 @@ class RhasPipeline:
 
     def set_query(self, text: str) -> str:
         """Set (or, with an empty string, clear) the referring text; returns the text in use."""
-        text = " ".join(str(text).split())[: self.cfg.max_text_chars]
+        # Control and format characters (ESC sequences, zero-width marks) never reach the query
+        # that is republished; whitespace runs become one space.
+        text = "".join(ch for ch in str(text) if unicodedata.category(ch)[0] != "C" or ch.isspace())
+        text = " ".join(text.split())[: self.cfg.max_text_chars]
         if text != self.query:
             self.grounder.reset()
             if self.cfg.holistic_text:  # the buffered holistic features belong to the old text
@@ -124,6 +136,11 @@ class RhasPipeline:
             ext_ids = None
         else:
             boxes, scores, ext_ids = np.zeros((0, 4)), np.zeros(0), None
+        if len(boxes) > self.cfg.max_boxes:  # bounded work and memory whatever a detector or topic sends
+            keep = np.argsort(-np.asarray(scores), kind="stable")[: self.cfg.max_boxes]
+            self.dropped_boxes += len(boxes) - len(keep)
+            boxes, scores = np.asarray(boxes)[keep], np.asarray(scores)[keep]
+            ext_ids = None if ext_ids is None else [ext_ids[i] for i in keep]
         tracks = self.tracker.update(boxes, scores, ext_ids)
         seen = [t for t in tracks if t.missed == 0]
         crops, crop_ids = [], []

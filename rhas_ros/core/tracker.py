@@ -39,8 +39,8 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 class IouTracker:
-    def __init__(self, min_iou: float = 0.3, max_age: int = 10):
-        self.min_iou, self.max_age = min_iou, max_age
+    def __init__(self, min_iou: float = 0.3, max_age: int = 10, max_tracks: int = 64):
+        self.min_iou, self.max_age, self.max_tracks = min_iou, max_age, max_tracks
         self.tracks: list[Track] = []
         self._next_id = 1
 
@@ -76,6 +76,8 @@ class IouTracker:
                 self.tracks.append(Track(self._next_id, tuple(boxes[d]), float(scores[d]), external_id=ext))
                 self._next_id += 1
         self.tracks = [t for t in self.tracks if t.missed <= self.max_age]
+        if len(self.tracks) > self.max_tracks:  # ids churning every frame must not grow memory
+            self.tracks = sorted(self.tracks, key=lambda t: (t.missed, -t.hits))[: self.max_tracks]
         return sorted(self.tracks, key=lambda t: t.track_id)
 
     @staticmethod
