@@ -136,6 +136,15 @@ class RhasPipeline:
             ext_ids = None
         else:
             boxes, scores, ext_ids = np.zeros((0, 4)), np.zeros(0), None
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+        if len(scores) != len(boxes):
+            scores = np.ones(len(boxes))
+        sane = np.isfinite(boxes).all(axis=1) & (boxes[:, 2] > 0) & (boxes[:, 3] > 0) & np.isfinite(scores)
+        if not sane.all():  # NaN/inf or empty boxes from a detector or the persons topic are dropped
+            self.dropped_boxes += int((~sane).sum())
+            boxes, scores = boxes[sane], scores[sane]
+            ext_ids = None if ext_ids is None else [e for e, ok in zip(ext_ids, sane, strict=True) if ok]
         if len(boxes) > self.cfg.max_boxes:  # bounded work and memory whatever a detector or topic sends
             keep = np.argsort(-np.asarray(scores), kind="stable")[: self.cfg.max_boxes]
             self.dropped_boxes += len(boxes) - len(keep)

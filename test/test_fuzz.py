@@ -1,0 +1,92 @@
+"""Property-based fuzzing of the ROS-free entry points the node feeds with untrusted input:
+whatever arrives, decoding fails only with ImageDecodeError, the pipeline never raises, and
+memory stays bounded."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tiny import tiny_model_config
+
+import hopadiff
+from hopadiff.features import load_backbone
+from rhas_ros.core.image_codec import SUPPORTED, ImageDecodeError, decode_compressed, decode_raw
+from rhas_ros.core.pipeline import PipelineConfig, RhasPipeline
+
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+MAX_PIXELS = 64 * 64
+
+
+@FUZZ
+@given(
+    encoding=st.one_of(st.sampled_from(SUPPORTED), st.text(max_size=30)),
+    height=st.integers(-2, 80),
+    width=st.integers(-2, 80),
+    step=st.integers(-2, 400),
+    data=st.binary(max_size=20000),
+    bigendian=st.booleans(),
+)
+def test_raw_decoding_fails_only_with_a_decode_error(encoding, height, width, step, data, bigendian):
+    try:
+        rgb = decode_raw(encoding, height, width, step, data, bigendian, max_pixels=MAX_PIXELS)
+    except ImageDecodeError:
+        return
+    assert rgb.shape == (height, width, 3) and rgb.dtype == np.uint8
+
+
+def _encoded(fmt: str) -> bytes:
+    img = np.random.default_rng(0).integers(0, 255, (24, 32, 3), dtype=np.uint8)
+    return cv2.imencode(fmt, img)[1].tobytes()
+
+
+@FUZZ
+@given(
+    base=st.sampled_from([_encoded(".png"), _encoded(".jpg"), b""]),
+    cuts=st.lists(st.tuples(st.integers(0, 3000), st.binary(min_size=1, max_size=8)), max_size=6),
+    truncate=st.integers(0, 3000),
+)
+def test_compressed_decoding_fails_only_with_a_decode_error(base, cuts, truncate):
+    data = bytearray(base)
+    for pos, junk in cuts:  # overwrite bytes anywhere, headers included
+        data[pos : pos + len(junk)] = junk
+    data = bytes(data[: truncate or None])
+    try:
+        rgb = decode_compressed(data, "jpeg", max_pixels=MAX_PIXELS)
+    except ImageDecodeError:
+        return
+    assert rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.shape[0] * rgb.shape[1] <= MAX_PIXELS
+
+
+@pytest.fixture(scope="module")
+def pipeline(tiny_models):
+    backbone = load_backbone("clip", str(tiny_models["clip"]), "cpu", local_files_only=True)
+    model = hopadiff.HopaDIFF(tiny_model_config(feature_dim=backbone.feature_dim)).eval()
+    cfg = PipelineConfig(window=8, hop=4, min_window_frames=2, steps=1, max_boxes=16, segment_all_persons=True)
+    return RhasPipeline(model, [f"a{i}" for i in range(5)], backbone, None, cfg)
+
+
+finite_or_not = st.floats(allow_nan=True, allow_infinity=True, width=32)
+
+
+@FUZZ
+@given(
+    boxes=st.lists(st.tuples(finite_or_not, finite_or_not, finite_or_not, finite_or_not), max_size=40),
+    scores=st.lists(finite_or_not, max_size=40),
+    ids=st.lists(st.integers(-(2**31), 2**31 - 1), max_size=40),
+    text=st.text(max_size=300),
+    stamp=st.integers(0, 2**63 - 1),
+)
+def test_pipeline_takes_any_boxes_texts_and_stamps(pipeline, boxes, scores, ids, text, stamp):
+    frame = np.full((48, 64, 3), 100, np.uint8)
+    query = pipeline.set_query(text)
+    assert len(query) <= pipeline.cfg.max_text_chars and all(ch.isprintable() for ch in query)
+    n = len(boxes)
+    persons = (np.array(boxes, dtype=np.float64).reshape(-1, 4), np.array((scores + [1.0] * n)[:n]), None)
+    if len(ids) >= n:
+        persons = (persons[0], persons[1], ids[:n])
+    result = pipeline.process(frame, stamp, persons)
+    assert len(result.tracks) <= pipeline.cfg.max_boxes
+    assert pipeline.memory_frames() <= pipeline.cfg.window * (1 + pipeline.cfg.max_boxes)
