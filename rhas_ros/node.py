@@ -65,6 +65,7 @@ class RhasNode(LifecycleNode):
         self._warned: dict[str, float] = {}
         self._buffered_frames = 0
         self._last_query: str | None = None
+        self._text_logged_at, self._texts_unlogged = -1e9, 0
 
     # ------------------------------------------------------------------ parameters
     def _on_set_parameters(self, params):
@@ -270,9 +271,17 @@ class RhasNode(LifecycleNode):
             if len(text) > limit:
                 self._warn(f"referring text of {len(text)} characters truncated to {limit}", key="text-long")
                 text = text[:limit]
-            if text != self._last_query:  # a repeated text (a latched republisher, a flood) is logged once
+            if text != self._last_query:  # a repeated text (a latched republisher) is logged once
                 self._last_query = text
-                self.get_logger().info(f"referring text: {shown(text)}" if text else "referring text cleared")
+                now = time.monotonic()
+                if now - self._text_logged_at >= 1.0:  # a flood of changing texts: one line a second
+                    more = f" ({self._texts_unlogged} more texts since the last line)" if self._texts_unlogged else ""
+                    self.get_logger().info(
+                        (f"referring text: {shown(text)}" if text else "referring text cleared") + more
+                    )
+                    self._text_logged_at, self._texts_unlogged = now, 0
+                else:
+                    self._texts_unlogged += 1
             with self._cv:
                 self._pending_query = text
                 self._cv.notify_all()

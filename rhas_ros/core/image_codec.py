@@ -40,7 +40,8 @@ def decode_raw(
     """Fields of a sensor_msgs/Image -> (H, W, 3) RGB uint8."""
     enc = encoding.lower()
     if enc not in ENCODINGS:
-        raise ImageDecodeError(f"unsupported encoding {encoding!r}; supported: {', '.join(SUPPORTED)}")
+        shown = repr(encoding[:32]) + ("..." if len(encoding) > 32 else "")  # the field is untrusted
+        raise ImageDecodeError(f"unsupported encoding {shown}; supported: {', '.join(SUPPORTED)}")
     if height <= 0 or width <= 0:
         raise ImageDecodeError(f"empty image: {width}x{height} ({encoding})")
     if height * width > max_pixels:

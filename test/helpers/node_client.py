@@ -73,6 +73,12 @@ class Client(ClipPlayer):
         self.publish_frame(i, stamp_to_ns(stamp or self.stamp(i)), self.photo if frame is None else frame)
         self.spin_for(0.005)
 
+    def raw(self, rgb, header: Header) -> Image:
+        return Image(
+            header=header, height=rgb.shape[0], width=rgb.shape[1], encoding="rgb8", step=rgb.shape[1] * 3,
+            data=rgb.tobytes(),
+        )  # fmt: skip
+
     def send_text(self, text: str) -> None:
         self.text_pub.publish(String(data=text))
         self.spin_for(0.3)
@@ -111,12 +117,61 @@ class Client(ClipPlayer):
         return {
             "segments": [seg(m) for m in self.received],
             "targets": [m.target_person_id for m in self.tracks],
+            "queries": sorted({m.query for m in self.tracks}),
             "track_ids": sorted({p.person_id for m in self.tracks for p in m.persons}),
             "labels": self.node_labels,
             "diagnostics": diag,
             "debug_images": [[m.width, m.height, m.encoding] for m in self.debug_images[:3]],
             **extra,
         }
+
+
+def adversarial(c: Client, text: str) -> dict:
+    """The cases that used to kill or flood the node, one after another, then good frames."""
+    h = Header(stamp=c.stamp(0), frame_id="head_camera")
+
+    def img(w, hgt, enc="rgb8", step=None, data=None, stamp=None):
+        ch = {"rgb8": 3, "yuv422": 2, "yuyv": 2, "uyvy": 2}[enc]
+        step = w * ch if step is None else step
+        header = Header(stamp=stamp or h.stamp, frame_id="head_camera")
+        return Image(header=header, height=hgt, width=w, encoding=enc, step=step, data=data or bytes(step * hgt))
+
+    c.send_text("\x1b[31mthe tall\x1b[0m person\x07 " + text)  # control characters in a query
+    for n, (w, hgt) in enumerate([(1, 1), (20, 20), (63, 127)]):  # smaller than HOG's window
+        c.image_pub.publish(img(w, hgt, stamp=c.stamp(1 + n)))
+        c.spin_for(0.1)
+    for n, enc in enumerate(["yuv422", "yuyv", "uyvy"]):  # odd width: OpenCV raised cv2.error
+        c.image_pub.publish(img(5, 4, enc, step=12, stamp=c.stamp(10 + n)))
+        c.spin_for(0.1)
+    bad = Time(sec=2**31 - 3, nanosec=3_000_000_000)  # nanosec >= 1e9
+    c.image_pub.publish(c.raw(c.frames[0], Header(stamp=bad, frame_id="head_camera")))
+    c.image_pub.publish(img(4, 4, enc="rgb8", stamp=c.stamp(20)))
+    c.image_pub.publish(c.raw(c.frames[0], Header(stamp=Time(), frame_id="head_camera")))  # zero stamps...
+    c.image_pub.publish(c.raw(c.frames[0], Header(stamp=Time(), frame_id="head_camera")))  # ... repeated
+    huge_encoding = "x" * 10_000
+    c.image_pub.publish(Image(header=h, height=2, width=2, encoding=huge_encoding, step=6, data=bytes(12)))
+    c.spin_for(0.3)
+    # Stamps alternating by 1 s at full speed: every second frame goes backwards.
+    start = time.monotonic()
+    i = 0
+    while time.monotonic() - start < 2.0:
+        ns = 2_000_000_000_000 + (i % 2) * 1_000_000_000 + i
+        c.image_pub.publish(c.raw(c.frames[i % len(c.frames)], Header(stamp=ns_to_stamp(ns), frame_id="x")))
+        i += 1
+        rclpy.spin_once(c, timeout_sec=0)
+    alternated = i
+    for t in range(2000):  # a text flood
+        c.text_pub.publish(String(data=f"flood {t % 3}"))
+    c.spin_for(0.5)
+    c.send_text(text)
+    c.t0 = 3_000_000_000_000  # then good frames on a fresh clock
+    c.tracks.clear()
+    for k in range(40):
+        c.send_frame(k)
+        c.spin_for(FRAME_GAP)
+    c.wait_processed(39)
+    c.spin_for(1.2)  # one diagnostics period
+    return {"alternated": alternated, "text": text}
 
 
 def lifecycle(node, good_checkpoint: str) -> list:
@@ -266,6 +321,28 @@ def main() -> int:
                 c.spin_for(max(0.0, start + i * 0.01 - time.monotonic()))
             c.spin_for(2.5)
             extra["sent"] = i
+        elif args.scenario == "adversarial":
+            extra.update(adversarial(c, text))
+        elif args.scenario == "boxflood":
+            c.send_text(text)
+            for i in range(30):  # 10,000 boxes a frame, ids changing every frame
+                h = Header(stamp=c.stamp(i), frame_id="head_camera")
+                boxes = [
+                    TrackedPerson(
+                        person_id=i * 10_000 + j,
+                        detection_confidence=0.5,
+                        roi=RegionOfInterest(x_offset=j % 300, y_offset=(j // 300) % 200, width=20, height=40),
+                    )
+                    for j in range(10_000)
+                ]
+                c.persons_pub.publish(TrackedPersonArray(header=h, persons=boxes))
+                c.image_pub.publish(c.raw(c.frames[i % len(c.frames)], h))
+                c.spin_for(0.15)
+            for i in range(30, 30 + args.frames):  # then ordinary frames and boxes again
+                c.send_frame(i)
+                c.spin_for(FRAME_GAP)
+            c.wait_processed(30 + args.frames - 1)
+            c.spin_for(1.2)  # one diagnostics period
         else:
             raise SystemExit(f"unknown scenario {args.scenario}")
         print(json.dumps(c.report(**extra)))
