@@ -75,9 +75,11 @@ def read_checkpoint(path, map_location=None) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist or is not a file")
+    if not zipfile.is_zipfile(path):  # torch.save writes zip archives; torch.load fails obscurely on anything else
+        raise CheckpointError(f"checkpoint {path} is corrupt or not a torch file: not a torch.save (zip) archive")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError) as e:
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError, IndexError) as e:
         raise CheckpointError(f"checkpoint {path} is corrupt or not a torch file: {e}") from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a HopaDIFF checkpoint (no format={FORMAT!r} marker)")

@@ -106,6 +106,11 @@ def test_checkpoint_mismatch_and_corruption_raise(tmp_path):
     with pytest.raises(hopadiff.CheckpointError, match="truncated.pt is corrupt"):
         hopadiff.load_checkpoint(truncated)
 
+    text = tmp_path / "passwd"  # any other file: once "list index out of range" from torch.load
+    text.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    with pytest.raises(hopadiff.CheckpointError, match="passwd is corrupt or not a torch file: not a torch.save"):
+        hopadiff.load_checkpoint(text)
+
     foreign = tmp_path / "foreign.pt"
     torch.save({"state_dict": {}}, foreign)
     with pytest.raises(hopadiff.CheckpointError, match="not a HopaDIFF checkpoint"):

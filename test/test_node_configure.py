@@ -86,3 +86,45 @@ def test_configure_activate_cleanup_succeed(assets, make_node):
     assert "/image" not in _subscribed(node)
     assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
     assert node.pipeline is None
+
+
+def test_parameters_while_configured_are_refused_or_applied_at_once(assets, make_node):
+    """Configure-time parameters are refused with a reason while configured; dynamic ones are
+    validated against their ranges and reach the running pipeline at once."""
+    node = make_node(**_params(assets))
+    assert node.set_parameters([Parameter("hop", value=100)])[0].successful, "unconfigured: read at configure"
+    node.set_parameters([Parameter("hop", value=32)])
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    for name, value in [("hop", 100), ("detector", "evil"), ("window", 64), ("checkpoint", "/etc/passwd")]:
+        result = node.set_parameters([Parameter(name, value=value)])[0]
+        assert not result.successful and "takes effect at configure" in result.reason, name
+    assert node.get_parameter("hop").value == 32
+    for name, value in [("sample_fps", 5000.0), ("window", 1), ("threshold", 1.5)]:
+        assert not node.set_parameters([Parameter(name, value=value)])[0].successful, name  # outside the range
+    assert node.set_parameters([Parameter("threshold", value=0.8)])[0].successful
+    assert node.set_parameters([Parameter("sample_fps", value=0.5)])[0].successful
+    assert node.pipeline.cfg.threshold == 0.8 and node.settings.sample_fps == 0.5
+    assert node.set_parameters([Parameter("grounding_switch_frames", value=7)])[0].successful
+    assert node.pipeline.grounder.cfg.switch_frames == 7
+    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    assert node.set_parameters([Parameter("hop", value=16)])[0].successful
+
+
+def test_diagnostics_level_and_message_follow_what_happened(assets, make_node):
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
+    node = make_node(**_params(assets))
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    published = []
+    node._pubs["diagnostics"].publish = published.append  # capture what the timer would send
+    node._publish_diagnostics()
+    ok = published[-1].status[0]
+    assert isinstance(published[-1], DiagnosticArray)
+    assert ok.level == DiagnosticStatus.OK and ok.message == "ok"
+    node._stats["stamp_repeated"] += 3
+    node._publish_diagnostics()
+    warn = published[-1].status[0]
+    assert warn.level == DiagnosticStatus.WARN and warn.message == "images with repeated stamps: 3"
+    node._stats["dropped"] += 2
+    node._publish_diagnostics()
+    assert published[-1].status[0].message == "frames dropped (queue full): 2; images with repeated stamps: 3"

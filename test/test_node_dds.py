@@ -227,3 +227,15 @@ def test_hog_detector_finds_and_segments_real_people(assets, ros_env, tmp_path):
     assert report["track_ids"], f"no person detected in a photo of people; node log: {log[-2000:]}"
     ids = {m["person_id"] for m in report["segments"]}
     assert ids and ids <= set(report["track_ids"]), "segments for the tracked detections"
+
+
+def test_ten_thousand_boxes_per_frame_are_capped(assets, shared_node):
+    """10,000 boxes per persons message with new ids every frame (once 2.7-5.3 GB of RSS and 17 s
+    of latency): boxes are capped at max_boxes, counted, and ordinary frames still get segments."""
+    node, env = shared_node
+    report, alive, log = node.run(assets, env, "boxflood")
+    assert alive, log[-2000:]
+    diag = report["diagnostics"]
+    assert int(diag["boxes_dropped_over_max_boxes"]) >= 29 * (10_000 - 64)
+    assert float(diag["max_rss_mib"]) < 2500
+    assert report["segments"] and max(m["stamp"] for m in report["segments"]) >= report["t0"] + 30 * 100_000_000
