@@ -8,6 +8,11 @@ from pathlib import Path
 
 import pytest
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # scripts/run_tests.sh runs 2 workers on 2 cores: one thread each
+    import torch
+
+    torch.set_num_threads(1)
+
 REPO = Path(__file__).resolve().parents[1]
 HELPERS = Path(__file__).resolve().parent / "helpers"
 DATA = Path(__file__).resolve().parent / "data"

@@ -8,9 +8,8 @@ import subprocess
 import threading
 import time
 
-import cv2
 import pytest
-from conftest import DATA, REPO
+from conftest import REPO
 from dds_processes import HELPERS, spawn
 from tiny import tiny_model_config, tiny_node_params
 
@@ -172,18 +171,6 @@ def test_corrupt_jpeg_on_compressed_topic(assets, ros_env):
     assert int(report["diagnostics"]["decode_errors"]) >= 1
 
 
-def test_flood_is_bounded_and_drops_are_reported(assets, ros_env):
-    report, alive, _ = run_scenario(
-        assets, ros_env, "flood", {"image_qos": "sensor_data", "queue_size": 2, "hop": 1, "ddim_steps": 25}
-    )
-    diag = report["diagnostics"]
-    assert alive and report["sent"] > 200
-    assert int(diag["frames_dropped_queue_full"]) > 0
-    assert int(diag["queue_length"]) <= 2
-    assert int(diag["buffered_frames"]) <= 16 * 4  # holistic ring + 3 persons, W = 16
-    assert float(diag["max_rss_mib"]) < 3000
-
-
 def test_stamps_going_backwards_reset_and_continue(assets, shared_node):
     node, env = shared_node
     report, alive, log = node.run(assets, env, "backwards")
@@ -215,21 +202,7 @@ def test_full_frame_detector_runs_in_the_node(assets, ros_env):
     assert {m["person_id"] for m in report["segments"]} == {1} and report["track_ids"] == [1]
 
 
-def test_hog_detector_finds_and_segments_real_people(assets, ros_env, tmp_path):
-    """hog: OpenCV's people detector in the node, on a real photo of pedestrians (a 330x240 cut of
-    test/data/vtest_frame100.jpg with three people in it), sent as every frame."""
-    photo = tmp_path / "people.png"
-    cv2.imwrite(str(photo), cv2.imread(str(DATA / "vtest_frame100.jpg"))[90:330, 320:650])
-    report, alive, log = run_scenario(
-        assets, ros_env, "play", {"detector": "hog", "segment_all_persons": True}, "--photo", str(photo)
-    )
-    assert alive and "detector hog" in log
-    assert report["track_ids"], f"no person detected in a photo of people; node log: {log[-2000:]}"
-    ids = {m["person_id"] for m in report["segments"]}
-    assert ids and ids <= set(report["track_ids"]), "segments for the tracked detections"
-
-
-def test_ten_thousand_boxes_per_frame_are_capped(assets, shared_node):
+def test_ten_thousand_boxes_per_frame_are_capped(assets, shared_node, capsys):
     """10,000 boxes per persons message with new ids every frame (once 2.7-5.3 GB of RSS and 17 s
     of latency): boxes are capped at max_boxes, counted, and ordinary frames still get segments."""
     node, env = shared_node
@@ -237,5 +210,7 @@ def test_ten_thousand_boxes_per_frame_are_capped(assets, shared_node):
     assert alive, log[-2000:]
     diag = report["diagnostics"]
     assert int(diag["boxes_dropped_over_max_boxes"]) >= 29 * (10_000 - 64)
+    with capsys.disabled():
+        print(f"\n10,000-box flood: node max RSS {diag['max_rss_mib']} MiB")
     assert float(diag["max_rss_mib"]) < 2500
     assert report["segments"] and max(m["stamp"] for m in report["segments"]) >= report["t0"] + 30 * 100_000_000
