@@ -119,3 +119,32 @@ def test_text_embeddings_and_similarity(tiny_models):
     assert sim.shape == (2,) and (sim.abs() <= 1 + 1e-5).all()
     with pytest.raises(ValueError, match="image 0: expected a non-empty RGB"):
         b.encode_images([np.zeros((0, 5, 3), np.uint8)])
+
+
+def test_splits_extracted_into_one_folder_keep_their_own_labels(tmp_path, tiny_models):
+    """train, val and test into one --out: every sample's labels and visibility are its own
+    (the first version wrote labels/{i}.npy per split and val/test overwrote train's)."""
+    out = tmp_path / "features"
+    sources = {}
+    for seed, split in enumerate(("train", "val", "test")):
+        clips = tmp_path / split
+        write_video_dataset(clips, clips=1, frames=12, persons=2, fps=10, seed=100 + seed)
+        res = _extract(clips, out, "clip", tiny_models["clip"], "--split", split)
+        assert res.returncode == 0, res.stderr[-2000:]
+        sources[split] = json.loads((clips / "extract.json").read_text())
+    for split, doc in sources.items():
+        samples, meta = load_manifest(out / f"{split}.json")
+        persons = [p for v in doc["videos"] for p in v["persons"]]
+        assert len(samples) == len(persons)
+        for sample, person in zip(samples, persons, strict=True):
+            expected = np.zeros((12, len(meta["labels"])), np.uint8)
+            for t, ids in enumerate(person["labels"]):
+                expected[t, ids] = 1
+            np.testing.assert_array_equal(sample.labels, expected, err_msg=f"{split} {sample.name}")
+            assert sample.text == person["text"]
+    # Rerun: idempotent. A changed source for an extracted split: refused, nothing overwritten.
+    before = {p: p.read_bytes() for p in sorted((out / "labels").iterdir())}
+    assert _extract(tmp_path / "val", out, "clip", tiny_models["clip"], "--split", "val").returncode == 0
+    res = _extract(tmp_path / "test", out, "clip", tiny_models["clip"], "--split", "val")
+    assert res.returncode == 2 and "from an earlier extraction" in res.stderr
+    assert {p: p.read_bytes() for p in sorted((out / "labels").iterdir())} == before

@@ -48,6 +48,22 @@ def encode_batched(backbone, images: list[np.ndarray], batch: int, text: str | N
     return np.concatenate(out).astype(np.float32)
 
 
+def _source(manifest: Path, video: dict, person: dict) -> str:
+    """What a sample was extracted from: the video file and the person in it."""
+    return f"{(Path(manifest).parent / video['video']).resolve()}#person{person['person_id']}"
+
+
+def _previous_sources(split_manifest: Path) -> dict[int, str]:
+    """Sample index -> source from an earlier extraction's split manifest (empty when none)."""
+    if not split_manifest.exists():
+        return {}
+    try:
+        samples = json.loads(split_manifest.read_text()).get("samples", [])
+    except (OSError, json.JSONDecodeError) as e:
+        raise DataError(f"cannot read the earlier extraction's manifest {split_manifest}: {e}") from e
+    return {i: s.get("source", "") for i, s in enumerate(samples)}
+
+
 def extract(
     manifest: Path, out: Path, backbone, split: str = "train", batch: int = 32, holistic_text: bool | None = None
 ) -> dict:
@@ -64,6 +80,17 @@ def extract(
     hol_dir, par_dir = out / hol_dirs[split], out / par_pattern.format(split=split)
     for d in (hol_dir, par_dir, out / "labels", out / "visible"):
         d.mkdir(parents=True, exist_ok=True)
+    # Labels and visibility masks are named per split, so several splits extracted into one
+    # folder never share a file; a rerun on a changed extract manifest would mix samples, so the
+    # files of a previous run are only reused for the sample they were written for.
+    previous = _previous_sources(out / f"{split}.json")
+    expected = [_source(manifest, v, p) for v in doc["videos"] for p in v["persons"]]
+    for i, source in enumerate(expected):
+        if i in previous and previous[i] != source:
+            raise DataError(
+                f"{out} holds {split} sample {i} = {previous[i]} from an earlier extraction; {manifest} "
+                f"now puts {source} there. Extract into a new --out folder (nothing was overwritten)."
+            )
     entries, done, skipped = [], 0, 0
     index = 0
     for video in tqdm(doc["videos"], desc="videos", unit="video", dynamic_ncols=True):
@@ -93,8 +120,8 @@ def extract(
                 if visible.any():
                     partial[visible] = encode_batched(backbone, [c for c in crops if c is not None], batch)
                 y = frame_lists_to_multihot(person["labels"][:T], len(labels), f"{manifest} {name}")
-                atomic_save_npy(out / "labels" / f"{i}.npy", y.astype(np.uint8))
-                atomic_save_npy(out / "visible" / f"{i}.npy", visible)
+                atomic_save_npy(out / "labels" / f"{split}_{i}.npy", y.astype(np.uint8))
+                atomic_save_npy(out / "visible" / f"{split}_{i}.npy", visible)
                 atomic_save_npy(par_dir / f"{i}{suffix}", partial)
                 atomic_save_npy(hol_dir / f"{i}{suffix}", holistic)  # written last: marks the sample done
                 done += 1
@@ -105,11 +132,12 @@ def extract(
                     "name": name,
                     "holistic": f"{hol_dir.name}/{i}{suffix}",
                     "partial": f"{par_dir.name}/{i}{suffix}",
-                    "visible": f"visible/{i}.npy",
-                    "labels": f"labels/{i}.npy",
+                    "visible": f"visible/{split}_{i}.npy",
+                    "labels": f"labels/{split}_{i}.npy",
                     "text": person["text"],
                     "video": video["video"],
                     "person_id": person["person_id"],
+                    "source": _source(manifest, video, person),
                 }
             )
         index += len(persons)
