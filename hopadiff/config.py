@@ -133,6 +133,9 @@ class DataConfig:
     # referring text (BLIP-2 ITM path, hopadiff-extract's default); the node then encodes frames
     # with the active query the same way.
     holistic_text: bool = False
+    # Set by training from the train manifest (hopadiff-extract records it): the backbone the
+    # features came from, so the node refuses another one before loading anything heavy.
+    backbone: str = ""
 
 
 @dataclass

@@ -170,6 +170,7 @@ def load_manifest(path: str | Path) -> tuple[list[Sample], dict]:
         "multi_label": multi,
         "fps": float(doc.get("fps", 0.0)),
         "holistic_text": bool(doc.get("holistic_text", False)),
+        "backbone": str(doc.get("backbone", "")),
         "missing_partial": missing,
     }
 
@@ -181,6 +182,7 @@ def write_manifest(
     multi_label: bool = True,
     fps: float = 0.0,
     holistic_text: bool = False,
+    backbone: str = "",
 ) -> None:
     """Write a manifest atomically (entries' paths relative to the manifest's folder).
 
@@ -194,6 +196,7 @@ def write_manifest(
         "multi_label": multi_label,
         "fps": fps,
         "holistic_text": holistic_text,
+        "backbone": backbone,
         "samples": entries,
     }
     tmp = path.with_name(f".{path.name}.tmp")

@@ -77,6 +77,7 @@ class Trainer:
         if cfg.data.holistic_text != meta["holistic_text"] and self.main_process:
             log.info("data.holistic_text = %s (from %s/%s.json)", meta["holistic_text"], d.root, d.train_split)
         cfg.data.holistic_text = meta["holistic_text"]  # stored in the checkpoint for the node
+        cfg.data.backbone = meta["backbone"] or cfg.data.backbone
         D = self.train_samples[0].holistic.shape[1]
         if cfg.model.feature_dim != D:
             raise ConfigError(f"features are {D}-dim, model.feature_dim is {cfg.model.feature_dim}")

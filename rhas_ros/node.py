@@ -400,6 +400,13 @@ def build_pipeline(s):
     """Load checkpoint, backbone and detector (all checks happen here, before activation)."""
     if s.torch_threads > 0:
         torch.set_num_threads(s.torch_threads)
+    # Everything cheap first: a wrong checkpoint or backbone fails in well under a second,
+    # before anything is loaded from disk or the hub.
+    _, cfg, _, _ = load_checkpoint(s.checkpoint)
+    if cfg.data.backbone and cfg.data.backbone != s.backbone:
+        raise ValueError(
+            f"{s.checkpoint} was trained on {cfg.data.backbone} features; parameter backbone is {s.backbone!r}"
+        )
     backbone = load_backbone(s.backbone, s.backbone_model or None, s.device, s.precision, s.local_files_only)
     model, cfg, labels, _ = load_checkpoint(s.checkpoint, expected_feature_dim=backbone.feature_dim)
     if cfg.data.holistic_text and not backbone.conditions_on_text:

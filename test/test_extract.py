@@ -60,6 +60,7 @@ def test_extract_end_to_end(tmp_path, clip_dir, tiny_models, kind, dim, folder):
     }
     samples, meta = load_manifest(out / "train.json")
     assert len(samples) == 2 and samples[0].holistic.shape == (24, dim) and meta["holistic_text"] == conditioned
+    assert meta["backbone"] == kind  # training stores it in the checkpoint; the node checks it first
     # Same frames: the same holistic features, unless each person's text conditions them.
     assert np.allclose(samples[0].holistic, samples[1].holistic) != conditioned
     assert not np.allclose(samples[0].partial, samples[1].partial)  # different persons' crops

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import rclpy
 import torch
@@ -22,6 +24,9 @@ def assets(tmp_path_factory):
     for name, dim in (("good.pt", 24), ("wrong_dim.pt", 16)):
         cfg = Config(model=tiny_model_config(feature_dim=dim, num_classes=5))
         hopadiff.save_checkpoint(root / name, hopadiff.HopaDIFF(cfg.model), cfg, labels)
+    cfg = Config(model=tiny_model_config(feature_dim=24, num_classes=5))
+    cfg.data.backbone = "clip"  # as training records it from the extracted features
+    hopadiff.save_checkpoint(root / "clip_trained.pt", hopadiff.HopaDIFF(cfg.model), cfg, labels)
     return root
 
 
@@ -69,6 +74,18 @@ def test_configure_fails_with_the_reason(assets, make_node, capfd, over, reason)
     assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
     assert reason in capfd.readouterr().err
     assert node.pipeline is None
+
+
+def test_a_wrong_backbone_fails_fast_without_the_hub(assets, make_node, capfd):
+    """A CLIP-trained checkpoint with the default blip2 backbone: refused from the checkpoint's
+    metadata before any model is loaded (it once spent 48 s in hub retries first)."""
+    params = _params(assets, checkpoint="{assets}/clip_trained.pt", backbone="blip2", backbone_model="")
+    params["local_files_only"] = False
+    node = make_node(**params)
+    t0 = time.monotonic()
+    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    assert time.monotonic() - t0 < 5
+    assert "was trained on clip features; parameter backbone is 'blip2'" in capfd.readouterr().err
 
 
 def _subscribed(node) -> set[str]:

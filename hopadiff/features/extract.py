@@ -142,7 +142,7 @@ def extract(
             )
         index += len(persons)
     fps = float(doc["videos"][0].get("fps", 0.0))
-    write_manifest(out / f"{split}.json", entries, labels, True, fps, holistic_text=holistic_text)
+    write_manifest(out / f"{split}.json", entries, labels, True, fps, holistic_text, backbone.kind)
     return {
         "samples": len(entries),
         "extracted": done,
