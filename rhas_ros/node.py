@@ -8,9 +8,12 @@ publishes. Parameters: config/rhas.yaml; topics and messages: README.md.
 from __future__ import annotations
 
 import collections
+import difflib
 import resource
+import sys
 import threading
 import time
+from dataclasses import fields
 
 import rclpy
 import torch
@@ -32,7 +35,7 @@ from .core.detectors import make_detector
 from .core.grounding import GroundingConfig
 from .core.image_codec import ImageDecodeError
 from .core.pipeline import PipelineConfig, RhasPipeline
-from .parameters import DYNAMIC, declare_parameters, read_settings, validate
+from .parameters import DESCRIPTIONS, DYNAMIC, Settings, declare_parameters, read_settings, validate
 
 LOGGED_TEXT_CHARS = 120  # what a log line shows of an untrusted string
 
@@ -46,6 +49,7 @@ class RhasNode(LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__("rhas_node", **kwargs)
         declare_parameters(self)
+        self._warn_unknown_overrides()
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.settings = None  # set by configure; None while unconfigured
         self.pipeline = None
@@ -68,6 +72,14 @@ class RhasNode(LifecycleNode):
         self._text_logged_at, self._texts_unlogged = -1e9, 0
 
     # ------------------------------------------------------------------ parameters
+    def _warn_unknown_overrides(self) -> None:
+        """A misspelled parameter in a params file or on the command line is otherwise ignored silently."""
+        declared = [f.name for f in fields(Settings)]
+        for name in sorted(set(self._parameter_overrides) - set(declared) - {"use_sim_time"}):
+            close = difflib.get_close_matches(name, declared, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            self.get_logger().warning(f"{name!r} is not a parameter of rhas_node and is ignored{hint}")
+
     def _on_set_parameters(self, params):
         """Refuse configure-time parameters while configured; validate and apply dynamic ones at once."""
         from rcl_interfaces.msg import SetParametersResult
@@ -455,11 +467,31 @@ def pipeline_overrides(s) -> dict:
     }
 
 
+USAGE = """usage: rhas_node [--ros-args -p NAME:=VALUE ... --params-file FILE -r FROM:=TO ...]
+
+Lifecycle node: segments the actions of the person a referring text names (see README.md).
+Start it with `ros2 launch rhas_ros rhas.launch.py checkpoint:=...`, or directly with
+`rhas_node --ros-args --params-file config/rhas.yaml -p checkpoint:=best.pt -p autostart:=true`.
+
+parameters (config/rhas.yaml has them all with their defaults):
+"""
+
+
 def main(args=None) -> None:
+    argv = sys.argv[1:] if args is None else list(args)
+    own = argv[: argv.index("--ros-args")] if "--ros-args" in argv else argv
+    if "-h" in own or "--help" in own:
+        width = max(map(len, DESCRIPTIONS))
+        print(USAGE + "\n".join(f"  {k:<{width}}  {v}" for k, v in DESCRIPTIONS.items()))
+        return
     node = None
     try:
         with rclpy.init(args=args):
-            node = RhasNode()
+            try:
+                node = RhasNode()
+            except (rclpy.exceptions.ParameterException, ValueError) as e:
+                print(f"rhas_node: error: {e}", file=sys.stderr)
+                sys.exit(2)
             if node.get_parameter("autostart").value:
                 if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
                     node.get_logger().fatal("autostart: configure failed (see above); staying unconfigured")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pytest
@@ -145,3 +147,24 @@ def test_diagnostics_level_and_message_follow_what_happened(assets, make_node):
     node._stats["dropped"] += 2
     node._publish_diagnostics()
     assert published[-1].status[0].message == "frames dropped (queue full): 2; images with repeated stamps: 3"
+
+
+def test_misspelled_parameters_are_named(assets, make_node, capfd):
+    make_node(**_params(assets), chekpoint="x.pt", sample_fsp=2.0)
+    err = capfd.readouterr().err
+    assert "'chekpoint' is not a parameter of rhas_node and is ignored (did you mean 'checkpoint'?)" in err
+    assert "'sample_fsp' is not a parameter of rhas_node and is ignored (did you mean 'sample_fps'?)" in err
+
+
+def test_command_line_help_and_out_of_range_values(ros_env):
+    env = dict(ros_env)
+    res = subprocess.run(
+        [sys.executable, "-m", "rhas_ros.node", "--help"], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert res.returncode == 0 and res.stdout.startswith("usage: rhas_node") and "sample_fps" in res.stdout
+    res = subprocess.run(
+        [sys.executable, "-m", "rhas_ros.node", "--ros-args", "-p", "window:=1"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert res.returncode == 2 and "rhas_node: error:" in res.stderr and "window out of range" in res.stderr
+    assert "Traceback" not in res.stderr
