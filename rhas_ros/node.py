@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import difflib
 import resource
+import signal
 import sys
 import threading
 import time
@@ -18,8 +19,9 @@ from dataclasses import fields
 import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header, String
 
@@ -484,28 +486,39 @@ def main(args=None) -> None:
         width = max(map(len, DESCRIPTIONS))
         print(USAGE + "\n".join(f"  {k:<{width}}  {v}" for k, v in DESCRIPTIONS.items()))
         return
-    node = None
+    # rclpy's own SIGINT/SIGTERM handler invalidates the context at once, under a worker that may
+    # be publishing and an executor that may be taking a message (both failed that way). Here a
+    # signal raises KeyboardInterrupt in the main thread instead, and the context is shut down
+    # only after the node is stopped and destroyed.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
-        with rclpy.init(args=args):
+        with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
             try:
                 node = RhasNode()
             except (rclpy.exceptions.ParameterException, ValueError) as e:
                 print(f"rhas_node: error: {e}", file=sys.stderr)
                 sys.exit(2)
-            if node.get_parameter("autostart").value:
-                if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                    node.get_logger().fatal("autostart: configure failed (see above); staying unconfigured")
-                elif node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
-                    node.get_logger().fatal("autostart: activate failed")
             try:
-                rclpy.spin(node)
+                if node.get_parameter("autostart").value:
+                    if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                        node.get_logger().fatal("autostart: configure failed (see above); staying unconfigured")
+                    elif node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+                        node.get_logger().fatal("autostart: activate failed")
+                executor = SingleThreadedExecutor()
+                executor.add_node(node)
+                while rclpy.ok():
+                    executor.spin_once(timeout_sec=0.25)  # returns often enough for a signal to land
             finally:
                 # In order, whatever the state: stop intake, stop and join the worker, then destroy
-                # the node (destroying it under a running worker aborted the process).
+                # the node; the context goes last (leaving the with block).
                 node.stop()
                 node.destroy_node()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
