@@ -488,9 +488,10 @@ def main(args=None) -> None:
         return
     # rclpy's own SIGINT/SIGTERM handler invalidates the context at once, under a worker that may
     # be publishing and an executor that may be taking a message (both failed that way). Here a
-    # signal raises KeyboardInterrupt in the main thread instead, and the context is shut down
-    # only after the node is stopped and destroyed.
-    signal.signal(signal.SIGTERM, _interrupt)
+    # signal ends the spin loop between two spins (or interrupts start-up and autostart's
+    # configure), and the context is shut down only after the node is stopped and destroyed.
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
     try:
         with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
             try:
@@ -506,8 +507,9 @@ def main(args=None) -> None:
                         node.get_logger().fatal("autostart: activate failed")
                 executor = SingleThreadedExecutor()
                 executor.add_node(node)
-                while rclpy.ok():
-                    executor.spin_once(timeout_sec=0.25)  # returns often enough for a signal to land
+                _STOP.spinning = True
+                while rclpy.ok() and not _STOP.requested:
+                    executor.spin_once(timeout_sec=0.25)  # returns often enough to see a signal
             finally:
                 # In order, whatever the state: stop intake, stop and join the worker, then destroy
                 # the node; the context goes last (leaving the with block).
@@ -517,8 +519,19 @@ def main(args=None) -> None:
         pass
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
+class _Stop:
+    spinning = False  # in the spin loop: finish the current spin, then stop
+    requested = False
+
+
+_STOP = _Stop()
+
+
+def _on_signal(signum, frame) -> None:
+    if _STOP.spinning:
+        _STOP.requested = True
+    else:  # start-up or autostart's configure: nothing to finish
+        raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
