@@ -164,10 +164,13 @@ def test_malformed_input_is_survived(assets, shared_node):
     assert report["segments"][-1]["query"] == report["text"], "the query is the text without surrounding whitespace"
 
 
-def test_corrupt_jpeg_on_compressed_topic(assets, ros_env):
-    report, alive, log = run_scenario(assets, ros_env, "compressed", {"use_compressed": True})
-    assert alive and "corrupt or unsupported compressed image" in log
-    assert report["segments"]
+def test_compressed_images_full_frame_detector_and_a_corrupt_jpeg(assets, ros_env):
+    """CompressedImage input with the full_frame detector in everyone mode: the whole image is the
+    one person (id 1); a corrupt JPEG every fifth frame is skipped and counted."""
+    params = {"use_compressed": True, "detector": "full_frame", "segment_all_persons": True}
+    report, alive, log = run_scenario(assets, ros_env, "compressed", params)
+    assert alive and "corrupt or unsupported compressed image" in log and "detector full_frame" in log
+    assert {m["person_id"] for m in report["segments"]} == {1} and report["track_ids"] == [1]
     assert int(report["diagnostics"]["decode_errors"]) >= 1
 
 
@@ -193,13 +196,6 @@ def test_lifecycle_transitions(assets, ros_env):
         ["cleanup", True, "unconfigured"],
     ]
     assert alive
-
-
-def test_full_frame_detector_runs_in_the_node(assets, ros_env):
-    """full_frame: the whole image is the one person."""
-    report, alive, log = run_scenario(assets, ros_env, "play", {"detector": "full_frame", "segment_all_persons": True})
-    assert alive and "detector full_frame" in log
-    assert {m["person_id"] for m in report["segments"]} == {1} and report["track_ids"] == [1]
 
 
 def test_ten_thousand_boxes_per_frame_are_capped(assets, shared_node, capsys):
