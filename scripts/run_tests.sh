@@ -5,6 +5,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup_env.sh"
 cd "$ROOT"
-# Two workers (the CI machine has 2 cores); a test file stays on one worker, so module-scoped
-# fixtures such as the shared DDS node start once. RHAS_TEST_WORKERS=0 runs serially.
-exec "${RHAS_VENV:-$ROOT/.venv}/bin/python" -m pytest -n "${RHAS_TEST_WORKERS:-2}" --dist loadfile "$@"
+# Three workers on the 2-core CI machine (the DDS tests mostly wait on other processes); a test
+# file stays on one worker, so module-scoped fixtures such as the shared DDS node start once.
+# RHAS_TEST_WORKERS=0 runs serially.
+exec "${RHAS_VENV:-$ROOT/.venv}/bin/python" -m pytest -n "${RHAS_TEST_WORKERS:-3}" --dist loadfile "$@"

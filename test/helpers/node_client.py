@@ -282,6 +282,8 @@ def main() -> int:
                 c.spin_for(0.3)
             for t in ["", "x" * 1_000_000, "der ältere Mann im roten Hemd 👴🏻 — 红衬衫", f"  {text}\t\n"]:
                 c.send_text(t)
+                if len(t) > 1000:  # a 1 MB sample takes a while to fragment across; the latched
+                    c.spin_for(1.5)  # writer keeps only the newest text, so let it arrive first
             extra["text"] = text
             for i in range(60, 60 + args.frames):
                 c.send_frame(i)
