@@ -205,7 +205,9 @@ def test_ten_thousand_boxes_per_frame_are_capped(assets, shared_node, capsys):
     report, alive, log = node.run(assets, env, "boxflood")
     assert alive, log[-2000:]
     diag = report["diagnostics"]
-    assert int(diag["boxes_dropped_over_max_boxes"]) >= 29 * (10_000 - 64)
+    # every processed flood frame dropped all but 64 boxes (a loaded machine processes fewer frames)
+    dropped = int(diag["boxes_dropped_over_max_boxes"])
+    assert dropped >= 10_000 - 64 and dropped % (10_000 - 64) == 0
     with capsys.disabled():
         print(f"\n10,000-box flood: node max RSS {diag['max_rss_mib']} MiB")
     assert float(diag["max_rss_mib"]) < 2500
