@@ -98,3 +98,12 @@ def test_tiny_model_builders_do_not_import_data_generators():
     assert "hopadiff.synth.vocab" in loaded
     generators = sorted(m for m in loaded if m in {"hopadiff.synth.features", "hopadiff.synth.video"})
     assert not generators, generators
+
+
+def test_files_found_relative_to_moved_modules_exist():
+    """Modules that find data next to themselves broke silently when they moved (the demo's config)."""
+    from hopadiff.synth.vocab import RHAS133_CLASSES
+    from rhas_ros.tools.demo_assets import small_config_path
+
+    assert small_config_path() == REPO / "config" / "hopadiff" / "small.yaml"
+    assert RHAS133_CLASSES.exists()

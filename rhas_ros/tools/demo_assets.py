@@ -76,7 +76,7 @@ def finetune_clip(model_dir: Path, manifest: Path, steps: int = 400, batch: int 
 
 def small_config_path() -> Path:
     """config/hopadiff/small.yaml from the source tree, or from the installed share folder."""
-    here = Path(__file__).resolve().parents[1] / "config" / "hopadiff" / "small.yaml"
+    here = Path(__file__).resolve().parents[2] / "config" / "hopadiff" / "small.yaml"  # the repository root
     if here.exists():
         return here
     from ament_index_python.packages import get_package_share_directory
