@@ -264,7 +264,13 @@ def apply_override(values: dict, item: str) -> None:
         node = node.setdefault(k, {})
         if not isinstance(node, dict):
             raise ConfigError(f"override {item!r}: {k} is not a section")
-    node[keys[-1]] = yaml.safe_load(raw)
+    if raw.strip() == "":
+        node[keys[-1]] = ""  # `key=` means an empty value (e.g. data.labels_file=), not YAML null
+        return
+    try:
+        node[keys[-1]] = yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {item!r}: the value is not valid YAML ({e.problem})") from e
 
 
 def save_config(cfg: Config, path: str | Path) -> None:

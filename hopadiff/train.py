@@ -253,20 +253,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--config", required=True, type=Path)
     ap.add_argument("overrides", nargs="*", help="dotted.key=value overrides, e.g. train.lr=3e-4")
+    ap.add_argument("--resume", action="store_true", help="continue exactly from {train.out_dir}/last.pt")
     ap.add_argument(
-        "--resume",
-        nargs="?",
-        const="auto",
-        default=None,
-        help="continue from a checkpoint (default: {out_dir}/last.pt)",
+        "--resume-from", type=Path, default=None, metavar="CHECKPOINT", help="continue from this checkpoint"
     )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         cfg = load_config(args.config, args.overrides)
-        resume = None
-        if args.resume is not None:
-            resume = Path(cfg.train.out_dir) / "last.pt" if args.resume == "auto" else Path(args.resume)
+        resume = args.resume_from or (Path(cfg.train.out_dir) / "last.pt" if args.resume else None)
         trainer = Trainer(cfg, resume)
         trainer.fit()
     except (ConfigError, DataError, CheckpointError, TrainingError) as e:

@@ -37,6 +37,8 @@ def test_yaml_round_trip(tmp_path):
         overrides=["train.batch_size=3", "model.ablation.use_fourier=false"],
     )
     assert cfg.train.batch_size == 3 and cfg.model.ablation.use_fourier is False
+    # `key=` is an empty value, not YAML null
+    assert load_config("config/hopadiff/rhas133_clip.yaml", ["data.labels_file="]).data.labels_file == ""
     save_config(cfg, tmp_path / "c.yaml")
     assert load_config(tmp_path / "c.yaml") == cfg
 

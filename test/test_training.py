@@ -64,6 +64,8 @@ def test_bad_config_and_missing_data_are_reported(dataset, tmp_path, capsys):
         ([], f"features are {D}-dim, model.feature_dim is {D + 1}"),
         (["data.root=/nonexistent"], "/nonexistent/train.json"),
         (["train.lrr=1"], "train.lrr"),
+        (["model.num_classes=..."], "override 'model.num_classes=...': the value is not valid YAML"),
+        (["--resume", "data.root=/nonexistent"], "/nonexistent/train.json"),  # --resume takes no path
     ]:
         assert train_main(["--config", cfg, *overrides]) == 2
         assert message in capsys.readouterr().err
