@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from .checkpoint import CheckpointError, load_checkpoint
 from .data import DataError, Sample, load_split
@@ -98,12 +99,15 @@ def evaluate_samples(
     smooth: int = 1,
     compat: bool = False,
     diagnostics: bool = False,
+    progress: bool = True,
+    desc: str = "evaluating",
 ):
     """-> (scores dict, list of (C, T) probabilities, list of ground truths).
 
     With ``diagnostics`` the scores also hold ``acc_encoder``, ``acc_holistic``,
     ``acc_partial`` and ``acc_x0_at_T`` (see predict_sequence)."""
-    outputs = [predict_sequence(model, s, window, hop, steps, eta, diagnostics=diagnostics) for s in samples]
+    bar = tqdm(samples, desc=desc, unit="sequence", leave=False, dynamic_ncols=True, disable=not progress)
+    outputs = [predict_sequence(model, s, window, hop, steps, eta, diagnostics=diagnostics) for s in bar]
     probs = [smooth_time(o["fused"], smooth) for o in outputs]
     scores, gts = _scores(probs, samples, multi_label, compat)
     if diagnostics:

@@ -202,7 +202,9 @@ class Trainer:
 
     def validate(self, writer) -> dict:
         d = self.cfg.data
-        scores, _, _ = evaluate_samples(self.model, self.val_samples, d.window, d.hop, self.cfg.model.multi_label)
+        scores, _, _ = evaluate_samples(
+            self.model, self.val_samples, d.window, d.hop, self.cfg.model.multi_label, desc="validation"
+        )
         if writer is not None:
             for k, v in scores.items():
                 writer.add_scalar(f"val/{k}", v, self.epoch)

@@ -142,3 +142,18 @@ def test_windows_cover_and_stitch():
     st.add(0, np.ones((1, 4)))
     st.add(2, np.zeros((1, 4)))
     np.testing.assert_allclose(st.mean()[0], [1, 1, 0.5, 0.5, 0, 0])
+
+
+def test_convert_keeps_the_datasets_own_class_names(synth, tmp_path):
+    """hopadiff-convert on a synthetic release: the manifests carry the data's classes (its
+    classes.txt), not RHAS133's 137 names; samples match the release."""
+    from hopadiff.convert import main as convert_main
+
+    out = tmp_path / "converted"
+    assert convert_main(["--root", str(synth), "--out", str(out), "--trust-pickles"]) == 0
+    samples, meta = load_manifest(out / "val.json")
+    assert meta["labels"] == (synth / "classes.txt").read_text().split("\n")[:C] and meta["backbone"] == "blip2"
+    ours, _ = load_manifest(synth / "manifest" / "val.json")
+    for a, b in zip(ours, samples, strict=True):
+        np.testing.assert_array_equal(a.labels, b.labels)
+    assert convert_main(["--root", str(synth), "--out", str(out), "--trust-pickles", "--labels", "/nope"]) == 2

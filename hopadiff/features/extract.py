@@ -41,10 +41,12 @@ def atomic_save_npy(path: Path, array: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def encode_batched(backbone, images: list[np.ndarray], batch: int, text: str | None = None) -> np.ndarray:
-    out = [
-        backbone.encode_images(images[i : i + batch], text).features.cpu().numpy() for i in range(0, len(images), batch)
-    ]
+def encode_batched(backbone, images: list[np.ndarray], batch: int, text: str | None = None, bar=None) -> np.ndarray:
+    out = []
+    for i in range(0, len(images), batch):
+        out.append(backbone.encode_images(images[i : i + batch], text).features.cpu().numpy())
+        if bar is not None:
+            bar.update(len(images[i : i + batch]))
     return np.concatenate(out).astype(np.float32)
 
 
@@ -93,7 +95,9 @@ def extract(
             )
     entries, done, skipped = [], 0, 0
     index = 0
-    for video in tqdm(doc["videos"], desc="videos", unit="video", dynamic_ncols=True):
+    # Progress per encoded image batch (a long movie is one video): frames, crops, text-conditioned frames.
+    bar = tqdm(desc=f"{split}: encoding", unit="image", dynamic_ncols=True, mininterval=1.0)
+    for video in doc["videos"]:
         persons = video["persons"]
         todo = [
             index + k
@@ -101,13 +105,13 @@ def extract(
             if not (hol_dir / f"{index + k}{suffix}").exists() or not (par_dir / f"{index + k}{suffix}").exists()
         ]
         frames = read_frames(Path(manifest).parent / video["video"]) if todo else None
-        shared = encode_batched(backbone, frames, batch) if todo and not holistic_text else None
+        shared = encode_batched(backbone, frames, batch, bar=bar) if todo and not holistic_text else None
         for k, person in enumerate(persons):
             i = index + k
             name = f"{video['name']}_p{person['person_id']}"
             boxes = person["boxes"]
             if i in todo:
-                holistic = encode_batched(backbone, frames, batch, person["text"]) if holistic_text else shared
+                holistic = encode_batched(backbone, frames, batch, person["text"], bar) if holistic_text else shared
                 T = len(frames)
                 if len(boxes) < T or len(person["labels"]) < T:
                     raise DataError(
@@ -118,7 +122,7 @@ def extract(
                 visible = np.array([c is not None for c in crops])
                 partial = np.zeros_like(holistic)
                 if visible.any():
-                    partial[visible] = encode_batched(backbone, [c for c in crops if c is not None], batch)
+                    partial[visible] = encode_batched(backbone, [c for c in crops if c is not None], batch, bar=bar)
                 y = frame_lists_to_multihot(person["labels"][:T], len(labels), f"{manifest} {name}")
                 atomic_save_npy(out / "labels" / f"{split}_{i}.npy", y.astype(np.uint8))
                 atomic_save_npy(out / "visible" / f"{split}_{i}.npy", visible)
@@ -141,6 +145,7 @@ def extract(
                 }
             )
         index += len(persons)
+    bar.close()
     fps = float(doc["videos"][0].get("fps", 0.0))
     write_manifest(out / f"{split}.json", entries, labels, True, fps, holistic_text, backbone.kind)
     return {
