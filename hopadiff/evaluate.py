@@ -125,33 +125,48 @@ def timeline_png(
     labels: list[str],
     multi_label: bool,
     max_classes: int = 12,
+    fps: float = 0.0,
 ) -> None:
-    """Rows per class: ground truth (green) above prediction (blue, brightness = probability)."""
+    """Rows per class: ground truth (green) above prediction (blue, darker = more probable), a time
+    axis (seconds when ``fps`` is known, else frames) and the probability scale."""
     C, T = probs.shape
     gt_on = gt if multi_label else np.eye(C, dtype=bool)[gt].T
     active = np.flatnonzero(gt_on.any(axis=1) | (probs >= 0.5).any(axis=1))
     order = active[np.argsort(-gt_on[active].sum(axis=1))][:max_classes]
     scale = max(1, 1000 // max(T, 1))
-    width, left, row = T * scale, 150, 14
-    img = np.full((30 + len(order) * 2 * row + 10, left + width + 10, 3), 255, np.uint8)
-    cv2.putText(
-        img,
-        f"{name}: ground truth (green) vs prediction (blue)",
-        (5, 18),
-        cv2.FONT_HERSHEY_SIMPLEX,
-        0.45,
-        (0, 0, 0),
-        1,
-        cv2.LINE_AA,
-    )
+    width, left, row, legend = T * scale, 150, 14, 90
+    rows_h = len(order) * 2 * row
+    img = np.full((30 + rows_h + 40, left + width + legend, 3), 255, np.uint8)
+    font, black = cv2.FONT_HERSHEY_SIMPLEX, (0, 0, 0)
+    cv2.putText(img, f"{name}: ground truth (green) vs prediction (blue)", (5, 18), font, 0.45, black, 1, cv2.LINE_AA)
+    shade_of = np.array([0, 200, 255])  # subtracted from white, scaled by the probability
     for r, c in enumerate(order):
         y = 30 + r * 2 * row
-        cv2.putText(img, labels[c][:20], (5, y + row), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(img, labels[c][:20], (5, y + row), font, 0.4, black, 1, cv2.LINE_AA)
         g = np.repeat(gt_on[c].astype(np.uint8), scale)
         img[y : y + row - 2, left : left + width][:, g.astype(bool)] = (60, 170, 60)
         p = np.repeat(probs[c], scale)
-        shade = (255 - p[None, :, None] * np.array([0, 200, 255])[None, None, :]).astype(np.uint8)
+        shade = (255 - p[None, :, None] * shade_of[None, None, :]).astype(np.uint8)
         img[y + row : y + 2 * row - 2, left : left + width] = np.repeat(shade, row - 2, axis=0)
+    # Time axis: about 8 ticks at round values.
+    axis_y = 30 + rows_h + 4
+    cv2.line(img, (left, axis_y), (left + width, axis_y), black, 1)
+    unit, per_frame = ("s", 1.0 / fps) if fps > 0 else ("frame", 1.0)
+    span = T * per_frame
+    step = float(10 ** np.floor(np.log10(max(span / 8, 1e-9))))
+    step *= next(m for m in (1, 2, 5, 10) if span / (step * m) <= 8)
+    for tick in np.arange(0, span + 1e-9, step):
+        x = left + int(tick / per_frame * scale)
+        cv2.line(img, (x, axis_y), (x, axis_y + 4), black, 1)
+        cv2.putText(img, f"{tick:g}", (x - 6, axis_y + 16), font, 0.35, black, 1, cv2.LINE_AA)
+    cv2.putText(img, unit, (left + width + 8, axis_y + 16), font, 0.35, black, 1, cv2.LINE_AA)
+    # Probability scale.
+    x0, top, bottom = left + width + 20, 30, 30 + min(rows_h, 120) - 2
+    for yy in range(top, bottom + 1):
+        p = 1.0 - (yy - top) / max(bottom - top, 1)
+        img[yy, x0 : x0 + 12] = (255 - p * shade_of).astype(np.uint8)
+    cv2.putText(img, "p=1", (x0 + 16, top + 8), font, 0.35, black, 1, cv2.LINE_AA)
+    cv2.putText(img, "p=0", (x0 + 16, bottom), font, 0.35, black, 1, cv2.LINE_AA)
     cv2.imwrite(str(path), img)
 
 
@@ -220,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
             w.writeheader()
             w.writerows(rows)
     for s, p, g in list(zip(samples, probs, gts, strict=True))[: args.plots]:
-        timeline_png(out / f"timeline_{s.name}.png", s.name, p, g, labels, multi)
+        timeline_png(out / f"timeline_{s.name}.png", s.name, p, g, labels, multi, fps=meta.get("fps", 0.0))
     print(
         f"\nwrote {out}/metrics.json"
         + (", per_class.csv" if multi else "")
