@@ -102,8 +102,11 @@ def load_checkpoint(path, map_location=None, expected_labels=None, expected_feat
     from .model import HopaDIFF  # local: keeps `import hopadiff.checkpoint` light
 
     ckpt = read_checkpoint(path, map_location="cpu")
+    stored = ckpt["config"]
+    if isinstance(stored.get("data"), dict):
+        stored["data"].pop("layout", None)  # removed setting (never read); older checkpoints still load
     try:
-        config = config_from_dict(ckpt["config"])
+        config = config_from_dict(stored)
     except ConfigError as e:
         raise CheckpointError(f"{path}: stored config is invalid: {e}") from e
     labels = list(ckpt["label_names"])

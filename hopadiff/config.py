@@ -119,8 +119,7 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    layout: str = "manifest"  # manifest | rhas133_cross_movie | rhas133_random
-    root: str = ""  # dataset folder (manifest: folder holding manifest files)
+    root: str = ""  # folder holding {split}.json manifests (hopadiff-extract / hopadiff-convert output)
     train_split: str = "train"
     val_split: str = "val"
     test_split: str = "test"
