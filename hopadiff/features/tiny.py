@@ -125,3 +125,21 @@ def make_tiny_blip2(path: Path, seed: int = 0):
     model = Blip2ForImageTextRetrieval(cfg)
     model.save_pretrained(path)
     return model, tok
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m hopadiff.features.tiny {clip,blip2} FOLDER: a tiny random model to try the tools
+    offline (its features are noise until fine-tuned; real runs use the paper's models)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m hopadiff.features.tiny", description=main.__doc__)
+    ap.add_argument("kind", choices=["clip", "blip2"])
+    ap.add_argument("folder", type=Path)
+    args = ap.parse_args(argv)
+    (make_tiny_clip if args.kind == "clip" else make_tiny_blip2)(args.folder)
+    print(f"wrote a tiny random {args.kind} model to {args.folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

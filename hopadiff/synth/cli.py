@@ -32,22 +32,38 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--video", action="store_true", help="render multi-person clips + an extract manifest instead")
-    ap.add_argument("--clips", type=int, default=2, help="--video: number of clips")
+    ap.add_argument(
+        "--clips",
+        type=int,
+        nargs="+",
+        default=[2],
+        metavar="N",
+        help="--video: number of clips; three numbers (TRAIN VAL TEST) write OUT/{train,val,test}/extract.json",
+    )
     ap.add_argument("--frames", type=int, default=120, help="--video: frames per clip")
     ap.add_argument("--size", type=int, nargs=2, default=[320, 240], metavar=("W", "H"), help="--video: frame size")
     args = ap.parse_args(argv)
     if args.classes < 1 or args.persons < 1 or min(args.length) < 2 or args.length[0] > args.length[1]:
         ap.error("need --classes >= 1, --persons >= 1 and 2 <= MIN <= MAX for --length")
+    if args.video and len(args.clips) not in (1, 3):
+        ap.error("--clips takes one number, or three (TRAIN VAL TEST)")
     if args.video:
-        summary = write_video_dataset(
-            args.out,
-            clips=args.clips,
-            frames=args.frames,
-            persons=args.persons,
-            size=tuple(args.size),
-            fps=args.fps,
-            seed=args.seed,
+        splits = (
+            {"": args.clips[0]}
+            if len(args.clips) == 1
+            else dict(zip(("train", "val", "test"), args.clips, strict=True))
         )
+        summary = {}
+        for k, (split, n) in enumerate(splits.items()):  # each split its own clips (own seeds)
+            summary[split or "clips"] = write_video_dataset(
+                args.out / split,
+                clips=n,
+                frames=args.frames,
+                persons=args.persons,
+                size=tuple(args.size),
+                fps=args.fps,
+                seed=args.seed + 1000 * k,
+            )
     else:
         summary = write_feature_dataset(
             args.out,
