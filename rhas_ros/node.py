@@ -111,7 +111,7 @@ class RhasNode(LifecycleNode):
             self.get_logger().info(
                 f"loading checkpoint {s.checkpoint} and {s.backbone} backbone {s.backbone_model or '(paper default)'}"
             )
-            self.pipeline, self.labels, self.ckpt_multi = build_pipeline(s)
+            self.pipeline, self.labels, self.ckpt_multi = build_pipeline(s, self.get_logger())
         except Exception as e:
             self.get_logger().error(f"configure failed: {e}")
             self.pipeline = self.settings = None
@@ -410,7 +410,7 @@ class RhasNode(LifecycleNode):
             pub.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=[status]))
 
 
-def build_pipeline(s):
+def build_pipeline(s, logger=None):
     """Load checkpoint, backbone and detector (all checks happen here, before activation)."""
     if s.torch_threads > 0:
         torch.set_num_threads(s.torch_threads)
@@ -428,6 +428,16 @@ def build_pipeline(s):
             f"{s.checkpoint} was trained on holistic features conditioned on the referring text, "
             f"which the {s.backbone} backbone cannot compute (use blip2)"
         )
+    # Window, hop and rate default to what the checkpoint was trained with; a different value is
+    # allowed (the model is convolutional in time) but worth a warning.
+    for name, trained in (("window", cfg.data.window), ("hop", cfg.data.hop), ("sample_fps", cfg.data.sample_fps)):
+        value = getattr(s, name)
+        if not value:
+            setattr(s, name, trained)
+        elif value != trained and logger is not None:
+            logger.warning(f"parameter {name}={value} differs from the checkpoint's training value {trained}")
+    if s.hop > s.window:
+        raise ValueError(f"parameter hop={s.hop} is larger than window={s.window}")
     model = prepare_for_inference(model, s.device, s.precision)
     detector = make_detector(s.detector, s.detector_model, str(backbone.device), s.local_files_only)
     pcfg = PipelineConfig(

@@ -18,9 +18,9 @@ class Settings:
     device: str = "auto"
     precision: str = "fp32"
     torch_threads: int = 0
-    sample_fps: float = 5.0
-    window: int = 256
-    hop: int = 32
+    sample_fps: float = 0.0
+    window: int = 0
+    hop: int = 0
     min_window_frames: int = 16
     ddim_steps: int = 0
     eta: float = 0.0
@@ -60,9 +60,9 @@ DESCRIPTIONS = {
     "device": "auto | cpu | cuda | cuda:N",
     "precision": "fp32 | bf16 | fp16 (fp16 only on CUDA)",
     "torch_threads": "CPU threads for torch (0 = torch default)",
-    "sample_fps": "frames per second kept from the camera, by header stamp (the rate the checkpoint was trained at)",
-    "window": "W: sampled frames per HopaDIFF window",
-    "hop": "run HopaDIFF every hop sampled frames",
+    "sample_fps": "frames per second kept from the camera, by header stamp (0 = the checkpoint's training rate)",
+    "window": "W: sampled frames per HopaDIFF window (0 = the checkpoint's training window)",
+    "hop": "run HopaDIFF every hop sampled frames (0 = the checkpoint's)",
     "min_window_frames": "first inference once a person has this many frames",
     "ddim_steps": "DDIM sampling steps (0 = the checkpoint's config)",
     "eta": "DDIM eta; 0 = deterministic output (no flicker between windows)",
@@ -98,8 +98,8 @@ CHOICES = {
     "image_qos": ("sensor_data", "reliable"),
 }
 INT_RANGES = {
-    "window": (2, 100000),
-    "hop": (1, 100000),
+    "window": (0, 100000),
+    "hop": (0, 100000),
     "min_window_frames": (2, 100000),
     "ddim_steps": (0, 1000),
     "max_persons": (1, 64),
@@ -113,7 +113,7 @@ INT_RANGES = {
     "max_boxes": (1, 1000),
 }
 FLOAT_RANGES = {
-    "sample_fps": (0.01, 1000.0),
+    "sample_fps": (0.0, 1000.0),
     "eta": (0.0, 1.0),
     "threshold": (0.0, 1.0),
     "grounding_ema": (0.0, 1.0),
@@ -166,6 +166,8 @@ def read_settings(node) -> Settings:
             raise ValueError(f"parameter {reason}")
     if not s.checkpoint:
         raise ValueError("parameter checkpoint is empty: name a HopaDIFF checkpoint file")
-    if s.hop > s.window:
+    if s.window == 1:
+        raise ValueError("parameter window=1: a window needs at least 2 frames (0 = the checkpoint's)")
+    if s.hop and s.window and s.hop > s.window:
         raise ValueError(f"parameter hop={s.hop} is larger than window={s.window}")
     return s

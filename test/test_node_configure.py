@@ -67,6 +67,8 @@ def _params(assets, **over):
         ({"detector": "yolo"}, "parameter detector='yolo' not allowed"),
         ({"backbone_model": "/nonexistent/clip"}, "cannot load clip backbone"),
         ({"hop": 300, "window": 256}, "hop=300 is larger than window=256"),
+        ({"hop": 300}, "hop=300 is larger than window=256"),  # window from the checkpoint (256)
+        ({"window": 1}, "window=1: a window needs at least 2 frames"),
         ({"checkpoint": ""}, "parameter checkpoint is empty"),
     ]
     + ([] if torch.cuda.is_available() else [({"device": "cuda"}, "CUDA is not available")]),
@@ -94,9 +96,12 @@ def _subscribed(node) -> set[str]:
     return {sub.topic_name for sub in node.subscriptions}
 
 
-def test_configure_activate_cleanup_succeed(assets, make_node):
-    node = make_node(**_params(assets))
+def test_configure_activate_cleanup_succeed(assets, make_node, capfd):
+    node = make_node(**_params(assets, sample_fps=2.0))
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    # window and hop default to the checkpoint's training values; a set value that differs is warned about
+    assert (node.settings.window, node.settings.hop, node.settings.sample_fps) == (256, 64, 2.0)
+    assert "sample_fps=2.0 differs from the checkpoint's training value 5.0" in capfd.readouterr().err
     assert node.pipeline is not None and node.labels == [f"a{i}" for i in range(5)]
     assert "/image" not in _subscribed(node), "inputs are subscribed only while active"
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
@@ -163,7 +168,7 @@ def test_command_line_help_and_out_of_range_values(ros_env):
     )
     assert res.returncode == 0 and res.stdout.startswith("usage: rhas_node") and "sample_fps" in res.stdout
     res = subprocess.run(
-        [sys.executable, "-m", "rhas_ros.node", "--ros-args", "-p", "window:=1"],
+        [sys.executable, "-m", "rhas_ros.node", "--ros-args", "-p", "window:=-5"],
         capture_output=True, text=True, timeout=60, env=env,
     )  # fmt: skip
     assert res.returncode == 2 and "rhas_node: error:" in res.stderr and "window out of range" in res.stderr
