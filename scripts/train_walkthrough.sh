@@ -6,11 +6,11 @@ set -euo pipefail
 W="${1:-.}"
 BIN="${RHAS_VENV:-.venv}/bin"
 # --- walkthrough ---
-$BIN/hopadiff-synth $W/data/clips --video --clips 4 1 1 --frames 80
+$BIN/hopadiff-synth $W/data/clips --video --clips 2 1 1 --frames 48
 $BIN/python -m hopadiff.features.tiny clip $W/models/clip
 for split in train val test; do
   $BIN/hopadiff-extract $W/data/clips/$split/extract.json --out $W/data/feats --split $split --backbone clip --model $W/models/clip --local-files-only --device cpu
 done
-$BIN/hopadiff-train --config config/hopadiff/small.yaml data.root=$W/data/feats model.feature_dim=24 data.window=32 data.hop=16 train.epochs=4 train.eval_every=2 train.out_dir=$W/runs/mine
-$BIN/hopadiff-train --config config/hopadiff/small.yaml data.root=$W/data/feats model.feature_dim=24 data.window=32 data.hop=16 train.epochs=6 train.eval_every=2 train.out_dir=$W/runs/mine --resume
+$BIN/hopadiff-train --config config/hopadiff/small.yaml data.root=$W/data/feats model.feature_dim=24 data.window=32 data.hop=16 train.epochs=2 train.eval_every=1 train.out_dir=$W/runs/mine
+$BIN/hopadiff-train --config config/hopadiff/small.yaml data.root=$W/data/feats model.feature_dim=24 data.window=32 data.hop=16 train.epochs=3 train.eval_every=1 train.out_dir=$W/runs/mine --resume
 $BIN/hopadiff-eval --checkpoint $W/runs/mine/best.pt --split test --plots 2 --compat

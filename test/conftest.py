@@ -60,3 +60,22 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
     make_tiny_clip(root / "clip")
     make_tiny_blip2(root / "blip2")
     return {"clip": root / "clip", "blip2": root / "blip2"}
+
+
+# The longest test files first, so that the xdist workers (one file each at a time) start them
+# early and the short files fill the gaps: longest-processing-time-first scheduling.
+LONG_FIRST = (
+    "test_walkthrough.py",
+    "test_node_dds.py",
+    "test_node_adversarial.py",
+    "test_learning.py",
+    "test_training.py",
+)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    def rank(item):
+        name = item.path.name
+        return LONG_FIRST.index(name) if name in LONG_FIRST else len(LONG_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a file is kept

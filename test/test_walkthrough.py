@@ -36,7 +36,7 @@ def test_walkthrough_runs_end_to_end(tmp_path):
     )
     assert res.returncode == 0, res.stderr[-3000:]
     runs = tmp_path / "runs" / "mine"
-    assert read_checkpoint(runs / "last.pt")["extra"]["epoch"] == 6  # trained 4, resumed to 6
+    assert read_checkpoint(runs / "last.pt")["extra"]["epoch"] == 3  # trained 2, resumed to 3
     scores = json.loads((runs / "eval_test" / "metrics.json").read_text())
     assert {"acc", "map", "f1@50", "acc_encoder", "compat_f1@50"} <= set(scores)
     assert len(list((runs / "eval_test").glob("timeline_*.png"))) == 2
