@@ -19,6 +19,7 @@ from dataclasses import fields
 import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.signals import SignalHandlerOptions
@@ -84,8 +85,6 @@ class RhasNode(LifecycleNode):
 
     def _on_set_parameters(self, params):
         """Refuse configure-time parameters while configured; validate and apply dynamic ones at once."""
-        from rcl_interfaces.msg import SetParametersResult
-
         for p in params:
             if self.settings is None:
                 continue  # unconfigured: everything is read (and validated) at configure
@@ -97,11 +96,11 @@ class RhasNode(LifecycleNode):
             reason = validate(p.name, p.value)
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
-        for p in params:
-            if self.settings is not None:
+        if self.settings is not None:
+            for p in params:
                 setattr(self.settings, p.name, p.value)
-                if self.pipeline is not None:
-                    self.pipeline.apply_settings(pipeline_overrides(self.settings))
+            if self.pipeline is not None:
+                self.pipeline.apply_settings(pipeline_overrides(self.settings))
         return SetParametersResult(successful=True)
 
     # ------------------------------------------------------------------ lifecycle
@@ -416,13 +415,17 @@ def build_pipeline(s, logger=None):
         torch.set_num_threads(s.torch_threads)
     # Everything cheap first: a wrong checkpoint or backbone fails in well under a second,
     # before anything is loaded from disk or the hub.
-    _, cfg, _, _ = load_checkpoint(s.checkpoint)
+    model, cfg, labels, _ = load_checkpoint(s.checkpoint)  # read once; the backbone's size is checked below
     if cfg.data.backbone and cfg.data.backbone != s.backbone:
         raise ValueError(
             f"{s.checkpoint} was trained on {cfg.data.backbone} features; parameter backbone is {s.backbone!r}"
         )
     backbone = load_backbone(s.backbone, s.backbone_model or None, s.device, s.precision, s.local_files_only)
-    model, cfg, labels, _ = load_checkpoint(s.checkpoint, expected_feature_dim=backbone.feature_dim)
+    if cfg.model.feature_dim != backbone.feature_dim:
+        raise ValueError(
+            f"{s.checkpoint}: trained on {cfg.model.feature_dim}-dim features, "
+            f"the backbone gives {backbone.feature_dim}"
+        )
     if cfg.data.holistic_text and not backbone.conditions_on_text:
         raise ValueError(
             f"{s.checkpoint} was trained on holistic features conditioned on the referring text, "
