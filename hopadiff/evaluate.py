@@ -1,8 +1,18 @@
-"""hopadiff-eval: score a checkpoint on a split by sliding windows, exactly as the node runs.
+"""hopadiff-eval: score a checkpoint on a split.
+
+Two modes, reported separately and labelled:
+- offline (always): sliding windows start-aligned over each whole sequence, the last one aligned
+  to the end, overlapping outputs averaged (or ``--window 0``: each sequence as one window, the
+  paper's evaluation);
+- streaming (``--streaming``): each sequence replayed frame by frame through
+  hopadiff.streaming, the code the ROS node runs (trailing windows every hop frames, the same
+  seed per window, the node's activity rule, smoothing and stitching); scored on the frames the
+  node publishes, with the offline result on the same frames next to it.
 
 Prints a metrics table (our metrics; the authors' inflated metric only with --compat, and
 labelled so), writes metrics.json, per_class.csv and timeline PNGs (ground truth vs
-prediction per class over time) for chosen samples.
+prediction per class over time) for chosen samples; with --streaming also
+streaming/{sample}.json (per-frame published classes and the published segments).
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ from .checkpoint import CheckpointError, load_checkpoint
 from .data import DataError, Sample, load_split
 from .metrics import multilabel_scores, official_compat_scores, per_class_report, segmentation_scores
 from .runtime import resolve_device
+from .streaming import StreamConfig, stream_sequence
 from .windows import StitchedProbabilities, pad_to_window, smooth_time, to_labels, window_starts
 
 DIAGNOSTICS = ("encoder", "holistic", "partial", "x0_at_T")
@@ -76,16 +87,47 @@ def predict_sequence(
     return {name: st.mean() for name, st in stitched.items()}
 
 
-def _scores(probs, samples, multi_label: bool, compat: bool = False) -> tuple[dict, list]:
+def _scores(probs, samples, multi_label: bool, compat: bool = False, activity=None, frames=None) -> tuple[dict, list]:
+    """frames: per sample, the frame indices to score (default all)."""
+    frames = frames or [slice(None)] * len(samples)
     if multi_label:
-        gts = [s.labels.T for s in samples]
-        scores = multilabel_scores(probs, gts)
+        gts = [s.labels.T[:, f] for s, f in zip(samples, frames, strict=True)]
+        scores = multilabel_scores(probs, gts, activity=activity)
         if compat:
             scores.update({f"compat_{k}": v for k, v in official_compat_scores(probs, gts).items()})
     else:
-        gts = [s.labels for s in samples]
+        gts = [s.labels[f] for s, f in zip(samples, frames, strict=True)]
         scores = segmentation_scores([to_labels(p, False) for p in probs], gts)
     return scores, gts
+
+
+def stream_samples(model, samples: list[Sample], cfg: StreamConfig, fps: float, progress: bool = True):
+    """Each sample replayed through the node's streaming code -> list of
+    (probs (C, T), activity (C, T), covered (T,), published FINAL segments)."""
+    bar = tqdm(samples, desc="streaming", unit="sequence", leave=False, dynamic_ncols=True, disable=not progress)
+    return [
+        stream_sequence(model, np.asarray(s.holistic), np.asarray(s.partial), np.asarray(s.visible), cfg, fps)
+        for s in bar
+    ]
+
+
+def streaming_scores(model, samples, cfg: StreamConfig, fps: float, offline_probs, progress: bool = True):
+    """-> (streaming scores, offline scores on the same frames, coverage %, per-sample results)."""
+    results = stream_samples(model, samples, cfg, fps, progress)
+    multi = model.cfg.multi_label
+    frames = [np.flatnonzero(r[2]) for r in results]
+    if not any(len(f) for f in frames):
+        raise ValueError("no frame was segmented in streaming mode (sequences shorter than min_window_frames?)")
+    keep = [i for i, f in enumerate(frames) if len(f)]
+    sub = [samples[i] for i in keep]
+    fr = [frames[i] for i in keep]
+    stream, _ = _scores(
+        [results[i][0][:, frames[i]] for i in keep], sub, multi,
+        activity=[results[i][1][:, frames[i]] for i in keep], frames=fr,
+    )  # fmt: skip
+    offline, _ = _scores([offline_probs[i][:, frames[i]] for i in keep], sub, multi, frames=fr)
+    coverage = 100.0 * sum(len(f) for f in frames) / sum(s.num_frames for s in samples)
+    return stream, offline, coverage, results
 
 
 def evaluate_samples(
@@ -182,7 +224,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hop", type=int, help="hop (default: the checkpoint's data.hop)")
     ap.add_argument("--steps", type=int, help="DDIM steps (default: config)")
     ap.add_argument("--eta", type=float, help="DDIM eta (default: config)")
-    ap.add_argument("--smooth", type=int, default=1, help="median filter length along time (1 = off)")
+    defaults = StreamConfig()  # the node's defaults, one definition
+    ap.add_argument("--smooth", type=int, default=defaults.smooth, help="median filter length along time (1 = off)")
+    ap.add_argument(
+        "--streaming", action="store_true", help="also replay each sequence through the node's streaming code"
+    )
+    ap.add_argument("--min-window-frames", type=int, default=defaults.min_window_frames, help="streaming: "
+                    + StreamConfig.__dataclass_fields__["min_window_frames"].metadata["description"])  # fmt: skip
+    ap.add_argument("--threshold", type=float, default=defaults.threshold, help="streaming: "
+                    + StreamConfig.__dataclass_fields__["threshold"].metadata["description"])  # fmt: skip
+    ap.add_argument("--at-least-one-action", action=argparse.BooleanOptionalAction,
+                    default=defaults.at_least_one_action, help="streaming: "
+                    + StreamConfig.__dataclass_fields__["at_least_one_action"].metadata["description"])  # fmt: skip
+    ap.add_argument("--seed", type=int, default=defaults.seed, help="start noise seed")
     ap.add_argument("--plots", type=int, default=3, help="timeline PNGs for the first N samples")
     ap.add_argument("--compat", action="store_true", help="also report the authors' INFLATED metric, labelled")
     ap.add_argument("--device", default="auto")
@@ -206,6 +260,18 @@ def main(argv: list[str] | None = None) -> int:
     scores, probs, gts = evaluate_samples(
         model, samples, window, hop, multi, args.steps, args.eta, args.smooth, args.compat, diagnostics=True
     )
+    if args.streaming:
+        if window == 0:
+            print("hopadiff-eval: error: --streaming needs a window (the node runs windows)", file=sys.stderr)
+            return 2
+        stream_cfg = StreamConfig(
+            window=window, hop=hop, min_window_frames=args.min_window_frames, ddim_steps=args.steps or 0,
+            eta=args.eta or 0.0, seed=args.seed, threshold=args.threshold,
+            at_least_one_action=args.at_least_one_action, smooth=args.smooth,
+        )  # fmt: skip
+        stream, offline_same, coverage, results = streaming_scores(
+            model, samples, stream_cfg, float(meta.get("fps", 10.0)) or 10.0, probs
+        )
     out = args.out or args.checkpoint.parent / f"eval_{args.split}"
     out.mkdir(parents=True, exist_ok=True)
     shape = "whole sequences" if window == 0 else f"sliding windows W={window}, hop={hop}"
@@ -214,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     print("(MS-TCN/ASFormer/DiffAct reference definitions, final-segment rule included)\n")
     print("| metric | value |\n|---|---|")
     for k, v in scores.items():
-        if not k.startswith(("compat_", "acc_")):
+        if not k.startswith(("compat_", "acc_", "streaming", "offline_same")):
             print(f"| {k} | {v:.2f} |")
     print("\ndiagnostics (frame accuracy of the model's parts; the fused output should not be below the encoder):\n")
     print("| output | acc |\n|---|---|")
@@ -227,6 +293,29 @@ def main(argv: list[str] | None = None) -> int:
         for k, v in scores.items():
             if k.startswith("compat_"):
                 print(f"| {k[7:]} | {v:.2f} |")
+    if args.streaming:
+        print(f"\nstreaming (the node's code: trailing windows W={window}, hop={hop}, first after "
+              f"{args.min_window_frames} frames, seed {args.seed}); {coverage:.1f} % of frames published, "
+              "scored on those frames:\n")  # fmt: skip
+        print("| metric | streaming (node) | offline, same frames |\n|---|---|---|")
+        for k, v in stream.items():
+            print(f"| {k} | {v:.2f} | {offline_same[k]:.2f} |")
+        scores.update({f"streaming_{k}": v for k, v in stream.items()})
+        scores.update({f"offline_same_frames_{k}": v for k, v in offline_same.items()})
+        scores["streaming_coverage"] = coverage
+        sdir = out / "streaming"
+        sdir.mkdir(exist_ok=True)
+        for smp, (_, act, cov, segs) in zip(samples, results, strict=True):
+            doc = {
+                "frames": [np.flatnonzero(act[:, t]).tolist() if cov[t] else None for t in range(smp.num_frames)],
+                "segments": [
+                    {"class_id": g.class_id, "label": labels[g.class_id], "start_k": g.start_k, "end_k": g.end_k,
+                     "start_ns": g.start_ns, "end_ns": g.end_ns, "confidence": g.confidence, "revision": g.revision,
+                     "status": g.status}  # fmt: skip
+                    for g in segs
+                ],
+            }
+            (sdir / f"{smp.name}.json").write_text(json.dumps(doc))
     (out / "metrics.json").write_text(json.dumps(scores, indent=1))
     if multi:
         rows = per_class_report(probs, gts, labels)

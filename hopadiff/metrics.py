@@ -147,7 +147,7 @@ def average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
 
 
 def multilabel_scores(
-    probabilities, labels, threshold: float = 0.5, exact_final_segment: bool = False
+    probabilities, labels, threshold: float = 0.5, exact_final_segment: bool = False, activity=None
 ) -> dict[str, float]:
     """probabilities, labels: lists of (C, T) arrays (probabilities in [0,1], multi-hot labels).
 
@@ -156,7 +156,8 @@ def multilabel_scores(
     map: frame-level mean average precision over classes with at least one positive frame;
     edit, f1@k: per class on binary activity sequences (prob >= threshold), inactive frames
     as background; Edit averaged over (video, class) pairs where either side is active,
-    F1 tp/fp/fn micro-summed over classes and videos.
+    F1 tp/fp/fn micro-summed over classes and videos. ``activity``: (C, T) bool arrays to score
+    Edit/F1 on instead of ``probabilities >= threshold`` (what a streaming node published).
     """
     if len(probabilities) != len(labels) or not labels:
         raise ValueError(f"{len(probabilities)} probability arrays for {len(labels)} label arrays")
@@ -171,7 +172,7 @@ def multilabel_scores(
         top = p.argmax(axis=0)
         hits += int(y[top, np.arange(y.shape[1])][labelled].sum())
         frames += int(labelled.sum())
-        pred = p >= threshold
+        pred = p >= threshold if activity is None else np.asarray(activity[i], dtype=bool)
         for c in range(y.shape[0]):
             ps = segments(pred[c].astype(int), [0], exact_final_segment)
             gs = segments(y[c].astype(int), [0], exact_final_segment)

@@ -35,12 +35,13 @@ from . import conversions as conv
 from . import qos
 from .core.debug_image import draw
 from .core.detectors import make_detector
-from .core.grounding import GroundingConfig
 from .core.image_codec import ImageDecodeError
-from .core.pipeline import PipelineConfig, RhasPipeline
+from .core.pipeline import RhasPipeline
 from .parameters import DESCRIPTIONS, DYNAMIC, Settings, declare_parameters, read_settings, validate
 
 LOGGED_TEXT_CHARS = 120  # what a log line shows of an untrusted string
+PERSONS_KEPT = 64  # persons messages kept for matching by stamp
+PERSONS_WAIT_S = 0.2  # how long the worker waits for the boxes of a frame
 
 
 def shown(text: str) -> str:
@@ -63,7 +64,7 @@ class RhasNode(LifecycleNode):
         self._worker: threading.Thread | None = None
         self._running = False
         self._pending_query: str | None = None
-        self._persons_msg = None
+        self._persons: collections.OrderedDict[int, object] = collections.OrderedDict()  # stamp ns -> boxes msg
         self._last_stamp_ns: int | None = None
         self._stats = collections.Counter()
         self._last_inference_ms = 0.0
@@ -71,6 +72,7 @@ class RhasNode(LifecycleNode):
         self._diag_timer = None
         self._warned: dict[str, float] = {}
         self._buffered_frames = 0
+        self._frame = ("", (0, 0))  # frame_id and size of the newest processed image
         self._last_query: str | None = None
         self._text_logged_at, self._texts_unlogged = -1e9, 0
 
@@ -100,7 +102,7 @@ class RhasNode(LifecycleNode):
             for p in params:
                 setattr(self.settings, p.name, p.value)
             if self.pipeline is not None:
-                self.pipeline.apply_settings(pipeline_overrides(self.settings))
+                self.pipeline.apply_settings(self.settings)
         return SetParametersResult(successful=True)
 
     # ------------------------------------------------------------------ lifecycle
@@ -163,6 +165,7 @@ class RhasNode(LifecycleNode):
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_worker()
+        self.close_segments()  # publishers are still active here
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []
@@ -178,6 +181,7 @@ class RhasNode(LifecycleNode):
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.stop()
+        self.close_segments()
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
@@ -302,7 +306,35 @@ class RhasNode(LifecycleNode):
             self._callback_failed("referring text", e)
 
     def _on_persons(self, msg: TrackedPersonArray) -> None:
-        self._persons_msg = msg
+        """Keep the latest boxes by stamp; the worker takes the ones stamped like its frame."""
+        try:
+            with self._cv:
+                self._persons[conv.stamp_to_ns(msg.header.stamp)] = msg
+                while len(self._persons) > PERSONS_KEPT:
+                    self._persons.popitem(last=False)
+                self._cv.notify_all()
+        except Exception as e:
+            self._callback_failed("persons", e)
+
+    def _persons_for(self, ns: int):
+        """The persons message stamped like the frame, else the nearest within
+        persons_stamp_tolerance (waiting briefly for one still in flight), else None."""
+        tol = round(self.settings.persons_stamp_tolerance * 1e9)
+
+        def match():
+            if ns in self._persons:
+                return self._persons[ns]
+            near = min(self._persons, key=lambda t: abs(t - ns), default=None)
+            return self._persons[near] if near is not None and abs(near - ns) <= tol else None
+
+        with self._cv:
+            # Boxes for this frame may still be on their way (another topic): wait a little unless
+            # newer boxes already arrived.
+            self._cv.wait_for(
+                lambda: match() is not None or any(t > ns + tol for t in self._persons) or not self._running,
+                PERSONS_WAIT_S,
+            )
+            return match()
 
     def _enqueue(self, item) -> None:
         with self._cv:
@@ -326,10 +358,10 @@ class RhasNode(LifecycleNode):
                 reset, self._reset_pending = self._reset_pending, False
                 item = self._queue.popleft() if self._queue else None
             try:
-                if query is not None:
-                    self.pipeline.set_query(query)
                 if reset:
-                    self.pipeline.reset()
+                    self._publish_outputs(self.pipeline.reset())
+                if query is not None:
+                    self._publish_outputs(self.pipeline.set_query(query)[1])
                 if item is not None:
                     self._process(*item)
             except Exception as e:
@@ -337,20 +369,23 @@ class RhasNode(LifecycleNode):
                 self.get_logger().error(f"frame processing failed: {type(e).__name__}: {e}", throttle_duration_sec=5.0)
 
     def _process(self, rgb, header, received: float) -> None:
-        persons = None
-        if self.settings.detector == "external":  # the latest boxes from the upstream detector
-            persons = conv.persons_from_msg(self._persons_msg) if self._persons_msg is not None else conv.NO_PERSONS
         ns = conv.stamp_to_ns(header.stamp)
+        persons = None
+        if self.settings.detector == "external":  # the boxes of this frame from the upstream detector
+            msg = self._persons_for(ns)
+            if msg is None:
+                self._stats["frames_without_persons"] += 1
+                self._warn(f"no persons message within {self.settings.persons_stamp_tolerance} s of an image stamp")
+            persons = conv.persons_from_msg(msg) if msg is not None else conv.NO_PERSONS
         result = self.pipeline.process(rgb, ns, persons)
         self._stats["frames_processed"] += 1
         self._buffered_frames = self.pipeline.memory_frames()  # read by the diagnostics timer (another thread)
         size = (rgb.shape[1], rgb.shape[0])
+        self._frame = (header.frame_id, size)
         if not self._pubs:
             return
         self._pubs["tracks"].publish(conv.tracked_persons(result, self.pipeline.query, header.frame_id, size))
-        for out in result.outputs:
-            self._pubs["segments"].publish(conv.segment_array(out, self.labels, header.frame_id, ns, size))
-            self._stats["segment_msgs"] += 1
+        self._publish_outputs(result.outputs)
         if result.inference_ms is not None:
             self._last_inference_ms = result.inference_ms
         if result.outputs:
@@ -363,6 +398,25 @@ class RhasNode(LifecycleNode):
                 Image(header=header, height=img.shape[0], width=img.shape[1], encoding="bgr8", step=step, data=data)
             )
 
+    def _publish_outputs(self, outputs) -> None:
+        """Segment messages; the header stamp is the newest processed frame's (closing messages too)."""
+        if not outputs or "segments" not in self._pubs:
+            return
+        frame_id, size = self._frame
+        ns = self.pipeline.segmenter.last_stamp_ns
+        for out in outputs:
+            self._pubs["segments"].publish(conv.segment_array(out, self.labels, frame_id, ns, size))
+            self._stats["segment_msgs"] += 1
+            self._stats["segments_closed"] += sum(s.status == 1 for s in out.segments)
+
+    def close_segments(self) -> None:
+        """Deactivate/shutdown: every open segment is published FINAL (worker already stopped)."""
+        if self.pipeline is not None:
+            try:
+                self._publish_outputs(self.pipeline.close_all())
+            except Exception as e:
+                self.get_logger().error(f"closing open segments failed: {type(e).__name__}: {e}")
+
     # ------------------------------------------------------------------ diagnostics
     def _publish_diagnostics(self) -> None:
         st = dict(self._stats)
@@ -371,6 +425,7 @@ class RhasNode(LifecycleNode):
             "frames_skipped_by_sample_fps": st.get("frames_skipped_fps", 0),
             "frames_processed": st.get("frames_processed", 0),
             "frames_dropped_queue_full": st.get("dropped", 0),
+            "frames_without_persons": st.get("frames_without_persons", 0),
             "decode_errors": st.get("decode_errors", 0),
             "callback_errors": st.get("callback_errors", 0),
             "worker_errors": st.get("worker_errors", 0),
@@ -379,6 +434,7 @@ class RhasNode(LifecycleNode):
             "stamps_went_backwards": st.get("stamp_went_backwards", 0),
             "boxes_dropped_over_max_boxes": self.pipeline.dropped_boxes if self.pipeline is not None else 0,
             "segment_messages": st.get("segment_msgs", 0),
+            "segments_closed": st.get("segments_closed", 0),
             "queue_length": len(self._queue),
             "buffered_frames": self._buffered_frames,
             "last_inference_ms": round(self._last_inference_ms, 1),
@@ -391,6 +447,7 @@ class RhasNode(LifecycleNode):
             ("frames dropped (queue full)", st.get("dropped", 0)),
             ("images rejected", st.get("decode_errors", 0) + st.get("bad_stamps", 0)),
             ("images with repeated stamps", st.get("stamp_repeated", 0)),
+            ("frames without a persons message", st.get("frames_without_persons", 0)),
             ("stamps went backwards", st.get("stamp_went_backwards", 0)),
             ("callback or worker errors", st.get("callback_errors", 0) + st.get("worker_errors", 0)),
         ]
@@ -443,43 +500,8 @@ def build_pipeline(s, logger=None):
         raise ValueError(f"parameter hop={s.hop} is larger than window={s.window}")
     model = prepare_for_inference(model, s.device, s.precision)
     detector = make_detector(s.detector, s.detector_model, str(backbone.device), s.local_files_only)
-    pcfg = PipelineConfig(
-        window=s.window,
-        hop=s.hop,
-        min_window_frames=s.min_window_frames,
-        steps=s.ddim_steps or None,
-        eta=s.eta,
-        seed=s.seed,
-        segment_all_persons=s.segment_all_persons,
-        max_persons=s.max_persons,
-        threshold=s.threshold,
-        at_least_one=s.at_least_one_action,
-        smooth=s.smooth,
-        max_text_chars=s.max_text_chars,
-        max_boxes=s.max_boxes,
-        holistic_text=cfg.data.holistic_text,
-        grounding=GroundingConfig(
-            s.grounding_ema, s.grounding_min_score, s.grounding_switch_margin, s.grounding_switch_frames
-        ),
-    )
-    return RhasPipeline(model, labels, backbone, detector, pcfg), labels, cfg.model.multi_label
-
-
-def pipeline_overrides(s) -> dict:
-    """The dynamic settings the pipeline reads while running (parameters.DYNAMIC)."""
-    return {
-        "steps": s.ddim_steps or None,
-        "eta": s.eta,
-        "seed": s.seed,
-        "threshold": s.threshold,
-        "at_least_one": s.at_least_one_action,
-        "smooth": s.smooth,
-        "max_text_chars": s.max_text_chars,
-        "max_boxes": s.max_boxes,
-        "grounding": GroundingConfig(
-            s.grounding_ema, s.grounding_min_score, s.grounding_switch_margin, s.grounding_switch_frames
-        ),
-    }
+    pipeline = RhasPipeline(model, labels, backbone, detector, s, holistic_text=cfg.data.holistic_text)
+    return pipeline, labels, cfg.model.multi_label
 
 
 USAGE = """usage: rhas_node [--ros-args -p NAME:=VALUE ... --params-file FILE -r FROM:=TO ...]
@@ -527,6 +549,7 @@ def main(args=None) -> None:
                 # In order, whatever the state: stop intake, stop and join the worker, then destroy
                 # the node; the context goes last (leaving the with block).
                 node.stop()
+                node.close_segments()  # SIGINT/SIGTERM: open segments end FINAL (when active)
                 node.destroy_node()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

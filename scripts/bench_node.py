@@ -23,7 +23,8 @@ import hopadiff
 from hopadiff.config import ModelConfig
 from hopadiff.features import load_backbone
 from hopadiff.features.tiny import make_tiny_clip
-from rhas_ros.core.pipeline import PipelineConfig, RhasPipeline
+from rhas_ros.core.pipeline import RhasPipeline
+from rhas_ros.core.settings import Settings
 
 
 def main() -> None:
@@ -49,10 +50,10 @@ def main() -> None:
     print("|---|---|---|---|---|")
     rng = np.random.default_rng(0)
     for n in (1, 3, 8):
-        cfg = PipelineConfig(
+        cfg = Settings(
             window=args.window,
             hop=args.hop,
-            steps=args.steps,
+            ddim_steps=args.steps,
             segment_all_persons=True,
             max_persons=8,
             min_window_frames=16,

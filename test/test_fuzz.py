@@ -14,7 +14,8 @@ from tiny import tiny_model_config
 import hopadiff
 from hopadiff.features import load_backbone
 from rhas_ros.core.image_codec import SUPPORTED, ImageDecodeError, decode_compressed, decode_raw
-from rhas_ros.core.pipeline import PipelineConfig, RhasPipeline
+from rhas_ros.core.pipeline import RhasPipeline
+from rhas_ros.core.settings import Settings
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 MAX_PIXELS = 64 * 64
@@ -64,7 +65,7 @@ def test_compressed_decoding_fails_only_with_a_decode_error(base, cuts, truncate
 def pipeline(tiny_models):
     backbone = load_backbone("clip", str(tiny_models["clip"]), "cpu", local_files_only=True)
     model = hopadiff.HopaDIFF(tiny_model_config(feature_dim=backbone.feature_dim)).eval()
-    cfg = PipelineConfig(window=8, hop=4, min_window_frames=2, steps=1, max_boxes=16, segment_all_persons=True)
+    cfg = Settings(window=8, hop=4, min_window_frames=2, ddim_steps=1, max_boxes=16, segment_all_persons=True)
     return RhasPipeline(model, [f"a{i}" for i in range(5)], backbone, None, cfg)
 
 
@@ -81,12 +82,12 @@ finite_or_not = st.floats(allow_nan=True, allow_infinity=True, width=32)
 )
 def test_pipeline_takes_any_boxes_texts_and_stamps(pipeline, boxes, scores, ids, text, stamp):
     frame = np.full((48, 64, 3), 100, np.uint8)
-    query = pipeline.set_query(text)
-    assert len(query) <= pipeline.cfg.max_text_chars and all(ch.isprintable() for ch in query)
+    query, _ = pipeline.set_query(text)
+    assert len(query) <= pipeline.settings.max_text_chars and all(ch.isprintable() for ch in query)
     n = len(boxes)
     persons = (np.array(boxes, dtype=np.float64).reshape(-1, 4), np.array((scores + [1.0] * n)[:n]), None)
     if len(ids) >= n:
         persons = (persons[0], persons[1], ids[:n])
     result = pipeline.process(frame, stamp, persons)
-    assert len(result.tracks) <= pipeline.cfg.max_boxes
-    assert pipeline.memory_frames() <= pipeline.cfg.window * (1 + pipeline.cfg.max_boxes)
+    assert len(result.tracks) <= pipeline.settings.max_boxes
+    assert pipeline.memory_frames() <= pipeline.settings.window * (1 + pipeline.settings.max_boxes)

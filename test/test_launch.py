@@ -9,7 +9,9 @@ import pytest
 import yaml
 from conftest import REPO
 
-from rhas_ros.parameters import Settings
+from dataclasses import fields
+
+from rhas_ros.core.settings import DESCRIPTIONS, Settings, yaml_text
 
 LAUNCH = REPO / "launch" / "rhas.launch.py"
 
@@ -29,12 +31,16 @@ def test_executable_is_a_console_script():
     assert f'"{executable} = rhas_ros.node:main"' in (REPO / "setup.py").read_text()
 
 
-def test_default_params_file_exists_and_its_keys_are_declared():
+def test_params_file_lists_every_parameter_with_its_default_and_description():
+    """config/rhas.yaml is generated from the one settings dataclass and kept equal to it."""
     assert '"config", "rhas.yaml"' in LAUNCH.read_text()
-    params = yaml.safe_load((REPO / "config" / "rhas.yaml").read_text())["/**"]["ros__parameters"]
-    declared = set(Settings.__dataclass_fields__)
-    assert set(params) <= declared, f"undeclared: {set(params) - declared}"
-    assert set(params) == declared, f"parameters missing from rhas.yaml: {declared - set(params)}"
+    text = (REPO / "config" / "rhas.yaml").read_text()
+    assert text == yaml_text(), "regenerate: python -m rhas_ros.core.settings > config/rhas.yaml"
+    params = yaml.safe_load(text)["/**"]["ros__parameters"]
+    assert params == {f.name: f.default for f in fields(Settings)}
+    for line in text.splitlines()[5:]:
+        name, comment = line.split(":", 1)[0].strip(), line.split("#", 1)[1]
+        assert DESCRIPTIONS[name] in comment
 
 
 @pytest.mark.skipif(

@@ -127,9 +127,9 @@ def test_parameters_while_configured_are_refused_or_applied_at_once(assets, make
         assert not node.set_parameters([Parameter(name, value=value)])[0].successful, name  # outside the range
     assert node.set_parameters([Parameter("threshold", value=0.8)])[0].successful
     assert node.set_parameters([Parameter("sample_fps", value=0.5)])[0].successful
-    assert node.pipeline.cfg.threshold == 0.8 and node.settings.sample_fps == 0.5
+    assert node.pipeline.segmenter.cfg.threshold == 0.8 and node.settings.sample_fps == 0.5
     assert node.set_parameters([Parameter("grounding_switch_frames", value=7)])[0].successful
-    assert node.pipeline.grounder.cfg.switch_frames == 7
+    assert node.pipeline.grounder.settings.grounding_switch_frames == 7
     assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
     assert node.set_parameters([Parameter("hop", value=16)])[0].successful
 

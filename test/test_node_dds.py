@@ -10,6 +10,7 @@ import time
 
 import pytest
 from conftest import REPO
+from contract import contract_violations, open_after
 from dds_processes import HELPERS, spawn
 from tiny import tiny_model_config, tiny_node_params
 
@@ -143,12 +144,34 @@ def test_everyone_mode_three_stable_ids(assets, ros_env):
     assert all(m["query"] == "" and m["conf"] == 0 for m in report["segments"])
 
 
-def test_clearing_the_query_stops_output(assets, shared_node):
+def test_clearing_the_query_closes_segments_and_stops_output(assets, shared_node):
     node, env = shared_node
     report, _, log = node.run(assets, env, "clear")
     assert report["before_clear"] > 0
-    assert len(report["segments"]) == report["cleared_at"], "segments published after the query was cleared"
+    after = report["segments"][report["before_clear"] :]
+    assert after, "clearing the query publishes the open segments once more, FINAL"
+    assert all(s["status"] == 1 for m in after for s in m["segments"]), "nothing but FINAL after the clear"
+    assert not open_after(report["segments"], len(report["segments"]))
+    assert len(report["segments"]) == report["cleared_at"], "no segments for frames after the clear"
     assert "referring text cleared" in log
+
+
+def test_segment_contract_holds_through_every_way_a_segment_ends(assets, ros_env):
+    """Query changed, target lost (switch), query cleared, deactivate, shutdown: every segment ever
+    published ONGOING is published FINAL exactly once, revisions only grow, FINAL never changes,
+    and every header stamp is the newest frame's."""
+    env = dict(ros_env, OMP_NUM_THREADS="1")
+    with spawn(node_args(assets), env) as node:
+        report = run_client(assets, env, "contract", "--node-pid", str(node.pid), timeout=180)
+        _, err = node.communicate(timeout=20)
+    msgs, marks = report["segments"], report["marks"]
+    assert msgs and node.returncode == 0, err[-2000:]
+    assert contract_violations(msgs, report["sent"]) == []
+    for event in ("query_changed", "query_cleared", "deactivated", "shutdown"):
+        assert not open_after(msgs, marks[event]), f"segments left ONGOING after {event}"
+    assert marks["shutdown"] > marks["deactivated"] > marks["query_cleared"], "every phase published something"
+    switched = [t for t in report["targets"] if t >= 0]
+    assert len(set(switched)) >= 3, f"the target should have switched (query change, target lost): {switched}"
 
 
 def test_malformed_input_is_survived(assets, shared_node):

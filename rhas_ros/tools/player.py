@@ -53,6 +53,7 @@ class ClipPlayer(Node):
         self.fps = float(video.get("fps", 10.0))
         self.persons = video["persons"]
         self.person = person
+        self.hidden: set[int] = set()  # person ids (1-based) left out of the persons messages
         self.text = self.persons[person]["text"]
         self.image_pub = self.create_publisher(Image, "image", image_qos or qos.RELIABLE)
         self.persons_pub = self.create_publisher(TrackedPersonArray, "persons", qos.RELIABLE)
@@ -114,7 +115,7 @@ class ClipPlayer(Node):
         rgb = self.frames[t] if rgb is None else rgb
         persons = TrackedPersonArray(header=header)
         for pid, p in enumerate(self.persons, 1):
-            if p["boxes"][t]:
+            if p["boxes"][t] and pid not in self.hidden:
                 x, y, w, h = p["boxes"][t]
                 persons.persons.append(
                     TrackedPerson(

@@ -225,6 +225,59 @@ def lifecycle(node, good_checkpoint: str) -> list:
     return steps
 
 
+def contract(c: Client, node_pid: int) -> dict:
+    """Every way a segment can end, in turn: the query changes, the target's track is lost (the
+    target switches), the query is cleared, the node is deactivated, and shut down (SIGINT).
+    ``marks``: how many messages had arrived right after each event was handled."""
+    import os
+    import signal
+
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    change = c.create_client(ChangeState, "/rhas_node/change_state")
+    assert change.wait_for_service(timeout_sec=30)
+
+    def transition(tid):
+        future = change.call_async(ChangeState.Request(transition=Transition(id=tid)))
+        rclpy.spin_until_future_complete(c, future, timeout_sec=30)
+        assert future.result() is not None and future.result().success, f"transition {tid} failed"
+        c.spin_for(0.5)
+
+    marks = {}
+
+    def play(first, n):
+        for i in range(first, first + n):
+            c.send_frame(i)
+            c.spin_for(FRAME_GAP)
+        c.wait_processed(first + n - 1)
+
+    c.send_text(c.texts[0])
+    play(0, 24)
+    c.send_text(c.texts[1])  # a changed query
+    marks["query_changed"] = len(c.received)
+    play(24, 16)
+    target = next(t for t in reversed(c.tracks) if t.target_person_id >= 0).target_person_id
+    c.hidden = {target}  # the target leaves: another person becomes the target, the track is lost
+    play(40, 16)
+    c.hidden = set()
+    marks["target_lost"] = len(c.received)
+    c.send_text("")  # cleared
+    marks["query_cleared"] = len(c.received)
+    play(56, 8)
+    c.send_text(c.texts[0])
+    play(64, 20)
+    transition(Transition.TRANSITION_DEACTIVATE)
+    marks["deactivated"] = len(c.received)
+    transition(Transition.TRANSITION_ACTIVATE)
+    c.spin_for(0.5)
+    play(84, 20)
+    os.kill(node_pid, signal.SIGINT)
+    c.spin_for(4.0)
+    marks["shutdown"] = len(c.received)
+    return {"marks": marks, "sent": [c.t0 + i * 100_000_000 for i in range(104)]}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("scenario")
@@ -233,6 +286,7 @@ def main() -> int:
     ap.add_argument("--text", default=None)
     ap.add_argument("--t0", type=int, default=T0, help="camera clock of frame 0, ns")
     ap.add_argument("--photo", default=None, help="send this image as every frame instead of the clip")
+    ap.add_argument("--node-pid", type=int, default=0, help="contract: the node process to stop with SIGINT")
     args = ap.parse_args()
     rclpy.init()
     c = Client(args.clip_dir, reliable_images=args.scenario != "flood")
@@ -244,7 +298,9 @@ def main() -> int:
         if args.scenario != "lifecycle":
             c.wait_for_node()
         text = args.text if args.text is not None else c.texts[0]
-        if args.scenario in ("play", "clear", "backwards"):
+        if args.scenario == "contract":
+            extra = contract(c, args.node_pid)
+        elif args.scenario in ("play", "clear", "backwards"):
             c.send_text(text)
             for i in range(args.frames):
                 c.send_frame(i)

@@ -1,0 +1,145 @@
+"""rhas_node's settings, declared once: every ROS parameter is a field here, with its default,
+description, allowed range or choices and whether it may change while the node runs.
+
+rhas_ros.parameters declares the ROS parameters (with descriptors) from these fields,
+config/rhas.yaml is generated from them (``python -m rhas_ros.core.settings > config/rhas.yaml``;
+a test keeps the shipped file equal), and the pipeline reads the same object. The streaming
+fields (window, hop, smoothing, ...) come from hopadiff.streaming.StreamConfig, the definition
+``hopadiff-eval --streaming`` shares. ROS-free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from hopadiff.streaming import StreamConfig, setting
+
+
+@dataclass
+class Settings(StreamConfig):
+    checkpoint: str = setting("", "HopaDIFF checkpoint (.pt written by hopadiff-train)",
+                              yaml_note="REQUIRED")  # fmt: skip
+    backbone: str = setting("blip2", "vision-language backbone: blip2 (paper) or clip; must match the checkpoint",
+                            choices=("blip2", "clip"))  # fmt: skip
+    backbone_model: str = setting("", "hub name or local folder for the backbone ('' = the paper's model)")
+    local_files_only: bool = setting(False, "never contact the model hub (robots without internet)")
+    detector: str = setting("hog", "person detector: hog | full_frame | grounding_dino | external (persons topic)",
+                            choices=("hog", "full_frame", "grounding_dino", "external"))  # fmt: skip
+    detector_model: str = setting("", "hub name or folder for grounding_dino ('' = IDEA-Research/grounding-dino-tiny)")
+    persons_stamp_tolerance: float = setting(
+        0.05, "external detector: boxes are taken from the persons message with the frame's stamp, else the "
+        "nearest within this many seconds, else the frame is processed without boxes", range=(0.0, 10.0),
+        dynamic=True,
+    )  # fmt: skip
+    device: str = setting("auto", "auto | cpu | cuda | cuda:N")
+    precision: str = setting("fp32", "fp32 | bf16 | fp16 (fp16 only on CUDA)", choices=("fp32", "bf16", "fp16"))
+    torch_threads: int = setting(0, "CPU threads for torch (0 = torch default)", range=(0, 256))
+    sample_fps: float = setting(0.0, "frames per second kept from the camera, by header stamp (0 = the checkpoint's "
+                                "training rate)", range=(0.0, 1000.0), dynamic=True)  # fmt: skip
+    max_persons: int = setting(8, "persons segmented at most in everyone mode", range=(1, 64))
+    segment_all_persons: bool = setting(False, "everyone mode: segment every tracked person instead of the referred one")
+    grounding_window: int = setting(
+        256, "sampled frames over which a person's text-crop similarity is averaged into the grounding score",
+        range=(1, 100000), dynamic=True,
+    )  # fmt: skip
+    grounding_min_score: float = setting(0.0, "grounding score needed to select a target", range=(0.0, 1.0),
+                                         dynamic=True)  # fmt: skip
+    grounding_switch_margin: float = setting(0.05, "score margin a new target needs over the current one",
+                                             range=(0.0, 1.0), dynamic=True)  # fmt: skip
+    grounding_switch_frames: int = setting(
+        3, "consecutive sampled frames the margin must hold before switching target", range=(1, 1000), dynamic=True
+    )
+    image_topic: str = setting("image", "camera image topic (sensor_msgs/Image; /compressed appended when "
+                               "use_compressed)")  # fmt: skip
+    use_compressed: bool = setting(False, "subscribe to sensor_msgs/CompressedImage on <image_topic>/compressed")
+    text_topic: str = setting("referring_text", "referring text topic (std_msgs/String; empty clears)")
+    persons_topic: str = setting("persons", "person boxes with ids from an upstream detector "
+                                 "(rhas_msgs/TrackedPersonArray)")  # fmt: skip
+    segments_topic: str = setting("action_segments", "output: rhas_msgs/ActionSegmentArray")
+    labels_topic: str = setting("action_labels", "output (latched): rhas_msgs/ActionLabels")
+    tracks_topic: str = setting("tracked_persons", "output: rhas_msgs/TrackedPersonArray")
+    image_qos: str = setting("sensor_data", "sensor_data (best effort) or reliable", choices=("sensor_data", "reliable"))
+    image_qos_depth: int = setting(5, "history depth of the reliable image subscription", range=(1, 1000))
+    queue_size: int = setting(2, "frames waiting for the worker; older ones are dropped (latest wins)",
+                              range=(1, 1000), dynamic=True)  # fmt: skip
+    max_image_pixels: int = setting(4096 * 4096, "images with more pixels are rejected with a warning (bounded "
+                                    "memory)", range=(1, 2**31 - 1), dynamic=True)  # fmt: skip
+    max_text_chars: int = setting(512, "referring texts are truncated to this many characters", range=(1, 1_000_000),
+                                  dynamic=True)  # fmt: skip
+    max_boxes: int = setting(64, "person boxes kept per frame, highest scores first (bounded memory; extra boxes "
+                             "are counted)", range=(1, 1000), dynamic=True)  # fmt: skip
+    autostart: bool = setting(False, "configure and activate at start (without a lifecycle manager)", dynamic=True)
+
+    def stream(self) -> StreamConfig:
+        """The streaming part, as hopadiff.streaming reads it."""
+        return StreamConfig(**{name: getattr(self, name) for name in StreamConfig.stream_fields()})
+
+
+def ordered_fields() -> list:
+    """Fields in reading order: what to run first, then the streaming settings after sample_fps."""
+    own = [f for f in fields(Settings) if f.name not in StreamConfig.stream_fields()]
+    stream = [f for f in fields(Settings) if f.name in StreamConfig.stream_fields()]
+    at = next(i for i, f in enumerate(own) if f.name == "sample_fps") + 1
+    return own[:at] + stream + own[at:]
+
+
+def describe(name: str) -> dict:
+    return next(f.metadata for f in fields(Settings) if f.name == name)
+
+
+DESCRIPTIONS = {f.name: f.metadata["description"] for f in ordered_fields()}
+DYNAMIC = frozenset(f.name for f in fields(Settings) if f.metadata["dynamic"])
+
+
+def validate(name: str, value) -> str | None:
+    """The reason a value is not allowed for parameter ``name``, or None."""
+    meta = describe(name)
+    if meta["choices"] and value not in meta["choices"]:
+        return f"{name}={value!r} not allowed; use one of {', '.join(meta['choices'])}"
+    lo_hi = meta["range"]
+    if lo_hi is not None and isinstance(value, int | float) and not lo_hi[0] <= value <= lo_hi[1]:
+        return f"{name}={value} outside {lo_hi[0]}..{lo_hi[1]}"
+    return None
+
+
+def check(s: Settings) -> None:
+    """Every value and the rules between them; ValueError names the bad parameter."""
+    for f in fields(Settings):
+        reason = validate(f.name, getattr(s, f.name))
+        if reason:
+            raise ValueError(f"parameter {reason}")
+    if not s.checkpoint:
+        raise ValueError("parameter checkpoint is empty: name a HopaDIFF checkpoint file")
+    if s.window == 1:
+        raise ValueError("parameter window=1: a window needs at least 2 frames (0 = the checkpoint's)")
+    if s.hop and s.window and s.hop > s.window:
+        raise ValueError(f"parameter hop={s.hop} is larger than window={s.window}")
+
+
+def _yaml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return f'"{v}"'
+    return repr(v)
+
+
+def yaml_text() -> str:
+    """config/rhas.yaml: every parameter with its default and description."""
+    lines = [
+        "# rhas_node parameters: generated from rhas_ros/core/settings.py (python -m rhas_ros.core.settings).",
+        "# '/**' applies them to rhas_node in any namespace. Parameters marked (dynamic) may be set while the",
+        "# node runs (ros2 param set); the others take effect at configure.",
+        "/**:",
+        "  ros__parameters:",
+    ]
+    for f in ordered_fields():
+        m = f.metadata
+        note = f"{m['yaml_note']}: " if m["yaml_note"] else ""
+        dyn = " (dynamic)" if m["dynamic"] else ""
+        lines.append(f"    {f.name}: {_yaml_value(f.default)}  # {note}{m['description']}{dyn}")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(yaml_text(), end="")

@@ -1,0 +1,174 @@
+"""hopadiff.streaming: the one definition of what the node publishes, shared with hopadiff-eval.
+
+Run finding against a plain loop, the segment contract on every way a segment ends (pipeline
+level; the same over DDS in test_node_dds), and the parity of the node's core with
+``hopadiff-eval --streaming`` on a recorded sequence."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from contract import as_messages, contract_violations, open_after
+from tiny import tiny_model_config
+from train_util import run_main
+
+import hopadiff
+from hopadiff import evaluate
+from hopadiff.config import Config, DataConfig
+from hopadiff.data import load_split
+from hopadiff.streaming import FINAL, SegmentStitcher, StreamConfig, find_runs, stream_sequence
+from hopadiff.synth.features import write_feature_dataset
+from rhas_ros.core.pipeline import RhasPipeline
+from rhas_ros.core.settings import Settings
+
+
+def runs_by_loop(active):
+    out = []
+    for c in range(active.shape[0]):
+        i = 0
+        while i < active.shape[1]:
+            if active[c, i]:
+                j = i
+                while j + 1 < active.shape[1] and active[c, j + 1]:
+                    j += 1
+                out.append((c, i, j))
+                i = j + 1
+            else:
+                i += 1
+    return out
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 1), (5, 17), (137, 256), (4, 0)])
+def test_find_runs_equals_a_plain_loop(shape):
+    rng = np.random.default_rng(sum(shape))
+    for density in (0.0, 0.3, 0.9, 1.0):
+        active = rng.random(shape) < density
+        cls, starts, ends = find_runs(active)
+        assert list(zip(cls.tolist(), starts.tolist(), ends.tolist(), strict=True)) == runs_by_loop(active)
+
+
+def test_stitcher_confidence_is_the_run_mean():
+    st = SegmentStitcher(2, multi_label=True, at_least_one=False)
+    p = np.array([[0.9, 0.7, 0.6, 0.1], [0.1, 0.2, 0.1, 0.8]])
+    segs = st.add_window([0, 1, 2, 3], [0, 1, 2, 3], p)
+    assert [(s.class_id, s.start_k, s.end_k) for s in segs] == [(0, 0, 2), (1, 3, 3)]
+    assert segs[0].confidence == pytest.approx((0.9 + 0.7 + 0.6) / 3)
+
+
+# ---------------------------------------------------------------------------------- pipeline level
+@pytest.fixture(scope="module")
+def model():
+    return hopadiff.HopaDIFF(tiny_model_config(feature_dim=8, num_classes=5)).eval()
+
+
+def _pipe(model, **kw):
+    s = Settings(window=8, hop=2, min_window_frames=2, ddim_steps=2, **kw)
+    return RhasPipeline(model, [f"a{i}" for i in range(5)], None, None, s)
+
+
+def _feats(rng, ids):
+    return rng.normal(size=8).astype(np.float32), {i: rng.normal(size=8).astype(np.float32) for i in ids}
+
+
+def test_everyone_mode_closes_a_lost_track_and_everything_on_reset(model):
+    pipe, rng, outs = _pipe(model, segment_all_persons=True), np.random.default_rng(0), []
+    boxes = {1: [0, 0, 10, 20], 2: [50, 0, 10, 20]}
+    for k in range(30):
+        ids = [1, 2] if k < 12 else [2]  # person 1 leaves after frame 11
+        tracks = pipe.track([boxes[i] for i in ids], np.ones(len(ids)), ids)
+        hol, par = _feats(rng, ids)
+        res = pipe.step(1000 + k, tracks, hol, par, {})
+        outs += as_messages(res.outputs)  # segments are live objects: snapshot what is published now
+    msgs = outs
+    lost = [m for m in msgs if m["person_id"] == 1]
+    assert lost and not open_after(msgs, len(msgs), {1}), "person 1's segments closed when the track was lost"
+    assert open_after(msgs, len(msgs), {2}), "person 2 still has an ongoing segment"
+    outs += as_messages(pipe.reset())
+    assert contract_violations(outs) == []
+    assert pipe.memory_frames() == 0
+
+
+def test_referring_mode_closes_on_target_switch_and_never_resegments_closed_frames(model):
+    pipe, rng, outs, targets = _pipe(model, grounding_window=4), np.random.default_rng(1), [], []
+    pipe._text_emb = object()  # a query is active (the similarities below stand in for the backbone's)
+    for k in range(40):
+        tracks = pipe.track([[0, 0, 10, 20], [50, 0, 10, 20]], np.ones(2), [1, 2])
+        hol, par = _feats(rng, [1, 2])
+        sims = {1: 0.9, 2: 0.1} if k < 15 or k >= 30 else {1: 0.1, 2: 0.9}  # 2 wins for a while, then 1 again
+        res = pipe.step(1000 + k, tracks, hol, par, sims)
+        targets.append(res.target_id)
+        outs += as_messages(res.outputs)
+    msgs = outs + as_messages(pipe.close_all())
+    assert 1 in targets and 2 in targets
+    assert contract_violations(msgs) == []
+    by_person = {}
+    for m in msgs:
+        for s in m["segments"]:
+            if s["status"] == FINAL and s["conf"] > 0:
+                by_person.setdefault(m["person_id"], []).append((s["start"], s["end"], s["class_id"]))
+    # frames a closed stream covered are not segmented again: a person's FINAL segments of one class never overlap
+    for segs in by_person.values():
+        for c in {x[2] for x in segs}:
+            spans = sorted((a, b) for a, b, cc in segs if cc == c)
+            assert all(b0 < a1 for (_, b0), (a1, _) in zip(spans, spans[1:], strict=False)), spans
+
+
+# ---------------------------------------------------------------------------------- parity
+def test_node_core_and_hopadiff_eval_streaming_publish_the_same(tmp_path, model):
+    """A recorded sequence (features + one tracked box) replayed through the node's core
+    (RhasPipeline.step) and through ``hopadiff-eval --streaming``: identical per-frame output
+    and identical segments."""
+    C, D = 5, 8
+    write_feature_dataset(tmp_path / "data", num_classes=C, samples=(2, 2, 2), length=(30, 50), dim=D, fps=5.0)
+    root = tmp_path / "data" / "manifest"
+    samples, meta = load_split(root, "test")
+    cfg = Config(model=model.cfg, data=DataConfig(root=str(root), window=8, hop=2))
+    ckpt = tmp_path / "model.pt"
+    hopadiff.save_checkpoint(ckpt, model, cfg, meta["labels"])
+    r = run_main(
+        evaluate.main, "--checkpoint", ckpt, "--split", "test", "--streaming", "--min-window-frames", 2,
+        "--steps", 2, "--plots", 0, "--out", tmp_path / "eval",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "streaming (the node's code" in r.stdout and "| acc |" in r.stdout
+    for smp in samples:
+        doc = json.loads((tmp_path / "eval" / "streaming" / f"{smp.name}.json").read_text())
+        pipe = RhasPipeline(model, meta["labels"], None, None, Settings(window=8, hop=2, min_window_frames=2,
+                            ddim_steps=2, segment_all_persons=True))  # fmt: skip
+        pipe.segmenter.record = True
+        published = {}
+        for k in range(smp.num_frames):
+            tracks = pipe.track([[10, 10, 20, 40]], [1.0], [7])
+            part = {tracks[0].track_id: smp.partial[k]} if smp.visible[k] else {}
+            res = pipe.step(round(k * 1e9 / meta["fps"]), tracks, smp.holistic[k], part, {})
+            published.update({s.segment_id: s for o in res.outputs for s in o.segments})
+        published.update({s.segment_id: s for o in pipe.close_all() for s in o.segments})
+        frames = pipe.segmenter.recorded[tracks[0].track_id]
+        node_frames = [np.flatnonzero(frames[k][1]).tolist() if k in frames else None for k in range(smp.num_frames)]
+        assert node_frames == doc["frames"]
+        node_segs = sorted(
+            (s.class_id, s.start_k, s.end_k, s.start_ns, s.end_ns, round(s.confidence, 6), s.revision, s.status)
+            for s in published.values()
+        )
+        eval_segs = sorted(
+            (g["class_id"], g["start_k"], g["end_k"], g["start_ns"], g["end_ns"], round(g["confidence"], 6),
+             g["revision"], g["status"])  # fmt: skip
+            for g in doc["segments"]
+        )
+        assert node_segs == eval_segs and node_segs
+        assert sum(f is not None for f in node_frames) >= smp.num_frames - 2, "all but the frames after the last hop"
+
+
+def test_stream_sequence_edges(model):
+    """Shorter than min_window_frames: nothing published; exactly min frames: one window."""
+    rng = np.random.default_rng(3)
+    cfg = StreamConfig(window=8, hop=2, min_window_frames=4, ddim_steps=2)
+    x = rng.normal(size=(3, 8)).astype(np.float32)
+    probs, active, covered, segs = stream_sequence(model, x, x, np.ones(3, bool), cfg)
+    assert not covered.any() and not segs
+    x = rng.normal(size=(5, 8)).astype(np.float32)
+    probs, active, covered, segs = stream_sequence(model, x, x, np.ones(5, bool), cfg)
+    assert covered.tolist() == [True] * 5 and segs and all(s.status == FINAL for s in segs)
+    assert active.any(axis=0).all(), "at_least_one_action: every published frame has an action"
