@@ -171,7 +171,8 @@ def test_segment_contract_holds_through_every_way_a_segment_ends(assets, ros_env
         assert not open_after(msgs, marks[event]), f"segments left ONGOING after {event}"
     assert marks["shutdown"] > marks["deactivated"] > marks["query_cleared"], "every phase published something"
     switched = [t for t in report["targets"] if t >= 0]
-    assert len(set(switched)) >= 3, f"the target should have switched (query change, target lost): {switched}"
+    changes = sum(a != b for a, b in zip(switched, switched[1:], strict=False))
+    assert changes >= 2, f"the target should have switched (query change, target lost): {switched}"
 
 
 def test_malformed_input_is_survived(assets, shared_node):
@@ -202,6 +203,18 @@ def test_stamps_going_backwards_reset_and_continue(assets, shared_node):
     report, alive, log = node.run(assets, env, "backwards")
     assert alive and log.count("went backwards") == 1, log
     assert len(report["segments"]) > report["before_loop"] > 0
+
+
+def test_external_boxes_are_matched_to_frames_by_stamp(assets, shared_node):
+    """Boxes stamped like the frame, or within persons_stamp_tolerance (50 ms), are used; a frame
+    with no boxes near its stamp is processed without boxes and counted in /diagnostics."""
+    node, env = shared_node
+    report, alive, _ = node.run(assets, env, "persons_stamps")
+    t0, period = report["t0"], 100_000_000
+    with_boxes = {(m["stamp"] - t0) // period for m in report["tracked"] if any(p["seen"] for p in m["persons"])}
+    assert set(range(24)) <= with_boxes, "exact and 20 ms-late boxes are used"
+    assert not with_boxes & set(range(25, 32)), "boxes 1 s away are not taken for a frame"
+    assert int(report["diagnostics"]["frames_without_persons"]) >= 7
 
 
 def test_lifecycle_transitions(assets, ros_env):

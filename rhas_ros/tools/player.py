@@ -108,12 +108,18 @@ class ClipPlayer(Node):
             self.spin_for(1.0 / rate)
         self.spin_for(3.0)
 
-    def publish_frame(self, i: int, stamp_ns: int | None = None, rgb: np.ndarray | None = None) -> None:
-        """Frame i of the clip (or ``rgb``) with the clip's person boxes of frame i, stamped ``stamp_ns``."""
+    def publish_frame(
+        self, i: int, stamp_ns: int | None = None, rgb: np.ndarray | None = None, persons_offset_ns: int = 0
+    ) -> None:
+        """Frame i of the clip (or ``rgb``) with the clip's person boxes of frame i, stamped ``stamp_ns``
+        (the boxes ``persons_offset_ns`` later: an upstream detector with its own clock)."""
         header = Header(stamp=ns_to_stamp(self.stamp_ns(i) if stamp_ns is None else stamp_ns), frame_id=self.frame_id)
         t = i % len(self.frames)
         rgb = self.frames[t] if rgb is None else rgb
-        persons = TrackedPersonArray(header=header)
+        persons_header = Header(
+            stamp=ns_to_stamp(stamp_to_ns(header.stamp) + persons_offset_ns), frame_id=self.frame_id
+        )
+        persons = TrackedPersonArray(header=persons_header)
         for pid, p in enumerate(self.persons, 1):
             if p["boxes"][t] and pid not in self.hidden:
                 x, y, w, h = p["boxes"][t]

@@ -119,6 +119,13 @@ class Client(ClipPlayer):
             "targets": [m.target_person_id for m in self.tracks],
             "queries": sorted({m.query for m in self.tracks}),
             "track_ids": sorted({p.person_id for m in self.tracks for p in m.persons}),
+            "tracked": [
+                {
+                    "stamp": stamp_to_ns(m.header.stamp),
+                    "persons": [{"id": p.person_id, "seen": p.frames_since_seen == 0} for p in m.persons],
+                }
+                for m in self.tracks
+            ],
             "labels": self.node_labels,
             "diagnostics": diag,
             "debug_images": [[m.width, m.height, m.encoding] for m in self.debug_images[:3]],
@@ -300,6 +307,13 @@ def main() -> int:
         text = args.text if args.text is not None else c.texts[0]
         if args.scenario == "contract":
             extra = contract(c, args.node_pid)
+        elif args.scenario == "persons_stamps":
+            c.send_text(text)
+            for i, offset in enumerate([0] * 16 + [20_000_000] * 8 + [1_000_000_000] * 8):
+                c.publish_frame(i, stamp_to_ns(c.stamp(i)), c.photo, persons_offset_ns=offset)
+                c.spin_for(FRAME_GAP)
+            c.wait_processed(31)
+            c.spin_for(1.5)  # one more diagnostics message
         elif args.scenario in ("play", "clear", "backwards"):
             c.send_text(text)
             for i in range(args.frames):
