@@ -309,9 +309,17 @@ def main(argv: list[str] | None = None) -> int:
             doc = {
                 "frames": [np.flatnonzero(act[:, t]).tolist() if cov[t] else None for t in range(smp.num_frames)],
                 "segments": [
-                    {"class_id": g.class_id, "label": labels[g.class_id], "start_k": g.start_k, "end_k": g.end_k,
-                     "start_ns": g.start_ns, "end_ns": g.end_ns, "confidence": g.confidence, "revision": g.revision,
-                     "status": g.status}  # fmt: skip
+                    {
+                        "class_id": g.class_id,
+                        "label": labels[g.class_id],
+                        "start_k": g.start_k,
+                        "end_k": g.end_k,
+                        "start_ns": g.start_ns,
+                        "end_ns": g.end_ns,
+                        "confidence": g.confidence,
+                        "revision": g.revision,
+                        "status": g.status,
+                    }
                     for g in segs
                 ],
             }

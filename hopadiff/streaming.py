@@ -37,7 +37,7 @@ from .frames import crop as _crop
 ONGOING, FINAL = 0, 1
 
 
-def setting(default, description: str, *, range=None, choices=None, dynamic: bool = False, yaml_note: str = ""):  # noqa: A002
+def setting(default, description: str, *, range=None, choices=None, dynamic: bool = False, yaml_note: str = ""):
     """A dataclass field with what a ROS parameter declaration needs: description, allowed range
     or choices, and whether it may change while the node runs (dynamic)."""
     meta = {"description": description, "range": range, "choices": choices, "dynamic": dynamic, "yaml_note": yaml_note}
@@ -111,7 +111,6 @@ class Segment:
 def find_runs(active: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Runs of True along time in a (C, n) bool array -> (class, first index, last index), ordered by
     class then start (numpy; no loop over classes x frames)."""
-    C, n = active.shape
     edges = np.diff(np.pad(active, ((0, 0), (1, 1))).astype(np.int8), axis=1)
     cls, starts = np.nonzero(edges == 1)  # row-major: per class in time order
     _, stops = np.nonzero(edges == -1)
@@ -364,7 +363,11 @@ class Segmenter:
                         self.C, self.multi_label, self.cfg.threshold, self.cfg.smooth,
                         self.cfg.at_least_one_action, self.record,
                     )  # fmt: skip
-                st.threshold, st.smooth, st.at_least_one = self.cfg.threshold, self.cfg.smooth, self.cfg.at_least_one_action
+                st.threshold, st.smooth, st.at_least_one = (
+                    self.cfg.threshold,
+                    self.cfg.smooth,
+                    self.cfg.at_least_one_action,
+                )
                 segs = st.add_window(ks, [self.stamps[k] for k in ks], p[:, keep])
                 outputs.append(WindowOutput(pid, self.stamps[ks[0]], self.stamps[ks[-1]], segs))
         return outputs

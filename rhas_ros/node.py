@@ -33,7 +33,7 @@ from rhas_msgs.msg import ActionLabels, ActionSegmentArray, TrackedPersonArray
 
 from . import conversions as conv
 from . import qos
-from .core.debug_image import draw
+from .core.debug_image import current_actions, draw
 from .core.detectors import make_detector
 from .core.image_codec import ImageDecodeError
 from .core.pipeline import RhasPipeline
@@ -73,6 +73,7 @@ class RhasNode(LifecycleNode):
         self._warned: dict[str, float] = {}
         self._buffered_frames = 0
         self._frame = ("", (0, 0))  # frame_id and size of the newest processed image
+        self._current: dict[int, str] = {}  # person id -> current actions, for ~/debug_image
         self._last_query: str | None = None
         self._text_logged_at, self._texts_unlogged = -1e9, 0
 
@@ -386,13 +387,14 @@ class RhasNode(LifecycleNode):
             return
         self._pubs["tracks"].publish(conv.tracked_persons(result, self.pipeline.query, header.frame_id, size))
         self._publish_outputs(result.outputs)
+        current_actions(result, self.labels, self._current)
         if result.inference_ms is not None:
             self._last_inference_ms = result.inference_ms
         if result.outputs:
             self._last_latency_ms = (time.monotonic() - received) * 1e3
         debug = self._pubs["debug"]
         if debug.get_subscription_count() > 0:
-            img = draw(rgb, result, self.labels)
+            img = draw(rgb, result, self.labels, self._current)
             data, step = conv.encode_bgr(img)
             debug.publish(
                 Image(header=header, height=img.shape[0], width=img.shape[1], encoding="bgr8", step=step, data=data)

@@ -13,4 +13,4 @@ for split in train val test; do
 done
 $BIN/hopadiff-train --config config/hopadiff/small.yaml data.root=$W/data/feats model.feature_dim=24 data.window=32 data.hop=16 train.epochs=2 train.eval_every=1 train.out_dir=$W/runs/mine
 $BIN/hopadiff-train --config config/hopadiff/small.yaml data.root=$W/data/feats model.feature_dim=24 data.window=32 data.hop=16 train.epochs=3 train.eval_every=1 train.out_dir=$W/runs/mine --resume
-$BIN/hopadiff-eval --checkpoint $W/runs/mine/best.pt --split test --plots 2 --compat
+$BIN/hopadiff-eval --checkpoint $W/runs/mine/best.pt --split test --plots 2 --compat --streaming

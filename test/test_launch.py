@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+from dataclasses import fields
 
 import pytest
 import yaml
 from conftest import REPO
-
-from dataclasses import fields
 
 from rhas_ros.core.settings import DESCRIPTIONS, Settings, yaml_text
 

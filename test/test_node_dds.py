@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import subprocess
@@ -171,7 +172,7 @@ def test_segment_contract_holds_through_every_way_a_segment_ends(assets, ros_env
         assert not open_after(msgs, marks[event]), f"segments left ONGOING after {event}"
     assert marks["shutdown"] > marks["deactivated"] > marks["query_cleared"], "every phase published something"
     switched = [t for t in report["targets"] if t >= 0]
-    changes = sum(a != b for a, b in zip(switched, switched[1:], strict=False))
+    changes = sum(a != b for a, b in itertools.pairwise(switched))
     assert changes >= 2, f"the target should have switched (query change, target lost): {switched}"
 
 
@@ -209,7 +210,7 @@ def test_external_boxes_are_matched_to_frames_by_stamp(assets, shared_node):
     """Boxes stamped like the frame, or within persons_stamp_tolerance (50 ms), are used; a frame
     with no boxes near its stamp is processed without boxes and counted in /diagnostics."""
     node, env = shared_node
-    report, alive, _ = node.run(assets, env, "persons_stamps")
+    report, _, _ = node.run(assets, env, "persons_stamps")
     t0, period = report["t0"], 100_000_000
     with_boxes = {(m["stamp"] - t0) // period for m in report["tracked"] if any(p["seen"] for p in m["persons"])}
     assert set(range(24)) <= with_boxes, "exact and 20 ms-late boxes are used"

@@ -35,6 +35,7 @@ ROSDEP_KEYS = {
     "transformers": "python3-transformers",
     "tokenizers": "python3-transformers",  # installed with transformers
     "tensorboard": "python3-tensorboard",
+    "PIL": "python3-pil",  # the demo's animated GIF
 }
 OWN = {"rhas_ros", "hopadiff"}
 SHIPPED_DIRS = ["rhas_ros", "hopadiff", "launch"]

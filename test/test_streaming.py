@@ -6,6 +6,7 @@ level; the same over DDS in test_node_dds), and the parity of the node's core wi
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -112,7 +113,7 @@ def test_referring_mode_closes_on_target_switch_and_never_resegments_closed_fram
     for segs in by_person.values():
         for c in {x[2] for x in segs}:
             spans = sorted((a, b) for a, b, cc in segs if cc == c)
-            assert all(b0 < a1 for (_, b0), (a1, _) in zip(spans, spans[1:], strict=False)), spans
+            assert all(b0 < a1 for (_, b0), (a1, _) in itertools.pairwise(spans)), spans
 
 
 # ---------------------------------------------------------------------------------- parity
@@ -153,8 +154,16 @@ def test_node_core_and_hopadiff_eval_streaming_publish_the_same(tmp_path, model)
             for s in published.values()
         )
         eval_segs = sorted(
-            (g["class_id"], g["start_k"], g["end_k"], g["start_ns"], g["end_ns"], round(g["confidence"], 6),
-             g["revision"], g["status"])  # fmt: skip
+            (
+                g["class_id"],
+                g["start_k"],
+                g["end_k"],
+                g["start_ns"],
+                g["end_ns"],
+                round(g["confidence"], 6),
+                g["revision"],
+                g["status"],
+            )
             for g in doc["segments"]
         )
         assert node_segs == eval_segs and node_segs
@@ -166,9 +175,9 @@ def test_stream_sequence_edges(model):
     rng = np.random.default_rng(3)
     cfg = StreamConfig(window=8, hop=2, min_window_frames=4, ddim_steps=2)
     x = rng.normal(size=(3, 8)).astype(np.float32)
-    probs, active, covered, segs = stream_sequence(model, x, x, np.ones(3, bool), cfg)
+    _, _, covered, segs = stream_sequence(model, x, x, np.ones(3, bool), cfg)
     assert not covered.any() and not segs
     x = rng.normal(size=(5, 8)).astype(np.float32)
-    probs, active, covered, segs = stream_sequence(model, x, x, np.ones(5, bool), cfg)
+    _, active, covered, segs = stream_sequence(model, x, x, np.ones(5, bool), cfg)
     assert covered.tolist() == [True] * 5 and segs and all(s.status == FINAL for s in segs)
     assert active.any(axis=0).all(), "at_least_one_action: every published frame has an action"

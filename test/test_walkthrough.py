@@ -38,7 +38,7 @@ def test_walkthrough_runs_end_to_end(tmp_path):
     runs = tmp_path / "runs" / "mine"
     assert read_checkpoint(runs / "last.pt")["extra"]["epoch"] == 3  # trained 2, resumed to 3
     scores = json.loads((runs / "eval_test" / "metrics.json").read_text())
-    assert {"acc", "map", "f1@50", "acc_encoder", "compat_f1@50"} <= set(scores)
+    assert {"acc", "map", "f1@50", "acc_encoder", "compat_f1@50", "streaming_acc", "streaming_coverage"} <= set(scores)
     assert len(list((runs / "eval_test").glob("timeline_*.png"))) == 2
     for split in ("train", "val", "test"):  # every split extracted into one folder, own labels
         assert (tmp_path / "data" / "feats" / f"{split}.json").exists()

@@ -4,8 +4,9 @@
     detectors.py    person detectors (hog, full_frame, grounding_dino, external boxes)
     tracker.py      track ids across frames
     grounding.py    referring text -> one track, with hysteresis
-    pipeline.py     detect -> track -> ground -> encode -> buffer -> HopaDIFF -> stitch
-    stitching.py    per-window predictions -> segments with stable ids, revisions and status
+    settings.py     every rhas_node parameter, declared once (config/rhas.yaml is generated from it)
+    pipeline.py     detect -> track -> encode -> ground, then hopadiff.streaming (buffers, windows,
+                    HopaDIFF, stitching into segments: the code hopadiff-eval --streaming runs too)
     debug_image.py  the annotated frame for ~/debug_image
 
 Nothing here imports rclpy or ROS messages (a test checks it), so it runs and tests without ROS.

@@ -183,7 +183,9 @@ class RhasPipeline:
         if self.referring and target != self.last_target and self.last_target is not None:
             outputs += self._closed(self.segmenter.close([self.last_target]))  # the target switched
         self.last_target = target
-        todo = tracks[: self.settings.max_persons] if not self.referring else [t for t in tracks if t.track_id == target]
+        todo = (
+            tracks[: self.settings.max_persons] if not self.referring else [t for t in tracks if t.track_id == target]
+        )
         inference_ms = None
         if self.segmenter.due(k) and any(self.segmenter.ready(t.track_id) for t in todo):
             t0 = time.perf_counter()

@@ -37,7 +37,9 @@ class Settings(StreamConfig):
     sample_fps: float = setting(0.0, "frames per second kept from the camera, by header stamp (0 = the checkpoint's "
                                 "training rate)", range=(0.0, 1000.0), dynamic=True)  # fmt: skip
     max_persons: int = setting(8, "persons segmented at most in everyone mode", range=(1, 64))
-    segment_all_persons: bool = setting(False, "everyone mode: segment every tracked person instead of the referred one")
+    segment_all_persons: bool = setting(
+        False, "everyone mode: segment every tracked person instead of the referred one"
+    )
     grounding_window: int = setting(
         256, "sampled frames over which a person's text-crop similarity is averaged into the grounding score",
         range=(1, 100000), dynamic=True,
@@ -58,7 +60,9 @@ class Settings(StreamConfig):
     segments_topic: str = setting("action_segments", "output: rhas_msgs/ActionSegmentArray")
     labels_topic: str = setting("action_labels", "output (latched): rhas_msgs/ActionLabels")
     tracks_topic: str = setting("tracked_persons", "output: rhas_msgs/TrackedPersonArray")
-    image_qos: str = setting("sensor_data", "sensor_data (best effort) or reliable", choices=("sensor_data", "reliable"))
+    image_qos: str = setting(
+        "sensor_data", "sensor_data (best effort) or reliable", choices=("sensor_data", "reliable")
+    )
     image_qos_depth: int = setting(5, "history depth of the reliable image subscription", range=(1, 1000))
     queue_size: int = setting(2, "frames waiting for the worker; older ones are dropped (latest wins)",
                               range=(1, 1000), dynamic=True)  # fmt: skip

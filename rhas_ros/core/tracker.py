@@ -45,7 +45,9 @@ class IouTracker:
         self._next_id = 1
 
     def reset(self) -> None:
-        self.tracks, self._next_id = [], 1
+        """Forget every track; ids keep counting (an id is never reused within a run, even across a
+        bag loop: a consumer's history of person 1 must not continue with someone else)."""
+        self.tracks = []
 
     def update(self, boxes, scores=None, external_ids=None) -> list[Track]:
         """One sampled frame of detections -> current (matched or recently seen) tracks."""

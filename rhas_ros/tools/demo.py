@@ -20,7 +20,9 @@ from pathlib import Path
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="rhas_demo", description=__doc__)
     ap.add_argument("--out", type=Path, default=Path("demo_out"), help="cache folder for the demo assets")
-    ap.add_argument("--person", type=int, default=0, help="which person of the clip the text refers to (0-2)")
+    ap.add_argument(
+        "--person", type=int, default=None, help="only this person of the clip (0-2); default: each in turn"
+    )
     ap.add_argument("--everyone", action="store_true", help="segment every person instead (everyone mode)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[rhas_demo] %(message)s")
@@ -58,8 +60,9 @@ def main(argv=None) -> int:
                 "rhas_ros.tools.player",
                 "--clip",
                 assets["demo_clip"],
-                "--person",
-                str(args.person),
+                "--pictures",
+                str(args.out / "report"),
+                *([] if args.person is None else ["--person", str(args.person)]),
             ],
             env=env,
             timeout=600,

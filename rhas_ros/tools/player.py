@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import rclpy
 from rclpy.node import Node
@@ -43,6 +44,7 @@ class ClipPlayer(Node):
         frame_id: str = "camera",
         node_name: str = "rhas_clip_player",
         verbose: bool = True,
+        record_debug: bool = False,
     ):
         super().__init__(node_name)
         self.frame_id, self.verbose = frame_id, verbose
@@ -59,8 +61,16 @@ class ClipPlayer(Node):
         self.persons_pub = self.create_publisher(TrackedPersonArray, "persons", qos.RELIABLE)
         self.text_pub = self.create_publisher(String, "referring_text", qos.LATCHED)
         self.received: list[ActionSegmentArray] = []
+        self.play_index = 0  # which replay of the clip is running
+        self.first_play: dict[int, int] = {}  # segment id -> the replay that first published it
         self.node_labels: list[str] = []
+        self.tracks: list[TrackedPersonArray] = []
+        self.clip_person: dict[int, int] = {}  # the node's person id -> index of the clip's person
         self.create_subscription(ActionSegmentArray, "action_segments", self._on_segments, 100)
+        self.create_subscription(TrackedPersonArray, "tracked_persons", self._on_tracks, 100)
+        self.debug_frames: list[np.ndarray] = []  # BGR frames of ~/debug_image during the first replay
+        if record_debug:
+            self.create_subscription(Image, "/rhas_node/debug_image", self._on_debug, 10)
         self.create_subscription(ActionLabels, "action_labels", self._on_labels, qos.LATCHED)
 
     def stamp_ns(self, i: int) -> int:
@@ -69,8 +79,25 @@ class ClipPlayer(Node):
     def _on_labels(self, msg: ActionLabels) -> None:
         self.node_labels = list(msg.labels)
 
+    def _on_debug(self, msg: Image) -> None:
+        if self.play_index == 0:
+            self.debug_frames.append(np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.width, 3).copy())
+
+    def _on_tracks(self, msg: TrackedPersonArray) -> None:
+        """Which of the clip's persons each of the node's person ids is: its box is the one published."""
+        self.tracks.append(msg)
+        t = round((stamp_to_ns(msg.header.stamp) - T0_NS) * self.fps / 1e9) % len(self.frames)
+        for p in msg.persons:
+            if p.frames_since_seen == 0:
+                box = [p.roi.x_offset, p.roi.y_offset, p.roi.width, p.roi.height]
+                for q, person in enumerate(self.persons):
+                    if t >= 0 and person["boxes"][t] and list(person["boxes"][t]) == box:
+                        self.clip_person.setdefault(p.person_id, q)
+
     def _on_segments(self, msg: ActionSegmentArray) -> None:
         self.received.append(msg)
+        for s in msg.segments:
+            self.first_play.setdefault(s.segment_id, self.play_index)
         if not self.verbose:
             return
         t = (stamp_to_ns(msg.header.stamp) - T0_NS) / 1e9
@@ -91,22 +118,32 @@ class ClipPlayer(Node):
         while time.monotonic() < end:
             rclpy.spin_once(self, timeout_sec=0.01)
 
-    def play(self, rate: float) -> None:
-        deadline = time.monotonic() + 60
+    def wait_for_node(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
         while (not self.node_labels or self.image_pub.get_subscription_count() == 0) and time.monotonic() < deadline:
             self.spin_for(0.1)
         if not self.node_labels:
-            raise SystemExit("rhas_node did not come up within 60 s (no action_labels)")
-        print(
-            f"referring text: {self.text!r} (person {self.person + 1} of {len(self.persons)}); "
-            f"playing {len(self.frames)} frames at {rate:g} frames/s"
-        )
-        self.text_pub.publish(String(data=self.text))
-        self.spin_for(0.5)
-        for i in range(len(self.frames)):
-            self.publish_frame(i)
-            self.spin_for(1.0 / rate)
-        self.spin_for(3.0)
+            raise SystemExit(f"rhas_node did not come up within {timeout:g} s (no action_labels)")
+
+    def play(self, rate: float, persons: list[int] | None = None, on_frame=None) -> None:
+        """Play the clip once per person in ``persons`` (default: the one given at start), each time
+        with that person's referring text. Every replay starts the camera clock again, as a bag
+        loop does: the node closes what it published and starts afresh."""
+        self.wait_for_node()
+        for n, person in enumerate([self.person] if persons is None else persons):
+            self.play_index, self.person, self.text = n, person, self.persons[person]["text"]
+            print(
+                f"referring text: {self.text!r} (person {person + 1} of {len(self.persons)}); "
+                f"playing {len(self.frames)} frames at {rate:g} frames/s"
+            )
+            self.text_pub.publish(String(data=self.text))
+            self.spin_for(0.5)
+            for i in range(len(self.frames)):
+                self.publish_frame(i)
+                self.spin_for(1.0 / rate)
+                if on_frame is not None:
+                    on_frame(n, i)
+            self.spin_for(3.0)
 
     def publish_frame(
         self, i: int, stamp_ns: int | None = None, rgb: np.ndarray | None = None, persons_offset_ns: int = 0
@@ -142,63 +179,150 @@ class ClipPlayer(Node):
             )
         )
 
-    def score(self) -> dict:
-        """Frame accuracy of the latest revision of every segment for the referred person."""
+    def latest(self) -> dict[int, tuple[int, object]]:
+        """segment id -> (person id, the highest revision received)."""
         latest = {}
         for m in self.received:
             for s in m.segments:
                 if s.segment_id not in latest or s.revision >= latest[s.segment_id][1].revision:
                     latest[s.segment_id] = (m.person_id, s)
-        ids = [pid for pid, _ in latest.values()]
-        person_id = max(set(ids), key=ids.count) if ids else None
-        T = len(self.frames)
-        pred = [set() for _ in range(T)]
-        for pid, s in latest.values():
-            if pid != person_id or s.confidence <= 0:
+        return latest
+
+    def open_segments(self) -> int:
+        """Segments whose latest revision is still ONGOING (the contract says: none, in the end)."""
+        return sum(s.status != s.STATUS_FINAL for _, s in self.latest().values())
+
+    def published_probs(self, play: int | None = None, person_id: int | None = None) -> np.ndarray:
+        """(C, T): per class and clip frame, the confidence of the published segments (latest
+        revisions, retractions dropped) of one replay and person."""
+        T, C = len(self.frames), len(self.labels)
+        probs = np.zeros((C, T), np.float32)
+        for sid, (pid, s) in self.latest().items():
+            if (play is not None and self.first_play.get(sid) != play) or (person_id is not None and pid != person_id):
+                continue
+            if s.confidence <= 0:
                 continue
             a, b = (round((stamp_to_ns(x) - T0_NS) * self.fps / 1e9) for x in (s.start, s.end))
-            for t in range(max(0, a), min(T, b + 1)):
-                pred[t].add(s.class_id)
-        gt = [set(x) for x in self.persons[self.person]["labels"]]
-        covered = [t for t in range(T) if pred[t]]
-        hit = sum(bool(pred[t] & gt[t]) for t in covered)
-        chance = np.mean([len(g) / len(self.labels) for g in gt])
+            a, b = max(0, a), min(T - 1, b)
+            probs[s.class_id, a : b + 1] = np.maximum(probs[s.class_id, a : b + 1], s.confidence)
+        return probs
+
+    def ground_truth(self, person: int) -> np.ndarray:
+        """(C, T) multi-hot labels of one person of the clip."""
+        gt = np.zeros((len(self.labels), len(self.frames)), bool)
+        for t, classes in enumerate(self.persons[person]["labels"]):
+            gt[list(classes), t] = True
+        return gt
+
+    def score(self, play: int = 0, person: int | None = None) -> dict:
+        """One replay: who the node segmented, and the frame accuracy of its published segments
+        against the referred person's ground truth."""
+        person = self.person if person is None else person
+        in_play = [m for m in self.received if m.query and m.segments and any(
+            self.first_play.get(s.segment_id) == play for s in m.segments)]  # fmt: skip
+        grounded = [self.clip_person.get(m.person_id) for m in in_play]
+        mine = [pid for pid, q in self.clip_person.items() if q == person]
+        probs = sum((self.published_probs(play, pid) for pid in mine), np.zeros((len(self.labels), len(self.frames))))
+        gt = self.ground_truth(person)
+        T = len(self.frames)
+        covered = probs.max(axis=0) > 0
+        hit = int(((probs > 0) & gt).any(axis=0)[covered].sum())
+        chance = np.mean([len(x) / len(self.labels) for x in self.persons[person]["labels"]])
         return {
-            "grounded_person": person_id,
-            "referred_person": self.person + 1,
+            "referred_person": person + 1,
+            "grounded_windows": 100.0 * sum(q == person for q in grounded) / max(len(grounded), 1),
+            "grounded_persons": sorted({q + 1 for q in grounded if q is not None}),
             "frames": T,
-            "covered": len(covered),
-            "hit_accuracy": 100.0 * hit / max(len(covered), 1),
+            "covered": int(covered.sum()),
+            "hit_accuracy": 100.0 * hit / max(int(covered.sum()), 1),
             "hit_accuracy_all": 100.0 * hit / T,
             "chance": 100 * chance,
-            "messages": len(self.received),
+            "messages": sum(
+                1 for m in self.received if any(self.first_play.get(s.segment_id) == play for s in m.segments)
+            ),
         }
+
+
+def deactivate(node: Node, name: str = "/rhas_node", timeout: float = 30.0) -> bool:
+    """Deactivate the node through its lifecycle service (as `ros2 lifecycle set NAME deactivate`)."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    client = node.create_client(ChangeState, f"{name}/change_state")
+    if not client.wait_for_service(timeout_sec=timeout):
+        return False
+    future = client.call_async(ChangeState.Request(transition=Transition(id=Transition.TRANSITION_DEACTIVATE)))
+    rclpy.spin_until_future_complete(node, future, timeout_sec=timeout)
+    return future.result() is not None and future.result().success
+
+
+def write_pictures(player: ClipPlayer, persons: list[int], out: Path) -> list[Path]:
+    """timeline.png (per referred person: ground truth vs the node's published segments) and
+    annotated.gif (the node's ~/debug_image stream of the first replay)."""
+    from hopadiff.evaluate import timeline_png
+
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for n, person in enumerate(persons):
+        mine = [pid for pid, q in player.clip_person.items() if q == person]
+        probs = sum(
+            (player.published_probs(n, pid) for pid in mine), np.zeros((len(player.labels), len(player.frames)))
+        )
+        path = out / f"timeline_person{person + 1}.png"
+        title = f"person {person + 1}: {player.persons[person]['text']!r}"
+        timeline_png(path, title, probs, player.ground_truth(person), player.labels, True, fps=player.fps)
+        rows.append(cv2.imread(str(path)))
+    width = max(r.shape[1] for r in rows)
+    sheet = np.vstack([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows])
+    written = [out / "timeline.png"]
+    cv2.imwrite(str(written[0]), sheet)
+    if player.debug_frames:
+        from PIL import Image as PILImage
+
+        frames = [PILImage.fromarray(f[:, :, ::-1]) for f in player.debug_frames[::2]]  # BGR -> RGB, every 2nd
+        written.append(out / "annotated.gif")
+        frames[0].save(written[1], save_all=True, append_images=frames[1:], duration=round(2000 / player.fps), loop=0)
+    return written
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="rhas_player", description=__doc__)
     ap.add_argument("--clip", type=Path, required=True, help="extract manifest of the clip (hopadiff-synth --video)")
-    ap.add_argument("--person", type=int, default=0, help="index of the person whose text is published")
+    ap.add_argument("--person", type=int, default=None, help="only this person (0-based); default: each in turn")
     ap.add_argument("--rate", type=float, default=20.0, help="frames per second of wall time")
+    ap.add_argument("--pictures", type=Path, default=None, help="write timeline.png and annotated.gif here")
+    ap.add_argument("--no-deactivate", action="store_true", help="leave the node active at the end")
     args = ap.parse_args(argv)
     with rclpy.init():
-        player = ClipPlayer(args.clip, args.person)
+        player = ClipPlayer(args.clip, args.person or 0, record_debug=args.pictures is not None)
+        persons = list(range(len(player.persons))) if args.person is None else [args.person]
         try:
-            player.play(args.rate)
-            r = player.score()
+            player.play(args.rate, persons)
+            deactivated = False if args.no_deactivate else deactivate(player)
+            player.spin_for(1.0)
+            results = [player.score(n, p) for n, p in enumerate(persons)]
+            still_open = player.open_segments()
+            pictures = write_pictures(player, persons, args.pictures) if args.pictures else []
         finally:
             player.destroy_node()
     print()
-    print("| result | value |\n|---|---|")
-    print(f"| ActionSegmentArray messages received | {r['messages']} |")
-    print(f"| grounded person / referred person | #{r['grounded_person']} / #{r['referred_person']} |")
-    print(f"| frames covered by segments | {r['covered']} of {r['frames']} |")
-    print(
-        f"| frame accuracy on covered frames (a published action is in the ground truth) | {r['hit_accuracy']:.1f} % |"
-    )
-    print(f"| frame accuracy on all frames (uncovered frames count as wrong) | {r['hit_accuracy_all']:.1f} % |")
-    print(f"| chance level (random action) | {r['chance']:.1f} % |")
-    return 0
+    print("| referred person | grounded to (share of windows) | frames covered | accuracy, covered frames | "
+          "accuracy, all frames | chance |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    for r in results:
+        print(
+            f"| #{r['referred_person']} | #{', #'.join(map(str, r['grounded_persons'])) or '-'} "
+            f"({r['grounded_windows']:.0f} % on #{r['referred_person']}) | {r['covered']} of {r['frames']} | "
+            f"{r['hit_accuracy']:.1f} % | {r['hit_accuracy_all']:.1f} % | {r['chance']:.1f} % |"
+        )
+    print()
+    print(f"ActionSegmentArray messages received: {len(player.received)}")
+    if not args.no_deactivate:
+        print(f"node deactivated: {'yes' if deactivated else 'NO'}; segments left ONGOING: {still_open} (must be 0)")
+    print("accuracy: a frame counts when a published action of the referred person is in its ground truth")
+    for path in pictures:
+        print(f"wrote {path}")
+    return 0 if (args.no_deactivate or (deactivated and still_open == 0)) else 1
 
 
 if __name__ == "__main__":

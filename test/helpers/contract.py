@@ -59,8 +59,15 @@ def as_messages(outputs) -> list[dict]:
             "window": [o.window_start_ns, o.window_end_ns],
             "person_id": o.person_id,
             "segments": [
-                {"id": s.segment_id, "rev": s.revision, "status": s.status, "start": s.start_ns, "end": s.end_ns,
-                 "conf": s.confidence, "class_id": s.class_id}  # fmt: skip
+                {
+                    "id": s.segment_id,
+                    "rev": s.revision,
+                    "status": s.status,
+                    "start": s.start_ns,
+                    "end": s.end_ns,
+                    "conf": s.confidence,
+                    "class_id": s.class_id,
+                }
                 for s in o.segments
             ],
         }

@@ -41,8 +41,7 @@ class Client(ClipPlayer):
         self.t0 = T0
         self.photo = None  # an RGB image sent instead of the clip's frames (--photo)
         self.cimg_pub = self.create_publisher(CompressedImage, "image/compressed", img_qos)
-        self.tracks, self.diags, self.debug_images = [], [], []
-        self.create_subscription(TrackedPersonArray, "tracked_persons", self.tracks.append, 100)
+        self.diags, self.debug_images = [], []  # self.tracks: the player's tracked_persons messages
         self.create_subscription(DiagnosticArray, "/diagnostics", self.diags.append, 10)
         self.create_subscription(Image, "/rhas_node/debug_image", self.debug_images.append, 10)
 
