@@ -1,6 +1,11 @@
-"""Start rhas_node as a lifecycle node and drive it through configure -> activate.
+"""Start rhas_node as a lifecycle node, configure it, and activate it once configure succeeded.
 
 ros2 launch rhas_ros rhas.launch.py checkpoint:=/path/model.pt image_topic:=/camera/image_raw
+
+Activation follows the first successful configure only: a later `ros2 lifecycle set /rhas_node
+deactivate` stays inactive. A configure that fails (missing checkpoint, ...) leaves the node
+unconfigured and logs the reason; the launch keeps running so that the parameter can be fixed
+(`ros2 param set`) and the node configured by hand.
 """
 
 from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
@@ -20,6 +25,7 @@ ARGUMENTS = {
     "checkpoint": ("", "HopaDIFF checkpoint (.pt)"),
     "backbone": ("blip2", "blip2 | clip (must match the checkpoint)"),
     "backbone_model": ("", "hub name or local folder of the backbone ('' = paper default)"),
+    "detector": ("hog", "hog | full_frame | grounding_dino | external (boxes on the persons topic)"),
     "device": ("auto", "auto | cpu | cuda | cuda:N"),
     "precision": ("fp32", "fp32 | bf16 | fp16"),
     "image_topic": ("image", "camera image topic"),
@@ -48,6 +54,7 @@ def generate_launch_description():
                 "checkpoint": cfg["checkpoint"],
                 "backbone": cfg["backbone"],
                 "backbone_model": cfg["backbone_model"],
+                "detector": cfg["detector"],
                 "device": cfg["device"],
                 "precision": cfg["precision"],
                 "use_sim_time": ParameterValue(cfg["use_sim_time"], value_type=bool),
@@ -64,10 +71,12 @@ def generate_launch_description():
     configure = EmitEvent(
         event=ChangeState(lifecycle_node_matcher=matches_action(node), transition_id=Transition.TRANSITION_CONFIGURE)
     )
-    activate_when_inactive = RegisterEventHandler(
+    activate_after_first_configure = RegisterEventHandler(
         OnStateTransition(
             target_lifecycle_node=node,
+            start_state="configuring",
             goal_state="inactive",
+            handle_once=True,
             entities=[
                 EmitEvent(
                     event=ChangeState(
@@ -77,4 +86,4 @@ def generate_launch_description():
             ],
         )
     )
-    return LaunchDescription([*args, node, activate_when_inactive, configure])
+    return LaunchDescription([*args, node, activate_after_first_configure, configure])

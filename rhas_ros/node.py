@@ -76,6 +76,7 @@ class RhasNode(LifecycleNode):
         self._current: dict[int, str] = {}  # person id -> current actions, for ~/debug_image
         self._last_query: str | None = None
         self._text_logged_at, self._texts_unlogged = -1e9, 0
+        self._texts_seen: collections.deque = collections.deque(maxlen=64)  # (publisher gid, sequence number)
 
     # ------------------------------------------------------------------ parameters
     def _warn_unknown_overrides(self) -> None:
@@ -140,7 +141,12 @@ class RhasNode(LifecycleNode):
             )
         else:
             self._subs.append(self.create_subscription(Image, s.image_topic, self._on_image, image_qos))
+        # Two subscriptions, one topic: the transient-local one receives a text latched before the
+        # node started; the volatile one matches a volatile publisher (`ros2 topic pub` by default),
+        # which a transient-local subscription never does. A latched publisher reaches both: the
+        # copy is recognised by (publisher, sequence number) and dropped.
         self._subs.append(self.create_subscription(String, s.text_topic, self._on_text, qos.LATCHED))
+        self._subs.append(self.create_subscription(String, s.text_topic, self._on_text, qos.TEXT_VOLATILE))
         if s.detector == "external":
             self._subs.append(
                 self.create_subscription(TrackedPersonArray, s.persons_topic, self._on_persons, qos.RELIABLE)
@@ -150,9 +156,8 @@ class RhasNode(LifecycleNode):
         self._worker.start()
         self._diag_timer = self.create_timer(1.0, self._publish_diagnostics)
         ret = super().on_activate(state)
-        self.get_logger().info(
-            f"active: images on {s.image_topic}{'/compressed' if s.use_compressed else ''}, "
-            f"text on {s.text_topic}, detector {s.detector}"
+        self.get_logger().info(  # the resolved names (namespace and remappings applied)
+            f"active: images on {self._subs[0].topic_name}, text on {self._subs[1].topic_name}, detector {s.detector}"
         )
         self._pubs["labels"].publish(
             ActionLabels(
@@ -282,8 +287,14 @@ class RhasNode(LifecycleNode):
             self._warned[key] = now
             self.get_logger().warning(message)
 
-    def _on_text(self, msg: String) -> None:
+    def _on_text(self, msg: String, info) -> None:
         try:
+            gid = info.get("publisher_gid") or {}
+            key = (bytes(gid.get("data", b"")), info.get("publication_sequence_number"))
+            if key[1] is not None:
+                if key in self._texts_seen:
+                    return  # the same message through the other text subscription
+                self._texts_seen.append(key)
             text = msg.data
             limit = self.settings.max_text_chars
             if len(text) > limit:

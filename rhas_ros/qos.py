@@ -6,6 +6,8 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profi
 
 # Latched: the last message is kept for late joiners (label set, referring text).
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# Referring texts from volatile publishers (`ros2 topic pub`'s default), alongside LATCHED.
+TEXT_VOLATILE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
 # Outputs and person boxes: reliable, a short queue.
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 # Debug images: reliable, keep only the newest two.

@@ -10,6 +10,11 @@
 #      + scripts/fix_ros_cmake.py                    (see that file: wheel CMake exports)
 #   3. cmake build + install of rhas_msgs into .venv (reruns when rhas_msgs/ changes)
 #   4. pip install -e . (rhas_ros + hopadiff)        (reruns when setup.py/setup.cfg/package.xml change)
+#   5. ../shared/ros-launch/install.sh .venv         (the ROS 2 launch system and `ros2` CLI as wheels,
+#                                                     when that folder exists; RHAS_ROS_LAUNCH names
+#                                                     another; idempotent, seconds when done)
+#   6. scripts/ament_prefix.py .venv                 (the venv becomes an ament prefix for rhas_ros and
+#                                                     sets AMENT_PREFIX_PATH for every Python it starts)
 # Environment: RHAS_VENV overrides the venv folder; PYTHON the interpreter used to create it.
 set -euo pipefail
 
@@ -83,4 +88,16 @@ if ! stamp_ok pkg "$pkg_key"; then
   "${PIP[@]}" install --quiet --no-deps --no-build-isolation -e .
   write_stamp pkg "$pkg_key"
 fi
+# 5. the launch system and the ros2 CLI, where this machine has them as wheels
+ROS_LAUNCH="${RHAS_ROS_LAUNCH:-$ROOT/../shared/ros-launch}"
+if [ -f "$ROS_LAUNCH/install.sh" ]; then
+  bash "$ROS_LAUNCH/install.sh" "$VENV" > "$VENV/.rhas-ros-launch.log" 2>&1 \
+    || { tail -20 "$VENV/.rhas-ros-launch.log" >&2; log "installing the launch system from $ROS_LAUNCH failed"; exit 1; }
+  log "launch system and ros2 CLI: $(tail -1 "$VENV/.rhas-ros-launch.log" | cut -c1-60)... (from $ROS_LAUNCH)"
+else
+  log "no $ROS_LAUNCH: ros2 launch / ros2 CLI not installed (their tests skip; a ROS distro brings its own)"
+fi
+
+# 6. the venv as an ament prefix (share/rhas_ros, lib/rhas_ros, AMENT_PREFIX_PATH)
+"$VPY" scripts/ament_prefix.py "$VENV"
 log "environment ready: $VENV"

@@ -306,6 +306,11 @@ def main() -> int:
         text = args.text if args.text is not None else c.texts[0]
         if args.scenario == "contract":
             extra = contract(c, args.node_pid)
+        elif args.scenario == "frames":  # camera frames and boxes only (the text comes from elsewhere)
+            for i in range(args.frames):
+                c.send_frame(i)
+                c.spin_for(FRAME_GAP)
+            c.wait_processed(args.frames - 1)
         elif args.scenario == "persons_stamps":
             c.send_text(text)
             for i, offset in enumerate([0] * 16 + [20_000_000] * 8 + [1_000_000_000] * 8):
