@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("launch_testing")
 pytest.importorskip("launch_ros")
 
+import os
 import tempfile
 import unittest
 from pathlib import Path
@@ -27,6 +28,10 @@ LAUNCH = Path(__file__).resolve().parents[1] / "launch" / "rhas.launch.py"
 
 @pytest.mark.launch_test
 def generate_test_description():
+    # Isolated like every DDS test: the worker's own domain (conftest.worker_domain_id's formula),
+    # localhost discovery. launch_testing runs the launch in this process, so set it here.
+    os.environ["ROS_DOMAIN_ID"] = str(100 + os.getpid() % 60)
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     import hopadiff
     from hopadiff.config import Config
     from hopadiff.features.tiny import make_tiny_clip

@@ -42,7 +42,11 @@ def make_node(ros_env, monkeypatch):
     nodes = []
 
     def make(**params):
-        node = RhasNode(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+        # Namespaced: a participant of this process can outlive rclpy.shutdown() for a while, and a
+        # stale /rhas_node/change_state on the domain would answer a later test's launch instead.
+        node = RhasNode(
+            namespace="in_process_test", parameter_overrides=[Parameter(k, value=v) for k, v in params.items()]
+        )
         nodes.append(node)
         return node
 
