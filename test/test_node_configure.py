@@ -107,11 +107,11 @@ def test_configure_activate_cleanup_succeed(assets, make_node, capfd):
     assert (node.settings.window, node.settings.hop, node.settings.sample_fps) == (256, 64, 2.0)
     assert "sample_fps=2.0 differs from the checkpoint's training value 5.0" in capfd.readouterr().err
     assert node.pipeline is not None and node.labels == [f"a{i}" for i in range(5)]
-    assert "/image" not in _subscribed(node), "inputs are subscribed only while active"
+    assert "/in_process_test/image" not in _subscribed(node), "inputs are subscribed only while active"
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-    assert {"/image", "/referring_text"} <= _subscribed(node)
+    assert {"/in_process_test/image", "/in_process_test/referring_text"} <= _subscribed(node)
     assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
-    assert "/image" not in _subscribed(node)
+    assert "/in_process_test/image" not in _subscribed(node)
     assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
     assert node.pipeline is None
 
