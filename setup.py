@@ -34,6 +34,7 @@ setup(
             "hopadiff-convert = hopadiff.convert:main",
             "rhas_node = rhas_ros.node:main",
             "rhas_demo = rhas_ros.tools.demo:main",
+            "rhas_behavior = rhas_ros.behavior:main",
         ],
     },
 )

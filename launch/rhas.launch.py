@@ -9,6 +9,7 @@ unconfigured and logs the reason; the launch keeps running so that the parameter
 """
 
 from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
+from launch.conditions import IfCondition
 from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode
@@ -33,6 +34,11 @@ ARGUMENTS = {
     "namespace": ("", "namespace of the node"),
     "use_sim_time": ("false", "use /clock (bags, simulation)"),
     "log_level": ("info", "debug | info | warn | error"),
+    "behavior": ("false", "also start rhas_behavior (configured once rhas_node is active)"),
+    "behavior_rules": (
+        PathJoinSubstitution([FindPackageShare("rhas_ros"), "config", "behavior.yaml"]),
+        "rhas_behavior's rules file",
+    ),
 }
 
 
@@ -86,4 +92,49 @@ def generate_launch_description():
             ],
         )
     )
-    return LaunchDescription([*args, node, activate_after_first_configure, configure])
+    # The example behaviour node: configured once rhas_node is active (it needs the latched label
+    # set to check its rules), activated after its own first configure.
+    behavior = LifecycleNode(
+        package="rhas_ros",
+        executable="rhas_behavior",
+        name="rhas_behavior",
+        namespace=cfg["namespace"],
+        output="screen",
+        parameters=[{"rules_file": cfg["behavior_rules"], "autostart": False}],
+        arguments=["--ros-args", "--log-level", cfg["log_level"]],
+        condition=IfCondition(cfg["behavior"]),
+    )
+    configure_behavior = RegisterEventHandler(
+        OnStateTransition(
+            target_lifecycle_node=node,
+            goal_state="active",
+            handle_once=True,
+            entities=[
+                EmitEvent(
+                    event=ChangeState(
+                        lifecycle_node_matcher=matches_action(behavior), transition_id=Transition.TRANSITION_CONFIGURE
+                    )
+                )
+            ],
+        ),
+        condition=IfCondition(cfg["behavior"]),
+    )
+    activate_behavior = RegisterEventHandler(
+        OnStateTransition(
+            target_lifecycle_node=behavior,
+            start_state="configuring",
+            goal_state="inactive",
+            handle_once=True,
+            entities=[
+                EmitEvent(
+                    event=ChangeState(
+                        lifecycle_node_matcher=matches_action(behavior), transition_id=Transition.TRANSITION_ACTIVATE
+                    )
+                )
+            ],
+        ),
+        condition=IfCondition(cfg["behavior"]),
+    )
+    return LaunchDescription(
+        [*args, node, activate_after_first_configure, configure, behavior, configure_behavior, activate_behavior]
+    )

@@ -17,6 +17,7 @@ ROSDEP_KEYS = {
     "rhas_msgs": "rhas_msgs",
     "builtin_interfaces": "builtin_interfaces",
     "std_msgs": "std_msgs",
+    "std_srvs": "std_srvs",
     "sensor_msgs": "sensor_msgs",
     "diagnostic_msgs": "diagnostic_msgs",
     "lifecycle_msgs": "lifecycle_msgs",

@@ -24,6 +24,7 @@ def main(argv=None) -> int:
         "--person", type=int, default=None, help="only this person of the clip (0-2); default: each in turn"
     )
     ap.add_argument("--everyone", action="store_true", help="segment every person instead (everyone mode)")
+    ap.add_argument("--no-behavior", action="store_true", help="do not run rhas_behavior (config/behavior.yaml)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[rhas_demo] %(message)s")
     from .demo_assets import build_assets
@@ -52,6 +53,14 @@ def main(argv=None) -> int:
         cmd += ["-p", f"{k}:={v}"]
     print(f"starting rhas_node (checkpoint {assets['checkpoint']}, ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']})", flush=True)
     node = subprocess.Popen(cmd, env=env, start_new_session=True)
+    behavior = None
+    if not args.no_behavior:  # the consumer side: the example behaviour node and its shipped rules
+        behavior_log = open(args.out / "behavior.log", "w")  # noqa: SIM115 (closed in finally)
+        behavior = subprocess.Popen(
+            [sys.executable, "-m", "rhas_ros.behavior", "--ros-args", "-p", "autostart:=true",
+             "-p", "labels_timeout:=120.0"],
+            env=env, start_new_session=True, stdout=behavior_log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     try:
         player = subprocess.run(
             [
@@ -69,11 +78,19 @@ def main(argv=None) -> int:
         )
         return player.returncode
     finally:
-        os.killpg(node.pid, signal.SIGINT)
-        try:
-            node.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(node.pid, signal.SIGKILL)
+        for proc in filter(None, (behavior, node)):
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        if behavior is not None:
+            behavior_log.close()
+            log_lines = (args.out / "behavior.log").read_text().splitlines()
+            fired = [line.split("]: ", 1)[-1] for line in log_lines if "fired:" in line or "configure failed" in line]
+            print(f"\nrhas_behavior (config/behavior.yaml) fired {len(fired)} time(s):")
+            for line in fired:
+                print(f"  {line}")
 
 
 if __name__ == "__main__":

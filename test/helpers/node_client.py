@@ -21,7 +21,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, RegionOfInterest
 from std_msgs.msg import Header, String
 
-from rhas_msgs.msg import TrackedPerson, TrackedPersonArray
+from rhas_msgs.msg import ActionSegmentArray, TrackedPerson, TrackedPersonArray
 from rhas_ros.conversions import ns_to_stamp, stamp_to_ns
 from rhas_ros.tools.player import ClipPlayer
 
@@ -306,6 +306,20 @@ def main() -> int:
         text = args.text if args.text is not None else c.texts[0]
         if args.scenario == "contract":
             extra = contract(c, args.node_pid)
+        elif args.scenario == "behavior":  # play with a text; collect what rhas_behavior says, with times
+            said, seen = [], []
+            c.create_subscription(String, "said", lambda m: said.append([time.monotonic(), m.data]), 100)
+            c.create_subscription(
+                ActionSegmentArray, "action_segments",
+                lambda m: seen.append([time.monotonic(), [s.label for s in m.segments if s.confidence > 0]]), 100,
+            )  # fmt: skip
+            c.send_text(text)
+            for i in range(args.frames):
+                c.send_frame(i)
+                c.spin_for(FRAME_GAP)
+            c.wait_processed(args.frames - 1)
+            c.spin_for(2.0)
+            extra = {"said": said, "seen": seen}
         elif args.scenario == "frames":  # camera frames and boxes only (the text comes from elsewhere)
             for i in range(args.frames):
                 c.send_frame(i)
