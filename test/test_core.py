@@ -224,6 +224,10 @@ def test_pipeline_encodes_holistic_features_with_the_query(tiny_models):
     expected = backbone.encode_images([frame], "the tall person in the red shirt").features[0].numpy()
     np.testing.assert_allclose(pipe.segmenter.holistic[-1], expected, rtol=1e-5, atol=1e-6)
     assert not np.allclose(pipe.segmenter.holistic[-1], backbone.encode_images([frame]).features[0].numpy())
+    both = backbone.encode_images([frame, frame[:30, :20]], condition_first="the tall person in the red shirt")
+    np.testing.assert_allclose(both.first_conditioned.numpy(), expected, rtol=1e-5, atol=1e-6)  # one vision pass
+    np.testing.assert_allclose(both.features[0].numpy(), backbone.encode_images([frame]).features[0].numpy(),
+                               rtol=1e-5, atol=1e-6)  # fmt: skip
     pipe.set_query("the short person in the blue shirt")
     assert len(pipe.segmenter.holistic) == 0 and not pipe.segmenter.persons, "features of the old text are not reused"
     pipe.process(frame, 3, boxes)

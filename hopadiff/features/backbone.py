@@ -31,6 +31,7 @@ PAPER_MODELS = {"blip2": "Salesforce/blip2-itm-vit-g", "clip": "openai/clip-vit-
 class ImageEncoding:
     features: torch.Tensor  # (N, D) float32: HopaDIFF input features
     joint: torch.Tensor  # (N, E) or (N, Q, E), L2-normalised: image side of image-text similarity
+    first_conditioned: torch.Tensor | None = None  # (D,): the first image's features conditioned on a text
 
 
 def preprocess(images: list[np.ndarray], size: int, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -87,7 +88,12 @@ class Backbone:
         )
         return {k: v.to(self.device) for k, v in enc.items()}
 
-    def encode_images(self, images: list[np.ndarray], text: str | None = None) -> ImageEncoding:
+    def encode_images(
+        self, images: list[np.ndarray], text: str | None = None, condition_first: str | None = None
+    ) -> ImageEncoding:
+        """Features of every image (conditioned on ``text`` when given); ``condition_first``: also
+        the first image's features conditioned on that text (``first_conditioned``), from the same
+        vision pass — the node's frame-and-crops batch plus the referred person's holistic feature."""
         raise NotImplementedError
 
     def _refuse_text(self, text: str | None) -> None:
@@ -112,8 +118,8 @@ class ClipBackbone(Backbone):
         return self.model.config.projection_dim
 
     @torch.inference_mode()
-    def encode_images(self, images, text=None):
-        self._refuse_text(text)  # CLIP's towers meet only in the final dot product
+    def encode_images(self, images, text=None, condition_first=None):
+        self._refuse_text(text or condition_first)  # CLIP's towers meet only in the final dot product
         out = self.model.get_image_features(pixel_values=self.pixel_values(images))
         emb = out if isinstance(out, torch.Tensor) else out.pooler_output
         emb = emb.float()
@@ -140,7 +146,7 @@ class Blip2Backbone(Backbone):
         return self.model.config.qformer_config.hidden_size
 
     @torch.inference_mode()
-    def encode_images(self, images, text=None):
+    def encode_images(self, images, text=None, condition_first=None):
         m = self.model
         image_embeds = m.vision_model(pixel_values=self.pixel_values(images)).last_hidden_state
         mask = torch.ones(image_embeds.shape[:-1], dtype=torch.long, device=self.device)
@@ -149,23 +155,31 @@ class Blip2Backbone(Backbone):
         q = m.qformer(query_embeds=queries, encoder_hidden_states=image_embeds, encoder_attention_mask=mask)
         q = q.last_hidden_state  # (N, 32, 768)
         joint = F.normalize(m.vision_projection(q).float(), dim=-1)  # (N, 32, E)
-        features = q
-        if text is not None:
-            tok = self.tokens([text])
-            Q = queries.shape[1]
-            attention = torch.cat(
-                [torch.ones(N, Q, dtype=torch.long, device=self.device), tok["attention_mask"].expand(N, -1)], dim=1
-            )
-            embeds = m.embeddings(input_ids=tok["input_ids"].expand(N, -1), query_embeds=queries)
-            out = m.qformer(
-                query_embeds=embeds,
-                query_length=Q,
-                attention_mask=attention,
-                encoder_hidden_states=image_embeds,
-                encoder_attention_mask=mask,
-            )
-            features = out.last_hidden_state[:, :Q]  # (N, 32, 768): the text-conditioned query outputs
-        return ImageEncoding(features=features.float().mean(dim=1), joint=joint)
+        features = q if text is None else self._conditioned(image_embeds, mask, text)
+        first = None
+        if condition_first is not None:  # the vision tower (most of the cost) is not run again
+            first = self._conditioned(image_embeds[:1], mask[:1], condition_first).float().mean(dim=1)[0]
+        return ImageEncoding(features=features.float().mean(dim=1), joint=joint, first_conditioned=first)
+
+    def _conditioned(self, image_embeds, mask, text: str) -> torch.Tensor:
+        """The query outputs with ``text`` in the Q-Former (BLIP-2's ITM path): (N, 32, 768)."""
+        m = self.model
+        N = image_embeds.shape[0]
+        queries = m.query_tokens.expand(N, -1, -1)
+        tok = self.tokens([text])
+        Q = queries.shape[1]
+        attention = torch.cat(
+            [torch.ones(N, Q, dtype=torch.long, device=self.device), tok["attention_mask"].expand(N, -1)], dim=1
+        )
+        embeds = m.embeddings(input_ids=tok["input_ids"].expand(N, -1), query_embeds=queries)
+        out = m.qformer(
+            query_embeds=embeds,
+            query_length=Q,
+            attention_mask=attention,
+            encoder_hidden_states=image_embeds,
+            encoder_attention_mask=mask,
+        )
+        return out.last_hidden_state[:, :Q]
 
     @torch.inference_mode()
     def encode_texts(self, texts):

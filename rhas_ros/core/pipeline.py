@@ -139,11 +139,12 @@ class RhasPipeline:
             if c is not None:
                 crops.append(c)
                 crop_ids.append(t.track_id)
-        enc = self.backbone.encode_images([rgb, *crops])  # one batched forward: frame + crops
+        # One batched forward: frame + crops, and for a checkpoint trained on text-conditioned
+        # holistic features the frame's features with the query from the same vision pass.
+        condition = self.query if self.holistic_text and self.query and self.referring else None
+        enc = self.backbone.encode_images([rgb, *crops], condition_first=condition)
         feats = enc.features.cpu().numpy()
-        holistic = feats[0]
-        if self.holistic_text and self.query and self.referring:
-            holistic = self.backbone.encode_images([rgb], self.query).features.cpu().numpy()[0]
+        holistic = feats[0] if condition is None else enc.first_conditioned.cpu().numpy()
         sims = {}
         if self._text_emb is not None and crop_ids:
             s = self.backbone.similarity(enc.joint[1:], self._text_emb.to(enc.joint.device)).cpu().numpy()
