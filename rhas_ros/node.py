@@ -20,6 +20,7 @@ import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.signals import SignalHandlerOptions
@@ -187,7 +188,7 @@ class RhasNode(LifecycleNode):
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.stop()
-        self.close_segments()
+        self.close_segments(wait_acked=2.0)
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
@@ -422,11 +423,17 @@ class RhasNode(LifecycleNode):
             self._stats["segment_msgs"] += 1
             self._stats["segments_closed"] += sum(s.status == 1 for s in out.segments)
 
-    def close_segments(self) -> None:
-        """Deactivate/shutdown: every open segment is published FINAL (worker already stopped)."""
+    def close_segments(self, wait_acked: float = 0.0) -> None:
+        """Deactivate/shutdown: every open segment is published FINAL (worker already stopped).
+        ``wait_acked``: seconds to wait for reliable subscribers to acknowledge them (before the
+        node is destroyed, which would drop what is still in flight)."""
         if self.pipeline is not None:
             try:
-                self._publish_outputs(self.pipeline.close_all())
+                outputs = self.pipeline.close_all()
+                self._publish_outputs(outputs)
+                pub = self._pubs.get("segments")
+                if outputs and wait_acked > 0 and pub is not None:
+                    pub.wait_for_all_acked(Duration(seconds=wait_acked))
             except Exception as e:
                 self.get_logger().error(f"closing open segments failed: {type(e).__name__}: {e}")
 
@@ -562,7 +569,7 @@ def main(args=None) -> None:
                 # In order, whatever the state: stop intake, stop and join the worker, then destroy
                 # the node; the context goes last (leaving the with block).
                 node.stop()
-                node.close_segments()  # SIGINT/SIGTERM: open segments end FINAL (when active)
+                node.close_segments(wait_acked=2.0)  # SIGINT/SIGTERM: open segments end FINAL (when active)
                 node.destroy_node()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

@@ -149,3 +149,16 @@ def test_splits_extracted_into_one_folder_keep_their_own_labels(tmp_path, tiny_m
     res = _extract(tmp_path / "test", out, "clip", tiny_models["clip"], "--split", "val")
     assert res.returncode == 2 and "from an earlier extraction" in res.stderr
     assert {p: p.read_bytes() for p in sorted((out / "labels").iterdir())} == before
+
+
+def test_a_backbone_neither_on_disk_nor_cached_fails_at_once_with_what_to_do():
+    import time
+
+    from transformers import AutoTokenizer, Blip2ForImageTextRetrieval, CLIPModel  # noqa: F401  (before the clock)
+
+    from hopadiff.features import load_backbone
+
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match="not a local folder, not in the hub cache, and the hub was not asked"):
+        load_backbone("clip", "demo_out/no_such_backbone", "cpu", local_files_only=True)
+    assert time.perf_counter() - t0 < 5

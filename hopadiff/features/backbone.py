@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -211,6 +212,23 @@ def _preprocessor_stats(name_or_path: str, local_files_only: bool):
 BACKBONES = ("blip2", "clip")
 
 
+def _probe_hub(kind: str, name: str, local_files_only: bool) -> None:
+    """One lookup of the model's config.json (hub or cache) before transformers' own: offline and
+    not cached, transformers looked it up twice with five retries each (48 s, every warning
+    printed twice); this fails after one round, naming what to do."""
+    from huggingface_hub import hf_hub_download
+
+    try:
+        hf_hub_download(name, "config.json", local_files_only=local_files_only)
+    except Exception as e:  # connection, not-found and offline errors of huggingface_hub
+        where = "the hub was not asked (local_files_only)" if local_files_only else "the hub could not be reached"
+        raise ValueError(
+            f"cannot load {kind} backbone {name!r}: it is not a local folder, not in the hub cache, and {where} "
+            f"({type(e).__name__}); download it once with access (or save_pretrained it to a folder) and set "
+            "backbone_model to the folder"
+        ) from e
+
+
 def load_backbone(
     kind: str,
     name_or_path: str | None = None,
@@ -226,6 +244,8 @@ def load_backbone(
     name = name_or_path or PAPER_MODELS[kind]
     dev = resolve_device(device)
     dtype = resolve_dtype(precision, dev)
+    if not Path(name).is_dir():
+        _probe_hub(kind, name, local_files_only)
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=local_files_only)
         if kind == "clip":

@@ -279,7 +279,14 @@ def contract(c: Client, node_pid: int) -> dict:
     c.spin_for(0.5)
     play(84, 20)
     os.kill(node_pid, signal.SIGINT)
-    c.spin_for(4.0)
+    end = time.monotonic() + 30
+    while time.monotonic() < end:  # until the node process is gone (its closing messages sent)
+        c.spin_for(0.2)
+        try:
+            os.kill(node_pid, 0)
+        except ProcessLookupError:
+            break
+    c.spin_for(1.0)
     marks["shutdown"] = len(c.received)
     return {"marks": marks, "sent": [c.t0 + i * 100_000_000 for i in range(104)]}
 
