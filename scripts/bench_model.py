@@ -1,6 +1,6 @@
 """Benchmark HopaDIFF (not a test): prints a Markdown table.
 
-  .venv/bin/python scripts/bench_model.py [--config config/hopadiff/rhas133_blip2.yaml] [--quick]
+  .venv/bin/python scripts/bench_model.py [--config config/hopadiff/rhas133_blip2.yaml] [--quick] [--profile]
 
 Rows: two-branch window inference latency (median of N runs, ms) for W x DDIM steps x
 torch threads; one training step (batch 8, W=256); peak memory (RSS high-water mark, or
@@ -48,6 +48,9 @@ def main() -> None:
     ap.add_argument("--precision", default="fp32")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="W=256 only, fewer repeats")
+    ap.add_argument(
+        "--profile", action="store_true", help="only: where one W=256, 25-step window spends its time (torch.profiler)"
+    )
     args = ap.parse_args()
 
     cfg = hopadiff.load_config(args.config)
@@ -57,6 +60,9 @@ def main() -> None:
     print(f"# HopaDIFF benchmark: {args.config}, device {device}, {args.precision}, torch {torch.__version__}")
     print(f"# machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads default")
     print()
+    if args.profile:
+        profile_window(model, D, device)
+        return
     print("| W | DDIM steps | threads | median ms / window |")
     print("|---|---|---|---|")
     windows = [256] if args.quick else [64, 128, 256, 512]
@@ -99,6 +105,45 @@ def main() -> None:
             q.numel() for q in hopadiff.HopaDIFF(hopadiff.load_config(f"config/hopadiff/{name}").model).parameters()
         )
         print(f"| parameters, {name} | {n / 1e6:.2f} M |")
+
+
+def profile_window(model, D: int, device, W: int = 256, steps: int = 25) -> None:
+    """Operator table and per-module totals of one window (after a warm-up), to find where the time
+    goes before optimising."""
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    x = torch.randn(1, D, W, device=device)
+    model.predict(x, x, steps=steps)
+    parts = {name: [module] for name, module in model.named_children() if name != "fusion"}
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof, record_function("window"):
+        model.predict(x, x, steps=steps)
+    sort = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
+    print(f"## one window: W={W}, {steps} DDIM steps, {torch.get_num_threads()} threads")
+    print()
+    print("```")
+    print(prof.key_averages().table(sort_by=sort, row_limit=18, max_name_column_width=40))
+    print("```")
+    # Per module: wall time of each top-level part, measured with hooks (the profiler's own
+    # overhead excluded by timing a plain run).
+    totals = {label: 0.0 for label in parts}
+    starts = {}
+    hooks = []
+    for label, modules in parts.items():
+        for m in modules:
+            hooks.append(m.register_forward_pre_hook(lambda *_, lb=label: starts.__setitem__(lb, time.perf_counter())))
+            hooks.append(m.register_forward_hook(
+                lambda *_, lb=label: totals.__setitem__(lb, totals[lb] + time.perf_counter() - starts[lb])))  # fmt: skip
+    t0 = time.perf_counter()
+    model.predict(x, x, steps=steps)
+    total = time.perf_counter() - t0
+    for h in hooks:
+        h.remove()
+    print()
+    print("| part | ms | share |\n|---|---|---|")
+    for label, sec in totals.items():
+        print(f"| {label} | {sec * 1e3:.1f} | {100 * sec / total:.0f} % |")
+    print(f"| whole window | {total * 1e3:.1f} | 100 % |")
 
 
 if __name__ == "__main__":
