@@ -131,9 +131,14 @@ def profile_window(model, D: int, device, W: int = 256, steps: int = 25) -> None
     hooks = []
     for label, modules in parts.items():
         for m in modules:
-            hooks.append(m.register_forward_pre_hook(lambda *_, lb=label: starts.__setitem__(lb, time.perf_counter())))
-            hooks.append(m.register_forward_hook(
-                lambda *_, lb=label: totals.__setitem__(lb, totals[lb] + time.perf_counter() - starts[lb])))  # fmt: skip
+
+            def enter(*_, lb=label):
+                starts[lb] = time.perf_counter()
+
+            def leave(*_, lb=label):
+                totals[lb] += time.perf_counter() - starts[lb]
+
+            hooks += [m.register_forward_pre_hook(enter), m.register_forward_hook(leave)]
     t0 = time.perf_counter()
     model.predict(x, x, steps=steps)
     total = time.perf_counter() - t0
