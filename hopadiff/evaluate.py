@@ -101,19 +101,20 @@ def _scores(probs, samples, multi_label: bool, compat: bool = False, activity=No
     return scores, gts
 
 
-def stream_samples(model, samples: list[Sample], cfg: StreamConfig, fps: float, progress: bool = True):
+def stream_samples(model, samples: list[Sample], cfg: StreamConfig, fps: float, progress: bool = True, stats=None):
     """Each sample replayed through the node's streaming code -> list of
     (probs (C, T), activity (C, T), covered (T,), published FINAL segments)."""
     bar = tqdm(samples, desc="streaming", unit="sequence", leave=False, dynamic_ncols=True, disable=not progress)
     return [
-        stream_sequence(model, np.asarray(s.holistic), np.asarray(s.partial), np.asarray(s.visible), cfg, fps)
+        stream_sequence(model, np.asarray(s.holistic), np.asarray(s.partial), np.asarray(s.visible), cfg, fps, stats)
         for s in bar
     ]
 
 
 def streaming_scores(model, samples, cfg: StreamConfig, fps: float, offline_probs, progress: bool = True):
     """-> (streaming scores, offline scores on the same frames, coverage %, per-sample results)."""
-    results = stream_samples(model, samples, cfg, fps, progress)
+    stats = {}
+    results = stream_samples(model, samples, cfg, fps, progress, stats)
     multi = model.cfg.multi_label
     frames = [np.flatnonzero(r[2]) for r in results]
     if not any(len(f) for f in frames):
@@ -127,6 +128,7 @@ def streaming_scores(model, samples, cfg: StreamConfig, fps: float, offline_prob
     )  # fmt: skip
     offline, _ = _scores([offline_probs[i][:, frames[i]] for i in keep], sub, multi, frames=fr)
     coverage = 100.0 * sum(len(f) for f in frames) / sum(s.num_frames for s in samples)
+    stream["flicker"] = 100.0 * stats.get("flicker_changes", 0) / max(stats.get("flicker_frames", 0), 1)
     return stream, offline, coverage, results
 
 
@@ -237,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
                     default=defaults.at_least_one_action, help="streaming: "
                     + StreamConfig.__dataclass_fields__["at_least_one_action"].metadata["description"])  # fmt: skip
     ap.add_argument("--seed", type=int, default=defaults.seed, help="start noise seed")
+    ap.add_argument("--warm-start-steps", type=int, default=defaults.warm_start_steps if defaults.warm_start else 0,
+                    help="streaming: warm-start each window from the previous one with this many DDIM steps "
+                    "(0: cold, the full --steps)")  # fmt: skip
     ap.add_argument("--plots", type=int, default=3, help="timeline PNGs for the first N samples")
     ap.add_argument("--compat", action="store_true", help="also report the authors' INFLATED metric, labelled")
     ap.add_argument("--device", default="auto")
@@ -268,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             window=window, hop=hop, min_window_frames=args.min_window_frames, ddim_steps=args.steps or 0,
             eta=args.eta or 0.0, seed=args.seed, threshold=args.threshold,
             at_least_one_action=args.at_least_one_action, smooth=args.smooth,
+            warm_start=args.warm_start_steps > 0, warm_start_steps=max(args.warm_start_steps, 1),
         )  # fmt: skip
         stream, offline_same, coverage, results = streaming_scores(
             model, samples, stream_cfg, float(meta.get("fps", 10.0)) or 10.0, probs
@@ -299,7 +305,9 @@ def main(argv: list[str] | None = None) -> int:
               "scored on those frames:\n")  # fmt: skip
         print("| metric | streaming (node) | offline, same frames |\n|---|---|---|")
         for k, v in stream.items():
-            print(f"| {k} | {v:.2f} | {offline_same[k]:.2f} |")
+            if k in offline_same:
+                print(f"| {k} | {v:.2f} | {offline_same[k]:.2f} |")
+        print(f"| flicker: top class changed when a later window saw a frame again, % | {stream['flicker']:.2f} | - |")
         scores.update({f"streaming_{k}": v for k, v in stream.items()})
         scores.update({f"offline_same_frames_{k}": v for k, v in offline_same.items()})
         scores["streaming_coverage"] = coverage

@@ -64,6 +64,12 @@ class StreamConfig:
     )
     smooth: int = setting(5, "median filter length along time, in sampled frames (1 = off)", range=(1, 99),
                           dynamic=True)  # fmt: skip
+    warm_start: bool = setting(
+        False, "start each window's DDIM chain from the previous window's estimate, re-noised, and run only "
+        "warm_start_steps steps (first window and after a target switch or reset: cold)", dynamic=True,
+    )  # fmt: skip
+    warm_start_steps: int = setting(6, "DDIM steps of a warm-started window (the last ones of the schedule)",
+                                    range=(1, 1000), dynamic=True)  # fmt: skip
 
     def resolved(self, window: int, hop: int):
         """A copy with window/hop 0 replaced by the checkpoint's values."""
@@ -288,12 +294,16 @@ class Segmenter:
         self.stitchers: dict[int, SegmentStitcher] = {}
         self.closed_until: dict[int, int] = {}  # person -> last frame a closed stream of theirs covered
         self.last_stamp_ns = 0
+        self.previous: dict[int, tuple[list[int], np.ndarray]] = {}  # person -> last window (ks, branch probs)
+        self.last_top: dict[int, dict[int, int]] = {}  # person -> frame -> top class of the last window
+        self.flicker = [0, 0]  # top-class changes, comparisons (a frame seen again by a later window)
 
     def clear_holistic(self) -> None:
         """The holistic features belong to an old query (text-conditioned checkpoints)."""
         self.ks.clear()
         self.holistic.clear()
         self.persons.clear()
+        self.previous.clear()
 
     def memory_frames(self) -> int:
         return len(self.holistic) + sum(len(p.ks) for p in self.persons.values())
@@ -314,6 +324,8 @@ class Segmenter:
         gone = [pid for pid in self.persons if pid not in partial]
         for pid in gone:
             del self.persons[pid]
+            self.previous.pop(pid, None)
+            self.last_top.pop(pid, None)
         closed = self.close([pid for pid in self.stitchers if pid not in partial])
         oldest = self.ks[0]
         for kk in [kk for kk in self.stamps if kk < oldest]:
@@ -336,23 +348,33 @@ class Segmenter:
 
     @torch.inference_mode()
     def infer(self, pids: list[int]) -> list[WindowOutput]:
-        """One window per ready person (ending at the newest frame), batched per window length."""
-        groups: dict[int, list[int]] = {}
+        """One window per ready person (ending at the newest frame), batched per window length and
+        start (cold, or warm from the person's previous window)."""
+        groups: dict[tuple[int, bool], list[int]] = {}
         for pid in pids:
             if self.ready(pid):
-                groups.setdefault(len(self.persons[pid].ks), []).append(pid)
+                warm = self.cfg.warm_start and pid in self.previous
+                groups.setdefault((len(self.persons[pid].ks), warm), []).append(pid)
         outputs = []
-        for _, group in sorted(groups.items()):
+        for (_, warm), group in sorted(groups.items()):
             wins = [self._window(pid) for pid in group]
             hol = torch.from_numpy(np.stack([w[0].T for w in wins])).to(self.device)
             par = torch.from_numpy(np.stack([w[1].T for w in wins])).to(self.device)
             vis = torch.from_numpy(np.stack([w[2] for w in wins])).to(self.device)
             gen = torch.Generator(self.device).manual_seed(self.cfg.seed)
-            probs = self.model.predict(
-                hol, par, vis, steps=self.cfg.ddim_steps or None, eta=self.cfg.eta, generator=gen
-            )
-            for pid, w, p in zip(group, wins, probs.float().cpu().numpy(), strict=True):
+            init = torch.from_numpy(np.stack([self._init(pid, w[3]) for pid, w in zip(group, wins, strict=True)])) \
+                if warm else None  # fmt: skip
+            branches = self.model.predict(
+                hol, par, vis, steps=self.cfg.ddim_steps or None, eta=self.cfg.eta, generator=gen,
+                return_branches=True, init=None if init is None else init.to(self.device),
+                init_steps=self.cfg.warm_start_steps,
+            )  # fmt: skip
+            probs = self.model.fusion(branches).float().cpu().numpy()
+            branches = branches.float().cpu().numpy()
+            for pid, w, p, b in zip(group, wins, probs, branches, strict=True):
                 ks = w[3]
+                self.previous[pid] = (ks, b)
+                self._count_flicker(pid, ks, p)
                 keep = [i for i, k in enumerate(ks) if k > self.closed_until.get(pid, -1)]
                 if not keep:
                     continue
@@ -372,11 +394,32 @@ class Segmenter:
                 outputs.append(WindowOutput(pid, self.stamps[ks[0]], self.stamps[ks[-1]], segs))
         return outputs
 
+    def _init(self, pid: int, ks: list[int]) -> np.ndarray:
+        """The previous window's branch probabilities moved onto this window's frames (NaN: new)."""
+        prev_ks, prev = self.previous[pid]
+        col = {k: i for i, k in enumerate(prev_ks)}
+        out = np.full((*prev.shape[:2], len(ks)), np.nan, np.float32)
+        for j, k in enumerate(ks):
+            if k in col:
+                out[:, :, j] = prev[:, :, col[k]]
+        return out
+
+    def _count_flicker(self, pid: int, ks: list[int], probs: np.ndarray) -> None:
+        top = probs.argmax(axis=0)
+        last = self.last_top.get(pid, {})
+        for k, c in zip(ks, top.tolist(), strict=True):
+            if k in last:
+                self.flicker[0] += int(last[k] != c)
+                self.flicker[1] += 1
+        self.last_top[pid] = dict(zip(ks, top.tolist(), strict=True))
+
     def close(self, pids=None) -> list[WindowOutput]:
         """End persons' streams (all when None): every open segment is published FINAL; frames
         these streams covered are not segmented again."""
         outputs = []
         for pid in list(self.stitchers) if pids is None else list(pids):
+            self.previous.pop(pid, None)  # the next window of this person starts cold
+            self.last_top.pop(pid, None)
             st = self.stitchers.pop(pid, None)
             if st is None:
                 continue
@@ -390,11 +433,13 @@ class Segmenter:
         return outputs
 
 
-def stream_sequence(model, holistic, partial, visible, cfg: StreamConfig, fps: float = 10.0):
+def stream_sequence(model, holistic, partial, visible, cfg: StreamConfig, fps: float = 10.0, stats=None):
     """Replay one recorded sequence (T frames of features) through a Segmenter exactly as the node
     runs it for one tracked person (id 0), closing the stream at the end.
 
-    -> (probs (C, T), active (C, T), covered (T,) bool, segments: the published FINAL segments)."""
+    -> (probs (C, T), active (C, T), covered (T,) bool, segments: the published FINAL segments).
+    ``stats`` (a dict): gets "flicker_changes"/"flicker_frames" added (top-class changes when a
+    later window sees a frame again, and how many such comparisons)."""
     T = len(holistic)
     C = model.cfg.num_classes
     seg = Segmenter(model, C, cfg, record=True)
@@ -406,6 +451,9 @@ def stream_sequence(model, holistic, partial, visible, cfg: StreamConfig, fps: f
             outs += seg.infer([0])
         for o in outs:
             published.update({s.segment_id: s for s in o.segments})
+    if stats is not None:
+        stats["flicker_changes"] = stats.get("flicker_changes", 0) + seg.flicker[0]
+        stats["flicker_frames"] = stats.get("flicker_frames", 0) + seg.flicker[1]
     for o in seg.close():
         published.update({s.segment_id: s for s in o.segments})
     probs, active = np.zeros((C, T), np.float32), np.zeros((C, T), bool)

@@ -19,7 +19,7 @@ import hopadiff
 from hopadiff import evaluate
 from hopadiff.config import Config, DataConfig
 from hopadiff.data import load_split
-from hopadiff.streaming import FINAL, SegmentStitcher, StreamConfig, find_runs, stream_sequence
+from hopadiff.streaming import FINAL, Segmenter, SegmentStitcher, StreamConfig, find_runs, stream_sequence
 from hopadiff.synth.features import write_feature_dataset
 from rhas_ros.core.pipeline import RhasPipeline
 from rhas_ros.core.settings import Settings
@@ -181,3 +181,27 @@ def test_stream_sequence_edges(model):
     _, active, covered, segs = stream_sequence(model, x, x, np.ones(5, bool), cfg)
     assert covered.tolist() == [True] * 5 and segs and all(s.status == FINAL for s in segs)
     assert active.any(axis=0).all(), "at_least_one_action: every published frame has an action"
+
+
+def test_warm_start_runs_only_its_steps_and_restarts_cold_after_a_close(model):
+    """Warm start: the first window runs the whole schedule, later ones only warm_start_steps
+    decoder passes from the previous estimate; after the stream is closed, cold again."""
+    calls = []
+    hook = model.decoder.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        cfg = StreamConfig(window=8, hop=2, min_window_frames=4, ddim_steps=5, warm_start=True, warm_start_steps=2)
+        seg = Segmenter(model, 5, cfg)
+        rng = np.random.default_rng(4)
+        passes = []
+        for k in range(12):
+            seg.add_frame(k, k, rng.normal(size=8).astype(np.float32), {1: rng.normal(size=8).astype(np.float32)})
+            if seg.due(k) and seg.ready(1):
+                calls.clear()
+                out = seg.infer([1])
+                passes.append(len(calls))
+                assert out and out[0].segments
+            if k == 7:
+                seg.close([1])
+        assert passes == [5, 2, 5, 2], passes  # windows at k=4, 6 | closed at 7 | 8 (cold), 10
+    finally:
+        hook.remove()

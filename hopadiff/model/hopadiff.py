@@ -216,11 +216,19 @@ class HopaDIFF(nn.Module):
 
     # ----------------------------------------------------------------- inference
     @torch.inference_mode()
-    def predict(self, holistic, partial, visible=None, steps=None, eta=None, generator=None, return_branches=False):
+    def predict(
+        self, holistic, partial, visible=None, steps=None, eta=None, generator=None, return_branches=False,
+        init=None, init_steps: int = 0,
+    ):  # fmt: skip
         """Reverse diffusion for all branches at once; returns (B, C, W) probabilities in [0, 1].
 
         ``steps``/``eta`` default to the config. With eta=0 the only randomness is the start
         noise, drawn from ``generator``: the same generator seed gives the same output.
+
+        Warm start (SDEdit-style, for streaming): ``init`` (B, G, C, W) branch probabilities (NaN
+        where unknown, e.g. frames new since the previous window) is taken as the clean estimate,
+        noised to the step ``init_steps`` before the end of the ``steps`` schedule, and only those
+        last ``init_steps`` steps are run. Unknown frames start from x0 = 0 (probability 0.5).
         """
         self._check_inputs(holistic, partial, visible)
         was_training = self.training
@@ -236,7 +244,14 @@ class HopaDIFF(nn.Module):
             x = torch.randn(shape, generator=generator, device=cond.device, dtype=torch.float32)
             scale = self.cfg.diffusion.scale
             probs = None
-            for t in self.sampler.set_timesteps(steps).tolist():
+            timesteps = self.sampler.set_timesteps(steps).tolist()
+            if init is not None:
+                k = min(max(int(init_steps), 1), len(timesteps))
+                timesteps = timesteps[-k:]
+                x0 = (2 * torch.nan_to_num(init.float(), nan=0.5).flatten(1, 2) - 1) * scale
+                t0 = torch.full((B,), timesteps[0], device=x.device, dtype=torch.long)
+                x = self.sampler.add_noise(x0.to(x.device), x, t0)  # the start noise drawn above
+            for t in timesteps:
                 t_batch = torch.full((B,), t, device=x.device, dtype=torch.long)
                 logits = self._decode(x.to(dtype), t_batch, cond_proj).float()
                 probs = self._probs(logits)  # (B, G, C, W)
