@@ -35,6 +35,7 @@ ROSDEP_KEYS = {
     "torch": "python3-torch",
     "transformers": "python3-transformers",
     "tokenizers": "python3-transformers",  # installed with transformers
+    "huggingface_hub": "python3-transformers",  # installed with transformers
     "tensorboard": "python3-tensorboard",
     "PIL": "python3-pil",  # the demo's animated GIF
 }
