@@ -11,6 +11,7 @@ DDIM sampling both branches' decoders cost one set of kernel launches instead of
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -68,11 +69,16 @@ def dilated_taps(x: torch.Tensor, dilation: int, taps: int) -> torch.Tensor:
     return torch.stack([x_pad[..., j * dilation : j * dilation + W] for j in range(taps)], dim=-1)
 
 
+@functools.lru_cache(maxsize=256)
 def tap_outside_mask(W: int, dilation: int, taps: int, device) -> torch.Tensor:
-    """(W, taps) bool: True where the tap falls outside the sequence."""
-    offsets = (torch.arange(taps, device=device) - (taps - 1) // 2) * dilation
-    pos = torch.arange(W, device=device)[:, None] + offsets[None, :]
-    return (pos < 0) | (pos >= W)
+    """(W, taps) bool: True where the tap falls outside the sequence. Cached: every layer of every
+    DDIM step of every window asks for the same few masks (read-only; never modify it). Built
+    outside inference mode, so a mask first made during evaluation can be saved for backward
+    when training resumes."""
+    with torch.inference_mode(False), torch.no_grad():
+        offsets = (torch.arange(taps, device=device) - (taps - 1) // 2) * dilation
+        pos = torch.arange(W, device=device)[:, None] + offsets[None, :]
+        return (pos < 0) | (pos >= W)
 
 
 def local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dilation: int, taps: int) -> torch.Tensor:
