@@ -1,9 +1,9 @@
 """Streaming segmentation: the one definition of what the robot publishes, shared by the ROS
 node (rhas_ros.core.pipeline) and ``hopadiff-eval --streaming``.
 
-It owns everything between the backbone's features and the published segments:
+It owns everything between the backbone's features and the published segments (the person
+crops the features come from are hopadiff.frames.crop, which the feature extractor uses too):
 
-- person crops (``crop_person``; the same function the feature extractor uses for training),
 - the window schedule: per person a trailing window of the last W sampled frames (shorter
   while a track is young), inferred every ``hop`` sampled frames once it holds
   ``min_window_frames`` frames,
@@ -31,8 +31,6 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import torch
 from scipy.ndimage import median_filter
-
-from .frames import crop as _crop
 
 ONGOING, FINAL = 0, 1
 
@@ -71,22 +69,9 @@ class StreamConfig:
     warm_start_steps: int = setting(6, "DDIM steps of a warm-started window (the last ones of the schedule)",
                                     range=(1, 1000), dynamic=True)  # fmt: skip
 
-    def resolved(self, window: int, hop: int):
-        """A copy with window/hop 0 replaced by the checkpoint's values."""
-        kw = {f.name: getattr(self, f.name) for f in fields(self)}
-        kw["window"] = self.window or window
-        kw["hop"] = self.hop or hop
-        return type(self)(**kw)
-
     @classmethod
     def stream_fields(cls) -> list[str]:
         return [f.name for f in fields(StreamConfig)]
-
-
-def crop_person(frame: np.ndarray, box, min_size: int = 4) -> np.ndarray | None:
-    """The person crop the backbone sees, for training and serving alike (clipped to the frame;
-    None when smaller than ``min_size`` pixels)."""
-    return _crop(frame, box, min_size)
 
 
 # ---------------------------------------------------------------------------------- segments
@@ -108,10 +93,6 @@ class Segment:
 
     def key(self):
         return (self.start_k, self.end_k, round(self.confidence, 4), self.status)
-
-    def public(self) -> tuple:
-        """What a consumer sees, without the id (ids are unique per process)."""
-        return (self.class_id, self.start_ns, self.end_ns, round(self.confidence, 6), self.revision, self.status)
 
 
 def find_runs(active: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -276,7 +257,7 @@ class Segmenter:
 
     def __init__(self, model, num_classes: int, cfg: StreamConfig, record: bool = False):
         if not cfg.window or not cfg.hop:
-            raise ValueError("StreamConfig.window and hop must be resolved (see StreamConfig.resolved)")
+            raise ValueError("StreamConfig.window and hop must be set (0 means the checkpoint's: resolve them first)")
         self.model, self.C, self.cfg, self.record = model, num_classes, cfg, record
         self.multi_label = model.cfg.multi_label
         self.device = next(model.parameters()).device
@@ -296,7 +277,7 @@ class Segmenter:
         self.last_stamp_ns = 0
         self.previous: dict[int, tuple[list[int], np.ndarray]] = {}  # person -> last window (ks, branch probs)
         self.last_top: dict[int, dict[int, int]] = {}  # person -> frame -> top class of the last window
-        self.flicker = [0, 0]  # top-class changes, comparisons (a frame seen again by a later window)
+        self.flicker = [0, 0]  # record=True: top-class changes, comparisons (a frame seen again by a later window)
 
     def clear_holistic(self) -> None:
         """The holistic features belong to an old query (text-conditioned checkpoints)."""
@@ -321,12 +302,10 @@ class Segmenter:
             buf.ks.append(k)
             buf.partial.append(np.zeros(D, np.float32) if feat is None else np.asarray(feat, dtype=np.float32))
             buf.visible.append(feat is not None)
-        gone = [pid for pid in self.persons if pid not in partial]
+        gone = [pid for pid in {*self.persons, *self.stitchers} if pid not in partial]
         for pid in gone:
-            del self.persons[pid]
-            self.previous.pop(pid, None)
-            self.last_top.pop(pid, None)
-        closed = self.close([pid for pid in self.stitchers if pid not in partial])
+            self.persons.pop(pid, None)
+        closed = self.close(gone)
         oldest = self.ks[0]
         for kk in [kk for kk in self.stamps if kk < oldest]:
             del self.stamps[kk]
@@ -374,7 +353,8 @@ class Segmenter:
             for pid, w, p, b in zip(group, wins, probs, branches, strict=True):
                 ks = w[3]
                 self.previous[pid] = (ks, b)
-                self._count_flicker(pid, ks, p)
+                if self.record:  # evaluation's flicker statistic; the node does not need it
+                    self._count_flicker(pid, ks, p)
                 keep = [i for i, k in enumerate(ks) if k > self.closed_until.get(pid, -1)]
                 if not keep:
                     continue
@@ -417,7 +397,7 @@ class Segmenter:
         """End persons' streams (all when None): every open segment is published FINAL; frames
         these streams covered are not segmented again."""
         outputs = []
-        for pid in list(self.stitchers) if pids is None else list(pids):
+        for pid in {*self.stitchers, *self.previous} if pids is None else list(pids):
             self.previous.pop(pid, None)  # the next window of this person starts cold
             self.last_top.pop(pid, None)
             st = self.stitchers.pop(pid, None)

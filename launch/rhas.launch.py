@@ -42,6 +42,25 @@ ARGUMENTS = {
 }
 
 
+def transition(node, transition_id: int) -> EmitEvent:
+    """A lifecycle transition request for ``node`` (an action of this launch description)."""
+    return EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(node), transition_id=transition_id))
+
+
+def activate_after_first_configure(node, **kwargs) -> RegisterEventHandler:
+    """Activate ``node`` once, when its first configure succeeded: a later deactivate sticks."""
+    return RegisterEventHandler(
+        OnStateTransition(
+            target_lifecycle_node=node,
+            start_state="configuring",
+            goal_state="inactive",
+            handle_once=True,
+            entities=[transition(node, Transition.TRANSITION_ACTIVATE)],
+        ),
+        **kwargs,
+    )
+
+
 def generate_launch_description():
     args = [
         DeclareLaunchArgument(name, default_value=default, description=desc)
@@ -74,24 +93,7 @@ def generate_launch_description():
         ],
         arguments=["--ros-args", "--log-level", cfg["log_level"]],
     )
-    configure = EmitEvent(
-        event=ChangeState(lifecycle_node_matcher=matches_action(node), transition_id=Transition.TRANSITION_CONFIGURE)
-    )
-    activate_after_first_configure = RegisterEventHandler(
-        OnStateTransition(
-            target_lifecycle_node=node,
-            start_state="configuring",
-            goal_state="inactive",
-            handle_once=True,
-            entities=[
-                EmitEvent(
-                    event=ChangeState(
-                        lifecycle_node_matcher=matches_action(node), transition_id=Transition.TRANSITION_ACTIVATE
-                    )
-                )
-            ],
-        )
-    )
+    configure = transition(node, Transition.TRANSITION_CONFIGURE)
     # The example behaviour node: configured once rhas_node is active (it needs the latched label
     # set to check its rules), activated after its own first configure.
     behavior = LifecycleNode(
@@ -109,32 +111,18 @@ def generate_launch_description():
             target_lifecycle_node=node,
             goal_state="active",
             handle_once=True,
-            entities=[
-                EmitEvent(
-                    event=ChangeState(
-                        lifecycle_node_matcher=matches_action(behavior), transition_id=Transition.TRANSITION_CONFIGURE
-                    )
-                )
-            ],
-        ),
-        condition=IfCondition(cfg["behavior"]),
-    )
-    activate_behavior = RegisterEventHandler(
-        OnStateTransition(
-            target_lifecycle_node=behavior,
-            start_state="configuring",
-            goal_state="inactive",
-            handle_once=True,
-            entities=[
-                EmitEvent(
-                    event=ChangeState(
-                        lifecycle_node_matcher=matches_action(behavior), transition_id=Transition.TRANSITION_ACTIVATE
-                    )
-                )
-            ],
+            entities=[transition(behavior, Transition.TRANSITION_CONFIGURE)],
         ),
         condition=IfCondition(cfg["behavior"]),
     )
     return LaunchDescription(
-        [*args, node, activate_after_first_configure, configure, behavior, configure_behavior, activate_behavior]
+        [
+            *args,
+            node,
+            activate_after_first_configure(node),
+            configure,
+            behavior,
+            configure_behavior,
+            activate_after_first_configure(behavior, condition=IfCondition(cfg["behavior"])),
+        ]
     )

@@ -26,6 +26,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.signals import SignalHandlerOptions
 from rclpy.wait_for_message import wait_for_message
 from std_msgs.msg import String
+from std_srvs.srv import Trigger
 
 from rhas_msgs.msg import ActionLabels
 
@@ -175,8 +176,6 @@ class BehaviorNode(LifecycleNode):
                     String, rule.publish_topic, qos.RELIABLE
                 )
             if rule.call_service and rule.call_service not in self._rule_clients:
-                from std_srvs.srv import Trigger
-
                 self._rule_clients[rule.call_service] = self.create_client(Trigger, rule.call_service)
             self.timeline.on_action_started(
                 rule.action, lambda seg, r=rule: self._fire(r, seg), person=rule.person,
@@ -225,8 +224,6 @@ class BehaviorNode(LifecycleNode):
                 f"rule {rule.name!r} fired: {cause} -> said {rule.publish_text!r} on {rule.publish_topic}"
             )
         else:
-            from std_srvs.srv import Trigger
-
             client = self._rule_clients[rule.call_service]
             if not client.service_is_ready():
                 self.get_logger().warning(

@@ -20,7 +20,6 @@ This writes, under VENV:
 
 from __future__ import annotations
 
-import configparser
 import re
 import shutil
 import sys
@@ -71,9 +70,6 @@ def main(venv: Path) -> None:
         (lib / name).symlink_to(script)
     purelib = Path(sysconfig.get_paths(vars={"base": str(venv), "platbase": str(venv)})["purelib"])
     (purelib / "rhas_ament_prefix.pth").write_text(PTH)
-    cfg = configparser.ConfigParser()
-    cfg.read(ROOT / "setup.cfg")  # the same lib/rhas_ros layout colcon's setup.py install produces
-    assert cfg["install"]["install_scripts"] == "$base/lib/rhas_ros"
 
 
 if __name__ == "__main__":

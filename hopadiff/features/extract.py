@@ -26,8 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..data import EXTRACT_FORMAT, RELEASE_DIRS, DataError, frame_lists_to_multihot, write_manifest
-from ..frames import read_frames
-from ..streaming import crop_person
+from ..frames import crop, read_frames
 from .backbone import BACKBONES, load_backbone
 
 log = logging.getLogger("hopadiff.extract")
@@ -119,7 +118,7 @@ def extract(
                         f"{manifest}: {name} has {len(boxes)} boxes / {len(person['labels'])} label "
                         f"frames for {T} video frames"
                     )
-                crops = [crop_person(f, b) for f, b in zip(frames, boxes, strict=False)]  # as the node crops
+                crops = [crop(f, b) for f, b in zip(frames, boxes, strict=False)]  # as the node crops
                 visible = np.array([c is not None for c in crops])
                 partial = np.zeros_like(holistic)
                 if visible.any():

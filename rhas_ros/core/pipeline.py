@@ -24,13 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hopadiff.streaming import Segment, Segmenter, WindowOutput, crop_person
+from hopadiff.frames import crop
+from hopadiff.streaming import Segment, Segmenter, WindowOutput
 
 from .grounding import Grounder
 from .settings import Settings
 from .tracker import IouTracker, Track
-
-MIN_BOX_PIXELS = 4  # crops smaller than this (either side) are not encoded
 
 
 @dataclass
@@ -135,7 +134,7 @@ class RhasPipeline:
         tracks = self.track(boxes, scores, ext_ids)
         crops, crop_ids = [], []
         for t in tracks:
-            c = crop_person(rgb, t.box, MIN_BOX_PIXELS) if t.missed == 0 else None
+            c = crop(rgb, t.box) if t.missed == 0 else None  # the crop extraction trains on
             if c is not None:
                 crops.append(c)
                 crop_ids.append(t.track_id)

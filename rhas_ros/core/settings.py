@@ -74,10 +74,6 @@ class Settings(StreamConfig):
                              "are counted)", range=(1, 1000), dynamic=True)  # fmt: skip
     autostart: bool = setting(False, "configure and activate at start (without a lifecycle manager)", dynamic=True)
 
-    def stream(self) -> StreamConfig:
-        """The streaming part, as hopadiff.streaming reads it."""
-        return StreamConfig(**{name: getattr(self, name) for name in StreamConfig.stream_fields()})
-
 
 def ordered_fields() -> list:
     """Fields in reading order: what to run first, then the streaming settings after sample_fps."""

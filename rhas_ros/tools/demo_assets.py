@@ -25,8 +25,7 @@ log = logging.getLogger("rhas_demo")
 
 
 def _pairs(manifest: Path, every: int = 3):
-    from hopadiff.frames import read_frames
-    from hopadiff.streaming import crop_person as crop
+    from hopadiff.frames import crop, read_frames
 
     doc = json.loads(manifest.read_text())
     labels = doc["labels"]

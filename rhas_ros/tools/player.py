@@ -192,13 +192,16 @@ class ClipPlayer(Node):
         """Segments whose latest revision is still ONGOING (the contract says: none, in the end)."""
         return sum(s.status != s.STATUS_FINAL for _, s in self.latest().values())
 
-    def published_probs(self, play: int | None = None, person_id: int | None = None) -> np.ndarray:
+    def published_probs(self, play: int | None = None, person: int | None = None) -> np.ndarray:
         """(C, T): per class and clip frame, the confidence of the published segments (latest
-        revisions, retractions dropped) of one replay and person."""
+        revisions, retractions dropped) of one replay, for the node's person ids that are the
+        clip's person ``person`` (0-based; None: everyone)."""
         T, C = len(self.frames), len(self.labels)
         probs = np.zeros((C, T), np.float32)
         for sid, (pid, s) in self.latest().items():
-            if (play is not None and self.first_play.get(sid) != play) or (person_id is not None and pid != person_id):
+            if (play is not None and self.first_play.get(sid) != play) or (
+                person is not None and self.clip_person.get(pid) != person
+            ):
                 continue
             if s.confidence <= 0:
                 continue
@@ -221,8 +224,7 @@ class ClipPlayer(Node):
         in_play = [m for m in self.received if m.query and m.segments and any(
             self.first_play.get(s.segment_id) == play for s in m.segments)]  # fmt: skip
         grounded = [self.clip_person.get(m.person_id) for m in in_play]
-        mine = [pid for pid, q in self.clip_person.items() if q == person]
-        probs = sum((self.published_probs(play, pid) for pid in mine), np.zeros((len(self.labels), len(self.frames))))
+        probs = self.published_probs(play, person)
         gt = self.ground_truth(person)
         T = len(self.frames)
         covered = probs.max(axis=0) > 0
@@ -264,10 +266,7 @@ def write_pictures(player: ClipPlayer, persons: list[int], out: Path) -> list[Pa
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for n, person in enumerate(persons):
-        mine = [pid for pid, q in player.clip_person.items() if q == person]
-        probs = sum(
-            (player.published_probs(n, pid) for pid in mine), np.zeros((len(player.labels), len(player.frames)))
-        )
+        probs = player.published_probs(n, person)
         path = out / f"timeline_person{person + 1}.png"
         title = f"person {person + 1}: {player.persons[person]['text']!r}"
         timeline_png(path, title, probs, player.ground_truth(person), player.labels, True, fps=player.fps)
