@@ -29,6 +29,8 @@ from rhas_ros.core.settings import Settings
 def runs_by_scipy(active):
     """Outside reference: scipy.ndimage labels each class row's connected runs."""
     out = []
+    if active.shape[1] == 0:  # scipy cannot label an empty row; an empty window has no runs
+        return out
     for c in range(active.shape[0]):
         labels, _ = ndimage.label(active[c])
         out += [(c, sl[0].start, sl[0].stop - 1) for sl in ndimage.find_objects(labels)]
