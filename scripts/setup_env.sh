@@ -11,8 +11,9 @@
 #   3. cmake build + install of rhas_msgs into .venv (reruns when rhas_msgs/ changes)
 #   4. pip install -e . (rhas_ros + hopadiff)        (reruns when setup.py/setup.cfg/package.xml change)
 #   5. ../shared/ros-launch/install.sh .venv         (the ROS 2 launch system and `ros2` CLI as wheels,
-#                                                     when that folder exists; RHAS_ROS_LAUNCH names
-#                                                     another; idempotent, seconds when done)
+#                                                     when that folder exists, or next to the local
+#                                                     repository this was cloned from; RHAS_ROS_LAUNCH
+#                                                     names another; idempotent, seconds when done)
 #   6. scripts/ament_prefix.py .venv                 (the venv becomes an ament prefix for rhas_ros and
 #                                                     sets AMENT_PREFIX_PATH for every Python it starts)
 # Environment: RHAS_VENV overrides the venv folder; PYTHON the interpreter used to create it.
@@ -89,7 +90,14 @@ if ! stamp_ok pkg "$pkg_key"; then
   write_stamp pkg "$pkg_key"
 fi
 # 5. the launch system and the ros2 CLI, where this machine has them as wheels
+# Where: RHAS_ROS_LAUNCH, else shared/ next to this checkout, else shared/ next to the local
+# repository this one was cloned from (a scratch clone of a checkout that sits next to shared/).
 ROS_LAUNCH="${RHAS_ROS_LAUNCH:-$ROOT/../shared/ros-launch}"
+origin="$(git -C "$ROOT" config --get remote.origin.url 2>/dev/null || true)"
+if [ -z "${RHAS_ROS_LAUNCH:-}" ] && [ ! -f "$ROS_LAUNCH/install.sh" ] && [ -n "$origin" ] \
+   && [ -f "$origin/../shared/ros-launch/install.sh" ]; then
+  ROS_LAUNCH="$(cd "$origin/../shared/ros-launch" && pwd)"
+fi
 if [ -f "$ROS_LAUNCH/install.sh" ]; then
   bash "$ROS_LAUNCH/install.sh" "$VENV" > "$VENV/.rhas-ros-launch.log" 2>&1 \
     || { tail -20 "$VENV/.rhas-ros-launch.log" >&2; log "installing the launch system from $ROS_LAUNCH failed"; exit 1; }
