@@ -8,7 +8,7 @@ import time
 
 import pytest
 import yaml
-from launch_util import ROS2, Background, argv, make_assets, processes_with_domain, readme_block, run
+from launch_util import ROS2, Background, argv, make_assets, processes_with_domain, readme_block, run, run_until
 
 pytestmark = [
     pytest.mark.dds,
@@ -112,17 +112,23 @@ def test_launch_arguments_take_effect(assets, env, tmp_path):
     try:
         assert launch.wait_for(r"active: images on /camera/color/image_raw", 120), launch.text[-3000:]
         spin = ["--no-daemon", "--spin-time", "3"]
-        nodes = run([str(ROS2), "node", "list", *spin], env).stdout
+        nodes = run_until([str(ROS2), "node", "list", *spin], env, lambda out: "/robot/rhas_node" in out).stdout
         assert "/robot/rhas_node" in nodes, nodes
-        got = run([str(ROS2), "param", "get", *spin, "/robot/rhas_node", "min_window_frames"], env).stdout
+        got = run_until(
+            [str(ROS2), "param", "get", *spin, "/robot/rhas_node", "min_window_frames"], env,
+            lambda out: "Integer value is" in out,
+        ).stdout  # fmt: skip
         assert "Integer value is: 7" in got, got
-        info = run([str(ROS2), "topic", "info", "/camera/color/image_raw", *spin], env).stdout
+        info = run_until(
+            [str(ROS2), "topic", "info", "/camera/color/image_raw", *spin], env,
+            lambda out: "Subscription count: 1" in out,
+        ).stdout  # fmt: skip
         assert "Subscription count: 1" in info, info
-        for _ in range(3):  # discovery without the daemon can return a partial graph: look again
-            topics = run([str(ROS2), "topic", "list", *spin], env).stdout
-            if "/robot/action_segments" in topics:
-                break
-        assert "/robot/action_segments" in topics and "/robot/referring_text" in topics, topics
+        wanted = ("/robot/action_segments", "/robot/referring_text")
+        topics = run_until(
+            [str(ROS2), "topic", "list", *spin], env, lambda out: all(t in out for t in wanted)
+        ).stdout  # fmt: skip
+        assert all(t in topics for t in wanted), topics
     finally:
         code = launch.stop()
     assert code == 0
@@ -135,7 +141,10 @@ def test_a_missing_checkpoint_is_logged_and_the_node_stays_unconfigured(assets, 
     launch = Background(cmd, env)
     try:
         assert launch.wait_for(r"configure failed: .*missing\.pt does not exist", 120), launch.text[-3000:]
-        state = run([str(ROS2), "lifecycle", "get", "--no-daemon", "--spin-time", "3", "/rhas_node"], env)
+        state = run_until(
+            [str(ROS2), "lifecycle", "get", "--no-daemon", "--spin-time", "3", "/rhas_node"], env,
+            lambda out: "unconfigured" in out,
+        )  # fmt: skip
         assert "unconfigured" in state.stdout, state.stdout + state.stderr
         assert launch.proc.poll() is None, "the launch keeps running"
     finally:

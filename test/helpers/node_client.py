@@ -21,7 +21,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, RegionOfInterest
 from std_msgs.msg import Header, String
 
-from rhas_msgs.msg import ActionSegmentArray, TrackedPerson, TrackedPersonArray
+from rhas_msgs.msg import ActionSegment, ActionSegmentArray, TrackedPerson, TrackedPersonArray
 from rhas_ros.conversions import ns_to_stamp, stamp_to_ns
 from rhas_ros.tools.player import ClipPlayer
 
@@ -81,6 +81,22 @@ class Client(ClipPlayer):
     def send_text(self, text: str) -> None:
         self.text_pub.publish(String(data=text))
         self.spin_for(0.3)
+
+    def wait_all_final(self, timeout: float = 20.0) -> None:
+        """Spin until every segment received so far is FINAL in its latest message (the node closes
+        them on its worker thread, after the event that ends them), or until ``timeout``."""
+
+        def open_ids():
+            status = {}
+            for m in self.received:
+                for s in m.segments:
+                    status[s.segment_id] = s.status
+            return [sid for sid, st in status.items() if st != ActionSegment.STATUS_FINAL]
+
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and open_ids():
+            self.spin_for(0.05)
+        self.spin_for(0.2)
 
     def report(self, **extra) -> dict:
         def seg(m):
@@ -261,6 +277,7 @@ def contract(c: Client, node_pid: int) -> dict:
     c.send_text(c.texts[0])
     play(0, 24)
     c.send_text(c.texts[1])  # a changed query
+    c.wait_all_final()
     marks["query_changed"] = len(c.received)
     play(24, 16)
     target = next(t for t in reversed(c.tracks) if t.target_person_id >= 0).target_person_id
@@ -269,11 +286,13 @@ def contract(c: Client, node_pid: int) -> dict:
     c.hidden = set()
     marks["target_lost"] = len(c.received)
     c.send_text("")  # cleared
+    c.wait_all_final()
     marks["query_cleared"] = len(c.received)
     play(56, 8)
     c.send_text(c.texts[0])
     play(64, 20)
     transition(Transition.TRANSITION_DEACTIVATE)
+    c.wait_all_final()
     marks["deactivated"] = len(c.received)
     transition(Transition.TRANSITION_ACTIVATE)
     c.spin_for(0.5)
@@ -348,6 +367,7 @@ def main() -> int:
             if args.scenario == "clear":
                 extra["before_clear"] = len(c.received)
                 c.send_text("")
+                c.wait_all_final()
                 extra["cleared_at"] = len(c.received)
                 for i in range(args.frames, 2 * args.frames):
                     c.send_frame(i)
