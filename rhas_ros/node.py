@@ -519,7 +519,7 @@ def build_pipeline(s, logger=None):
     if s.hop > s.window:
         raise ValueError(f"parameter hop={s.hop} is larger than window={s.window}")
     model = prepare_for_inference(model, s.device, s.precision)
-    detector = make_detector(s.detector, s.detector_model, str(backbone.device), s.local_files_only)
+    detector = make_detector(s.detector, s.detector_model, str(backbone.device), s.local_files_only, s.hog_upscale)
     pipeline = RhasPipeline(model, labels, backbone, detector, s, holistic_text=cfg.data.holistic_text)
     return pipeline, labels, cfg.model.multi_label
 

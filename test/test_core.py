@@ -13,37 +13,6 @@ from hopadiff.streaming import FINAL, ONGOING, SegmentStitcher
 from rhas_ros.core.grounding import Grounder, grounding_settings
 from rhas_ros.core.pipeline import RhasPipeline
 from rhas_ros.core.settings import Settings
-from rhas_ros.core.tracker import IouTracker, iou_matrix
-
-
-def test_iou_matrix():
-    a = np.array([[0, 0, 10, 10]])
-    b = np.array([[5, 0, 10, 10], [20, 20, 5, 5]])
-    np.testing.assert_allclose(iou_matrix(a, b), [[50 / 150, 0.0]])
-
-
-def test_tracker_keeps_ids_through_motion_swaps_and_ageing():
-    tr = IouTracker(min_iou=0.3, max_age=2)
-    boxes = np.array([[0, 0, 20, 40], [100, 0, 20, 40], [200, 0, 20, 40]], float)
-    ids0 = [t.track_id for t in tr.update(boxes)]
-    assert ids0 == [1, 2, 3]
-    moved = boxes[::-1] + np.array([3, 0, 0, 0])  # detections arrive in another order and moved a little
-    tracks = tr.update(moved)
-    by_x = {round(t.box[0]): t.track_id for t in tracks}
-    assert by_x == {3: 1, 103: 2, 203: 3}
-    tr.update(moved[:2])  # person 1 (x=3) not detected
-    tr.update(moved[:2])
-    assert [t.track_id for t in tr.tracks] == [1, 2, 3] and tr.tracks[0].missed == 2
-    tr.update(moved[:2])  # missed 3 > max_age -> dropped
-    assert [t.track_id for t in tr.tracks] == [2, 3]
-    assert [t.track_id for t in tr.update(np.vstack([moved[:2], [[3, 0, 20, 40]]]))] == [2, 3, 4], "ids not reused"
-
-
-def test_tracker_follows_external_ids():
-    tr = IouTracker()
-    tr.update([[0, 0, 10, 10]], external_ids=[7])
-    tracks = tr.update([[300, 300, 10, 10]], external_ids=[7])  # jumped, but the upstream id says it is the same
-    assert [t.track_id for t in tracks] == [1] and tracks[0].box[0] == 300
 
 
 def test_grounding_hysteresis():

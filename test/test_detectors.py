@@ -11,6 +11,8 @@ import pytest
 from conftest import DATA
 
 from rhas_ros.core.detectors import FullFrameDetector, GroundingDinoDetector, HogDetector, make_detector
+from rhas_ros.core.settings import Settings
+from rhas_ros.core.tracker import iou_matrix
 
 
 def make_tiny_grounding_dino(path):
@@ -61,15 +63,30 @@ PEOPLE_CENTRES = [(362, 232), (392, 215), (437, 220), (507, 185), (529, 188), (6
 
 
 def test_hog_finds_the_people_in_a_real_photo():
+    """Every confident box (score >= the tracker's default high score) holds somebody, and they find
+    most of the people; OpenCV's default (no upscale, grouping of 3 windows) found 3 of the 7."""
     rgb = cv2.cvtColor(cv2.imread(str(PEDESTRIANS)), cv2.COLOR_BGR2RGB)
     boxes, scores = HogDetector().detect(rgb)
-    assert len(boxes) >= 2 and scores.shape == (len(boxes),) and (scores > 0).all()
-    for x, y, w, h in boxes:
+    assert scores.shape == (len(boxes),) and ((scores > 0) & (scores < 1)).all()
+    found = set()
+    for (x, y, w, h), score in zip(boxes, scores, strict=True):
         assert h > w, "upright people"
-        inside = [(cx, cy) for cx, cy in PEOPLE_CENTRES if x <= cx <= x + w and y <= cy <= y + h]
-        assert inside, f"box {(x, y, w, h)} holds nobody"
+        inside = {(cx, cy) for cx, cy in PEOPLE_CENTRES if x <= cx <= x + w and y <= cy <= y + h}
+        if score >= Settings().track_high_score:
+            assert inside, f"box {(x, y, w, h)} (score {score:.2f}) holds nobody"
+            found |= inside
+    assert len(found) >= 5, found
     # No people on an empty image of the same size.
     assert HogDetector().detect(np.full_like(rgb, 128))[0].shape == (0, 4)
+
+
+def test_hog_boxes_overlap_less_than_its_nms_threshold():
+    rgb = cv2.cvtColor(cv2.imread(str(PEDESTRIANS)), cv2.COLOR_BGR2RGB)
+    det = HogDetector(upscale=1.0)
+    boxes, _ = det.detect(rgb)
+    ious = iou_matrix(boxes, boxes)
+    np.fill_diagonal(ious, 0)
+    assert len(boxes) >= 2 and ious.max() <= det.nms_iou
 
 
 def test_full_frame():

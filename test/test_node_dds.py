@@ -162,7 +162,8 @@ def test_segment_contract_holds_through_every_way_a_segment_ends(assets, ros_env
     published ONGOING is published FINAL exactly once, revisions only grow, FINAL never changes,
     and every header stamp is the newest frame's."""
     env = dict(ros_env, OMP_NUM_THREADS="1")
-    with spawn(node_args(assets), env) as node:
+    # The target is hidden for 1.6 s: longer than the tracker keeps a lost person here.
+    with spawn(node_args(assets, track_lost_seconds=0.5), env) as node:
         report = run_client(assets, env, "contract", "--node-pid", str(node.pid), timeout=180)
         _, err = node.communicate(timeout=20)
     msgs, marks = report["segments"], report["marks"]

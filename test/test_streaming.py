@@ -70,13 +70,15 @@ def _feats(rng, ids):
 
 
 def test_everyone_mode_closes_a_lost_track_and_everything_on_reset(model):
-    pipe, rng, outs = _pipe(model, segment_all_persons=True), np.random.default_rng(0), []
+    pipe = _pipe(model, segment_all_persons=True, track_lost_seconds=0.5)
+    rng, outs = np.random.default_rng(0), []
     boxes = {1: [0, 0, 10, 20], 2: [50, 0, 10, 20]}
     for k in range(30):
-        ids = [1, 2] if k < 12 else [2]  # person 1 leaves after frame 11
-        tracks = pipe.track([boxes[i] for i in ids], np.ones(len(ids)), ids)
+        ids = [1, 2] if k < 12 else [2]  # person 1 leaves after frame 11, and is dropped 0.5 s later
+        stamp = 1000 + k * 100_000_000
+        tracks = pipe.track([boxes[i] for i in ids], np.ones(len(ids)), ids, stamp)
         hol, par = _feats(rng, ids)
-        res = pipe.step(1000 + k, tracks, hol, par, {})
+        res = pipe.step(stamp, tracks, hol, par, {})
         outs += as_messages(res.outputs)  # segments are live objects: snapshot what is published now
     msgs = outs
     lost = [m for m in msgs if m["person_id"] == 1]
@@ -85,6 +87,27 @@ def test_everyone_mode_closes_a_lost_track_and_everything_on_reset(model):
     outs += as_messages(pipe.reset())
     assert contract_violations(outs) == []
     assert pipe.memory_frames() == 0
+
+
+def test_a_person_hidden_for_two_seconds_keeps_id_buffer_and_open_segments(model):
+    """The tracker's own matching (no upstream ids): person 1 walks behind something for 2 s
+    (20 sampled frames at 10 fps). Their buffer continues with those frames masked, no segment is
+    closed, and when they reappear it is as person 1 with every frame of the window in place."""
+    pipe, rng, outs = _pipe(model, segment_all_persons=True), np.random.default_rng(3), []
+    ns = 100_000_000
+    for k in range(50):
+        a, b = [10 + 2 * k, 0, 30, 90], [250, 0, 30, 90]
+        boxes = [a, b] if not 15 <= k < 35 else [b]
+        tracks = pipe.track(boxes, np.full(len(boxes), 0.9), None, k * ns)
+        hol, par = _feats(rng, [t.track_id for t in tracks if t.missed == 0])
+        res = pipe.step(k * ns, tracks, hol, par, {})
+        outs += as_messages(res.outputs)
+        assert {t.track_id for t in tracks} == ({1, 2} if k >= 2 else set()), k
+    buf = pipe.segmenter.persons[1]
+    assert list(buf.ks) == list(range(42, 50)) and list(pipe.segmenter.ks) == list(range(42, 50))
+    assert not [m for m in outs if m["person_id"] == 1 and all(s["status"] == FINAL for s in m["segments"])]
+    assert open_after(outs, len(outs), {1}), "person 1's segments stay open through the occlusion"
+    assert contract_violations(outs + as_messages(pipe.close_all())) == []
 
 
 def test_referring_mode_closes_on_target_switch_and_never_resegments_closed_frames(model):

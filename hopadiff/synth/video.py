@@ -82,8 +82,9 @@ def _draw_person(img, x: float, ground: float, h: float, color, action: str, pha
     return [x0, y0, x1 - x0, y1 - y0] if x1 > x0 and y1 > y0 else None
 
 
-def render_clip(path: Path, frames: int, persons: int, size=(320, 240), fps=10.0, seed=0):
-    """Write one clip; returns per-person dicts (text, boxes, labels as class-name lists)."""
+def render_clip(path: Path, frames: int, persons: int, size=(320, 240), fps=10.0, seed=0, actions=VIDEO_ACTIONS):
+    """Write one clip; returns per-person dicts (text, boxes, labels as class-name lists).
+    ``actions``: the ones persons perform (walking and running only: people crossing each other)."""
     rng = np.random.default_rng(seed)
     W, H = size
     colors = rng.choice(list(BGR), size=persons, replace=False)
@@ -94,7 +95,7 @@ def render_clip(path: Path, frames: int, persons: int, size=(320, 240), fps=10.0
         track, t = [], 0
         while t < frames:
             n = int(rng.integers(12, 30))
-            track += [VIDEO_ACTIONS[int(rng.integers(len(VIDEO_ACTIONS)))]] * n
+            track += [actions[int(rng.integers(len(actions)))]] * n
             t += n
         people.append(
             {
@@ -134,14 +135,16 @@ def render_clip(path: Path, frames: int, persons: int, size=(320, 240), fps=10.0
     return [{"text": referring_text(p["size"], p["color"]), "boxes": p["boxes"], "labels": p["labels"]} for p in people]
 
 
-def write_video_dataset(out: Path, clips=2, frames=120, persons=3, size=(320, 240), fps=10.0, seed=0) -> dict:
+def write_video_dataset(
+    out: Path, clips=2, frames=120, persons=3, size=(320, 240), fps=10.0, seed=0, actions=VIDEO_ACTIONS
+) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     names = class_names(len(VIDEO_ACTIONS))
     assert set(VIDEO_ACTIONS) <= set(names), "the video actions must be RHAS133 names"
     videos = []
     for c in range(clips):
-        people = render_clip(out / f"clip{c}.mp4", frames, persons, size, fps, seed + c)
+        people = render_clip(out / f"clip{c}.mp4", frames, persons, size, fps, seed + c, actions)
         videos.append(
             {
                 "name": f"clip{c}",

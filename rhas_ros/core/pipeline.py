@@ -28,8 +28,8 @@ from hopadiff.frames import crop
 from hopadiff.streaming import Segment, Segmenter, WindowOutput
 
 from .grounding import Grounder
-from .settings import Settings
-from .tracker import IouTracker, Track
+from .settings import Settings, tracker_params
+from .tracker import PersonTracker, Track
 
 
 @dataclass
@@ -62,7 +62,7 @@ class RhasPipeline:
         self.model, self.labels, self.backbone, self.detector = model, labels, backbone, detector
         self.settings, self.holistic_text = settings, holistic_text
         self.segmenter = Segmenter(model, len(labels), settings)
-        self.tracker = IouTracker(0.3, 10, max_tracks=settings.max_boxes)
+        self.tracker = PersonTracker(tracker_params(settings))
         self.grounder = Grounder(settings)
         self.query = ""
         self._text_emb = None
@@ -76,7 +76,7 @@ class RhasPipeline:
         if (settings.window, settings.hop) != (self.settings.window, self.settings.hop):
             raise ValueError("window and hop take effect at configure")
         self.settings = self.grounder.settings = self.segmenter.cfg = settings
-        self.tracker.max_tracks = settings.max_boxes
+        self.tracker.params = tracker_params(settings)
 
     @property
     def referring(self) -> bool:
@@ -131,27 +131,36 @@ class RhasPipeline:
             ext_ids = None
         else:
             boxes, scores, ext_ids = np.zeros((0, 4)), np.zeros(0), None
-        tracks = self.track(boxes, scores, ext_ids)
-        crops, crop_ids = [], []
-        for t in tracks:
-            c = crop(rgb, t.box) if t.missed == 0 else None  # the crop extraction trains on
+        boxes, scores, ext_ids = self.sanitize(boxes, scores, ext_ids)
+        # Every detection the tracker may use is encoded before tracking: the crop features are
+        # HopaDIFF's person-specific input, the tracker's appearance for re-identification, and
+        # (with the text) the grounding evidence, all from one batched forward with the frame.
+        dets, crops = [], []
+        for d in np.flatnonzero(scores >= self.settings.track_low_score):
+            c = crop(rgb, boxes[d])  # the crop extraction trains on
             if c is not None:
+                dets.append(int(d))
                 crops.append(c)
-                crop_ids.append(t.track_id)
-        # One batched forward: frame + crops, and for a checkpoint trained on text-conditioned
-        # holistic features the frame's features with the query from the same vision pass.
+        # For a checkpoint trained on text-conditioned holistic features, the frame's features
+        # with the query come from the same vision pass.
         condition = self.query if self.holistic_text and self.query and self.referring else None
         enc = self.backbone.encode_images([rgb, *crops], condition_first=condition)
         feats = enc.features.cpu().numpy()
         holistic = feats[0] if condition is None else enc.first_conditioned.cpu().numpy()
+        det_feats = dict(zip(dets, feats[1:], strict=True))
+        embeddings = [det_feats.get(d) for d in range(len(boxes))]
+        tracks = self.tracker.update(boxes, scores, ext_ids, embeddings, stamp_ns)
+        seen = {t.track_id: t.detection for t in tracks if t.missed == 0 and t.detection in det_feats}
         sims = {}
-        if self._text_emb is not None and crop_ids:
-            s = self.backbone.similarity(enc.joint[1:], self._text_emb.to(enc.joint.device)).cpu().numpy()
-            sims = dict(zip(crop_ids, s.tolist(), strict=True))
-        return self.step(stamp_ns, tracks, holistic, dict(zip(crop_ids, feats[1:], strict=True)), sims)
+        if self._text_emb is not None and seen:
+            rows = [1 + dets.index(d) for d in seen.values()]
+            s = self.backbone.similarity(enc.joint[rows], self._text_emb.to(enc.joint.device)).cpu().numpy()
+            sims = dict(zip(seen, s.tolist(), strict=True))
+        partial = {tid: det_feats[d] for tid, d in seen.items()}
+        return self.step(stamp_ns, tracks, holistic, partial, sims)
 
-    def track(self, boxes, scores, ext_ids=None) -> list[Track]:
-        """Sanitise one frame's boxes (finite, non-empty, at most max_boxes) and update the tracker."""
+    def sanitize(self, boxes, scores, ext_ids=None):
+        """One frame's boxes made safe: finite, non-empty, at most max_boxes (highest scores)."""
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         scores = np.asarray(scores, dtype=np.float64).reshape(-1)
         if len(scores) != len(boxes):
@@ -166,7 +175,13 @@ class RhasPipeline:
             self.dropped_boxes += len(boxes) - len(keep)
             boxes, scores = boxes[keep], scores[keep]
             ext_ids = None if ext_ids is None else [ext_ids[i] for i in keep]
-        return self.tracker.update(boxes, scores, ext_ids)
+        return boxes, scores, ext_ids
+
+    def track(self, boxes, scores, ext_ids=None, stamp_ns: int = 0) -> list[Track]:
+        """Sanitise one frame's boxes and update the tracker, without appearance (replays of
+        recorded boxes)."""
+        boxes, scores, ext_ids = self.sanitize(boxes, scores, ext_ids)
+        return self.tracker.update(boxes, scores, ext_ids, None, stamp_ns)
 
     def step(self, stamp_ns: int, tracks: list[Track], holistic, partial: dict, sims: dict) -> FrameResult:
         """Everything after the backbone for one sampled frame: ``partial`` maps the ids of tracks
@@ -183,9 +198,10 @@ class RhasPipeline:
         if self.referring and target != self.last_target and self.last_target is not None:
             outputs += self._closed(self.segmenter.close([self.last_target]))  # the target switched
         self.last_target = target
-        todo = (
-            tracks[: self.settings.max_persons] if not self.referring else [t for t in tracks if t.track_id == target]
-        )
+        # Inference for persons seen in this frame: a lost person's buffer keeps its place (the
+        # missing frames masked) until they come back or the tracker drops them.
+        seen = [t for t in tracks if t.missed == 0]
+        todo = seen[: self.settings.max_persons] if not self.referring else [t for t in seen if t.track_id == target]
         inference_ms = None
         if self.segmenter.due(k) and any(self.segmenter.ready(t.track_id) for t in todo):
             t0 = time.perf_counter()

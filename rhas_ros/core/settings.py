@@ -14,6 +14,8 @@ from dataclasses import dataclass, fields
 
 from hopadiff.streaming import StreamConfig, setting
 
+from .tracker import TrackerParams
+
 
 @dataclass
 class Settings(StreamConfig):
@@ -25,7 +27,35 @@ class Settings(StreamConfig):
     local_files_only: bool = setting(False, "never contact the model hub (robots without internet)")
     detector: str = setting("hog", "person detector: hog | full_frame | grounding_dino | external (persons topic)",
                             choices=("hog", "full_frame", "grounding_dino", "external"))  # fmt: skip
+    hog_upscale: float = setting(
+        1.3, "hog detector: the frame is enlarged by this factor first (its window is 128 px tall: 1.3 finds "
+        "people from 98 px; cost grows with the square)", range=(1.0, 4.0),
+    )  # fmt: skip
     detector_model: str = setting("", "hub name or folder for grounding_dino ('' = IDEA-Research/grounding-dino-tiny)")
+    track_high_score: float = setting(
+        0.5, "tracker: detections scoring at least this are matched first and may start tracks (ByteTrack's "
+        "high-score stage)", range=(0.0, 1.0), dynamic=True,
+    )  # fmt: skip
+    track_low_score: float = setting(
+        0.1, "tracker: detections below are ignored; between this and track_high_score they only continue "
+        "tracks seen a frame ago (partly occluded persons)", range=(0.0, 1.0), dynamic=True,
+    )  # fmt: skip
+    track_match_iou: float = setting(
+        0.2, "tracker: IoU a detection needs with a track's predicted box to be matched to it", range=(0.0, 1.0),
+        dynamic=True,
+    )  # fmt: skip
+    track_confirm_frames: int = setting(
+        3, "tracker: consecutive sampled frames a new track must be matched before it gets an id (one-frame "
+        "false detections never do)", range=(1, 100), dynamic=True,
+    )  # fmt: skip
+    track_lost_seconds: float = setting(
+        5.0, "tracker: a person not detected is kept this long (buffers continue with the frames masked) and can "
+        "come back with the same id by position or appearance", range=(0.0, 600.0), dynamic=True,
+    )  # fmt: skip
+    reid_min_similarity: float = setting(
+        0.85, "tracker: cosine similarity of crop embeddings a lost person needs to be re-identified",
+        range=(-1.0, 1.0), dynamic=True,
+    )  # fmt: skip
     persons_stamp_tolerance: float = setting(
         0.05, "external detector: boxes are taken from the persons message with the frame's stamp, else the "
         "nearest within this many seconds, else the frame is processed without boxes", range=(0.0, 10.0),
@@ -75,6 +105,19 @@ class Settings(StreamConfig):
     autostart: bool = setting(False, "configure and activate at start (without a lifecycle manager)", dynamic=True)
 
 
+def tracker_params(s: Settings):
+    """The tracker's parameters from the settings."""
+    return TrackerParams(
+        high_score=s.track_high_score,
+        low_score=s.track_low_score,
+        match_iou=s.track_match_iou,
+        confirm_frames=s.track_confirm_frames,
+        lost_seconds=s.track_lost_seconds,
+        reid_min_similarity=s.reid_min_similarity,
+        max_tracks=s.max_boxes,
+    )
+
+
 def ordered_fields() -> list:
     """Fields in reading order: what to run first, then the streaming settings after sample_fps."""
     own = [f for f in fields(Settings) if f.name not in StreamConfig.stream_fields()]
@@ -112,6 +155,10 @@ def check(s: Settings) -> None:
         raise ValueError("parameter checkpoint is empty: name a HopaDIFF checkpoint file")
     if s.window == 1:
         raise ValueError("parameter window=1: a window needs at least 2 frames (0 = the checkpoint's)")
+    if s.track_low_score > s.track_high_score:
+        raise ValueError(
+            f"parameter track_low_score={s.track_low_score} is above track_high_score={s.track_high_score}"
+        )
     if s.hop and s.window and s.hop > s.window:
         raise ValueError(f"parameter hop={s.hop} is larger than window={s.window}")
 

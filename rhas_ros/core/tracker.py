@@ -1,8 +1,36 @@
-"""IoU tracker with Hungarian assignment: stable short person ids across frames.
+"""Person tracking for real footage: identities that last as long as HopaDIFF's windows.
 
-Boxes are (x, y, w, h) in pixels. A detection matched to a track (IoU >= min_iou, optimal
-assignment) updates it; unmatched detections start tracks with the next id (ids start at 1
-and are never reused); a track not seen for ``max_age`` sampled frames is dropped.
+A window is W sampled frames (W=256 at 5 fps is 51 s), so a person's id must survive crossings,
+missed detections and occlusions of a few seconds. ``PersonTracker`` is ByteTrack's association
+(Zhang et al., ECCV 2022) with appearance re-identification in the manner of BoT-SORT:
+
+1. Motion: a constant-velocity Kalman filter on (centre x, centre y, aspect, height) per track,
+   noise proportional to the box height (the SORT/DeepSORT formulation), predicts every box.
+2. Two-stage association: high-score detections against every confirmed track (IoU with the
+   predicted box, fused with appearance cosine distance when embeddings are given), then
+   low-score detections against the tracks still unmatched that were seen a frame ago (IoU only:
+   a partly occluded person gives a weak detection; ByteTrack's key idea).
+3. Re-identification: a high-score detection left over is compared with the lost tracks'
+   appearance (an exponential average of their crop embeddings; the node passes the features
+   the backbone computes for every crop anyway, so no extra model runs). Above
+   ``reid_min_similarity``, and within a distance a person can walk in the time lost, the lost
+   track gets the detection: its id comes back and its buffers continue.
+4. Birth and death hysteresis: a new track is tentative until matched in ``confirm_frames``
+   consecutive frames (a one-frame false detection never gets an id); a confirmed track that
+   is not matched is *lost* and kept (reported with ``missed > 0``, so the streaming buffers
+   mask the missing frames) for ``lost_seconds`` of stamp time before it is dropped.
+
+Ids start at 1, are given at confirmation and never reused within a run. Boxes are
+(x, y, w, h) pixels. Detections with an upstream id (the ``external`` detector's persons topic)
+are matched to the track with that id first and are confirmed at birth: the upstream tracker
+already decided they are a person.
+
+Written here rather than taken from a library: ``trackers`` / ``supervision`` (ByteTrack,
+BoT-SORT) require opencv-python next to this package's opencv-python-headless (two builds
+of cv2 in one environment), PyAV and matplotlib, report only the tracks matched in the
+current frame (the buffers need the lost ones too) and take no caller-supplied embeddings;
+``filterpy``'s KalmanFilter would add matplotlib for the 20 lines of the filter below.
+Assignment uses scipy's ``linear_sum_assignment`` (an exact solver, fast at these sizes).
 """
 
 from __future__ import annotations
@@ -12,17 +40,90 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+TENTATIVE_ID = 0  # track_id of a track not confirmed yet (never reported)
+
+
+@dataclass
+class TrackerParams:
+    high_score: float = 0.5  # detections at or above: first stage, may start tracks
+    low_score: float = 0.1  # detections below are ignored; between: second stage only
+    match_iou: float = 0.2  # first stage: IoU with the predicted box at least this
+    low_match_iou: float = 0.5  # second stage (low-score detections): stricter
+    buffer: float = 0.5  # first stage, second pass: boxes grown by this times their size on each side
+    confirm_frames: int = 3  # consecutive matches before a new track gets an id
+    lost_seconds: float = 5.0  # a confirmed track unmatched for longer is dropped
+    reid_min_similarity: float = 0.85  # cosine similarity a lost track's appearance needs to come back
+    reid_speed: float = 2.0  # box heights per second a lost person may have moved (re-ID distance gate)
+    appearance_weight: float = 0.5  # first stage cost: (1 - w) * (1 - IoU) + w * (1 - cosine)
+    embedding_momentum: float = 0.9  # appearance: ema = m * ema + (1 - m) * new crop embedding
+    max_tracks: int = 64
+
+
+class BoxKalman:
+    """Constant-velocity Kalman filter on z = (cx, cy, aspect w/h, h), state (z, dz/dt) per frame;
+    position and velocity noise scale with the box height."""
+
+    POS, VEL = 1.0 / 20, 1.0 / 160
+    F = np.eye(8) + np.eye(8, k=4)
+    H = np.eye(4, 8)
+
+    @classmethod
+    def initiate(cls, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        h = z[3]
+        std = [2 * cls.POS * h, 2 * cls.POS * h, 1e-2, 2 * cls.POS * h,
+               10 * cls.VEL * h, 10 * cls.VEL * h, 1e-5, 10 * cls.VEL * h]  # fmt: skip
+        return np.r_[z, np.zeros(4)], np.diag(np.square(std))
+
+    @classmethod
+    def predict(cls, mean, cov):
+        h = mean[3]
+        q = np.square([cls.POS * h, cls.POS * h, 1e-2, cls.POS * h, cls.VEL * h, cls.VEL * h, 1e-5, cls.VEL * h])
+        return cls.F @ mean, cls.F @ cov @ cls.F.T + np.diag(q)
+
+    @classmethod
+    def update(cls, mean, cov, z):
+        h = mean[3]
+        r = np.diag(np.square([cls.POS * h, cls.POS * h, 1e-1, cls.POS * h]))
+        s = cls.H @ cov @ cls.H.T + r
+        gain = np.linalg.solve(s, cls.H @ cov).T  # cov H^T S^-1 (S and cov symmetric)
+        return mean + gain @ (z - cls.H @ mean), cov - gain @ s @ gain.T
+
+
+def xywh_to_z(b) -> np.ndarray:
+    x, y, w, h = (float(v) for v in b)
+    return np.array([x + w / 2, y + h / 2, w / max(h, 1e-6), h])
+
+
+def z_to_xywh(z) -> tuple[float, float, float, float]:
+    cx, cy, a, h = (float(v) for v in z[:4])
+    h = max(h, 1e-3)
+    w = max(a, 1e-3) * h
+    return (cx - w / 2, cy - h / 2, w, h)
+
 
 @dataclass
 class Track:
     track_id: int
-    box: tuple[float, float, float, float]
+    box: tuple[float, float, float, float]  # last matched box (the predicted one is ``predicted``)
     score: float
     age: int = 0  # sampled frames since creation
-    missed: int = 0  # sampled frames since last matched
+    missed: int = 0  # sampled frames since last matched (0: seen in this frame)
     hits: int = 1
     external_id: int | None = None  # id given by an upstream tracker, if any
-    extra: dict = field(default_factory=dict)
+    streak: int = 1  # consecutive frames matched
+    last_seen_ns: int = 0
+    detection: int | None = None  # index of this frame's detection matched to the track
+    mean: np.ndarray = field(default=None, repr=False)
+    cov: np.ndarray = field(default=None, repr=False)
+    embedding: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def confirmed(self) -> bool:
+        return self.track_id != TENTATIVE_ID
+
+    @property
+    def predicted(self) -> tuple[float, float, float, float]:
+        return z_to_xywh(self.mean)
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -38,51 +139,167 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
 
 
-class IouTracker:
-    def __init__(self, min_iou: float = 0.3, max_age: int = 10, max_tracks: int = 64):
-        self.min_iou, self.max_age, self.max_tracks = min_iou, max_age, max_tracks
+def enlarge(b: np.ndarray, buffer: float) -> np.ndarray:
+    """xywh boxes grown by ``buffer`` times their width/height on every side."""
+    if buffer == 0:
+        return b
+    return np.c_[b[:, 0] - buffer * b[:, 2], b[:, 1] - buffer * b[:, 3], b[:, 2:] * (1 + 2 * buffer)]
+
+
+def assign(cost: np.ndarray, allowed: np.ndarray) -> list[tuple[int, int]]:
+    """Minimum-cost matching restricted to the allowed pairs -> [(row, col)]."""
+    if cost.size == 0 or not allowed.any():
+        return []
+    rows, cols = linear_sum_assignment(np.where(allowed, cost, 1e6))
+    return [(r, c) for r, c in zip(rows, cols, strict=True) if allowed[r, c]]
+
+
+def unit(v) -> np.ndarray | None:
+    if v is None:
+        return None
+    v = np.asarray(v, dtype=np.float64).reshape(-1)
+    n = np.linalg.norm(v)
+    return v / n if n > 0 and np.isfinite(n) else None
+
+
+class PersonTracker:
+    def __init__(self, params: TrackerParams | None = None):
+        self.params = params or TrackerParams()
         self.tracks: list[Track] = []
         self._next_id = 1
+
+    @property
+    def max_tracks(self) -> int:
+        return self.params.max_tracks
+
+    @max_tracks.setter
+    def max_tracks(self, n: int) -> None:
+        self.params.max_tracks = n
 
     def reset(self) -> None:
         """Forget every track; ids keep counting (an id is never reused within a run, even across a
         bag loop: a consumer's history of person 1 must not continue with someone else)."""
         self.tracks = []
 
-    def update(self, boxes, scores=None, external_ids=None) -> list[Track]:
-        """One sampled frame of detections -> current (matched or recently seen) tracks."""
+    def update(self, boxes, scores=None, external_ids=None, embeddings=None, stamp_ns: int = 0) -> list[Track]:
+        """One sampled frame of detections -> the confirmed tracks: matched in this frame
+        (``missed == 0``, ``detection`` = the index of their box) or lost for at most
+        ``lost_seconds`` (``missed > 0``). ``embeddings``: one appearance vector per detection
+        (or None); ``stamp_ns``: the frame's time (how long a track has been lost)."""
+        p = self.params
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        scores = np.ones(len(boxes)) if scores is None else np.asarray(scores, dtype=np.float64)
+        n = len(boxes)
+        scores = np.ones(n) if scores is None else np.asarray(scores, dtype=np.float64).reshape(-1)
+        embs = [None] * n if embeddings is None else [unit(e) for e in embeddings]
         for t in self.tracks:
             t.age += 1
             t.missed += 1
-        matched_det = set()
-        if external_ids is not None:  # trust an upstream tracker's ids when given
-            by_ext = {t.external_id: t for t in self.tracks}
+            t.detection = None
+            if t.missed > 1:
+                t.mean[7] = 0.0  # a lost box keeps its size
+            t.mean, t.cov = BoxKalman.predict(t.mean, t.cov)
+        free = set(np.flatnonzero(scores >= p.low_score).tolist())
+
+        if external_ids is not None:  # an upstream tracker's ids are trusted first
+            by_ext = {t.external_id: t for t in self.tracks if t.external_id is not None}
             for d, ext in enumerate(external_ids):
-                if ext in by_ext:
-                    self._assign(by_ext[ext], boxes[d], scores[d])
-                    matched_det.add(d)
-        free_tracks = [t for t in self.tracks if t.missed > 0]
-        free_dets = [d for d in range(len(boxes)) if d not in matched_det]
-        if free_tracks and free_dets:
-            ious = iou_matrix(np.array([t.box for t in free_tracks]), boxes[free_dets])
-            rows, cols = linear_sum_assignment(-ious)
-            for r, c in zip(rows, cols, strict=True):
-                if ious[r, c] >= self.min_iou:
-                    self._assign(free_tracks[r], boxes[free_dets[c]], scores[free_dets[c]])
-                    matched_det.add(free_dets[c])
-        for d in range(len(boxes)):
-            if d not in matched_det:
-                ext = None if external_ids is None else external_ids[d]
-                self.tracks.append(Track(self._next_id, tuple(boxes[d]), float(scores[d]), external_id=ext))
-                self._next_id += 1
-        self.tracks = [t for t in self.tracks if t.missed <= self.max_age]
-        if len(self.tracks) > self.max_tracks:  # ids churning every frame must not grow memory
-            self.tracks = sorted(self.tracks, key=lambda t: (t.missed, -t.hits))[: self.max_tracks]
-        return sorted(self.tracks, key=lambda t: t.track_id)
+                if d in free and ext in by_ext and by_ext[ext].missed > 0:
+                    self._matched(by_ext[ext], d, boxes, scores, embs, stamp_ns)
+                    free.discard(d)
+
+        high = sorted(d for d in free if scores[d] >= p.high_score)
+        low = sorted(d for d in free if scores[d] < p.high_score)
+        confirmed = [t for t in self.tracks if t.confirmed and t.missed > 0]
+
+        # Stage 1: high-score detections <-> confirmed tracks (tracked or lost), motion + appearance.
+        used = self._stage(confirmed, high, boxes, scores, embs, stamp_ns, p.match_iou, p.appearance_weight)
+        high = [d for d in high if d not in used]
+        # Stage 1b: what is left, with both boxes enlarged (buffered IoU, as C-BIoU): a jump, a fall
+        # or a bend moves a box further in one frame than the motion model predicts.
+        rest = [t for t in confirmed if t.missed > 0]
+        used = self._stage(rest, high, boxes, scores, embs, stamp_ns, p.match_iou, p.appearance_weight, p.buffer)
+        high = [d for d in high if d not in used]
+        # Stage 2: low-score detections <-> tracks seen a frame ago and still unmatched, IoU only.
+        recent = [t for t in confirmed if t.missed == 1]
+        self._stage(recent, low, boxes, scores, embs, stamp_ns, p.low_match_iou, 0.0)
+        # Stage 3: re-identification of lost tracks by appearance.
+        high = [d for d in high if d not in self._reidentify(high, boxes, scores, embs, stamp_ns)]
+        # Tentative tracks continue only when matched in consecutive frames.
+        tentative = [t for t in self.tracks if not t.confirmed]
+        used = self._stage(tentative, high, boxes, scores, embs, stamp_ns, p.match_iou, p.appearance_weight, p.buffer)
+        high = [d for d in high if d not in used]
+        self.tracks = [t for t in self.tracks if t.confirmed or t.missed == 0]
+        for t in self.tracks:
+            if not t.confirmed and t.streak >= p.confirm_frames:
+                self._confirm(t)
+        for d in high:  # births
+            mean, cov = BoxKalman.initiate(xywh_to_z(boxes[d]))
+            ext = None if external_ids is None else external_ids[d]
+            t = Track(TENTATIVE_ID, tuple(float(v) for v in boxes[d]), float(scores[d]), external_id=ext,
+                      last_seen_ns=stamp_ns, detection=d, mean=mean, cov=cov, embedding=embs[d])  # fmt: skip
+            self.tracks.append(t)
+            if ext is not None or p.confirm_frames <= 1:
+                self._confirm(t)
+
+        limit = round(p.lost_seconds * 1e9)
+        self.tracks = [t for t in self.tracks if t.missed == 0 or stamp_ns - t.last_seen_ns <= limit]
+        if len(self.tracks) > p.max_tracks:  # ids churning every frame must not grow memory
+            self.tracks = sorted(self.tracks, key=lambda t: (t.missed, -t.hits))[: p.max_tracks]
+        return sorted((t for t in self.tracks if t.confirmed), key=lambda t: t.track_id)
+
+    # ------------------------------------------------------------------ internals
+    def _confirm(self, t: Track) -> None:
+        t.track_id = self._next_id
+        self._next_id += 1
+
+    def _stage(self, tracks, dets, boxes, scores, embs, stamp_ns, min_iou, w_app, buffer=0.0) -> set[int]:
+        if not tracks or not dets:
+            return set()
+        ious = iou_matrix(enlarge(np.array([t.predicted for t in tracks]), buffer), enlarge(boxes[dets], buffer))
+        cost = 1.0 - ious
+        if w_app > 0:
+            cos = np.array([[self._cosine(t.embedding, embs[d]) for d in dets] for t in tracks])
+            known = ~np.isnan(cos)
+            cost = np.where(known, (1 - w_app) * cost + w_app * (1 - np.nan_to_num(cos)), cost)
+        pairs = assign(cost, ious >= min_iou)
+        for r, c in pairs:
+            self._matched(tracks[r], dets[c], boxes, scores, embs, stamp_ns)
+        return {dets[c] for _, c in pairs}
+
+    def _reidentify(self, dets, boxes, scores, embs, stamp_ns) -> set[int]:
+        p = self.params
+        lost = [t for t in self.tracks if t.confirmed and t.missed > 0 and t.embedding is not None]
+        dets = [d for d in dets if embs[d] is not None]
+        if not lost or not dets:
+            return set()
+        sim = np.array([[float(t.embedding @ embs[d]) for d in dets] for t in lost])
+        allowed = sim >= p.reid_min_similarity
+        for i, t in enumerate(lost):
+            x, y, w, h = t.box
+            reach = h * (1.0 + p.reid_speed * (stamp_ns - t.last_seen_ns) / 1e9)
+            for j, d in enumerate(dets):
+                bx, by, bw, bh = boxes[d]
+                dist = np.hypot(bx + bw / 2 - x - w / 2, by + bh / 2 - y - h / 2)
+                allowed[i, j] &= dist <= reach and 0.67 <= bh / max(h, 1e-6) <= 1.5
+        pairs = assign(1.0 - sim, allowed)
+        for r, c in pairs:
+            t = lost[r]
+            t.mean, t.cov = BoxKalman.initiate(xywh_to_z(boxes[dets[c]]))  # the old motion state is stale
+            self._matched(t, dets[c], boxes, scores, embs, stamp_ns)
+        return {dets[c] for _, c in pairs}
 
     @staticmethod
-    def _assign(track: Track, box, score) -> None:
-        track.box, track.score, track.missed = tuple(float(v) for v in box), float(score), 0
-        track.hits += 1
+    def _cosine(a, b) -> float:
+        return float("nan") if a is None or b is None else float(a @ b)
+
+    def _matched(self, t: Track, d: int, boxes, scores, embs, stamp_ns) -> None:
+        p = self.params
+        t.streak = t.streak + 1 if t.missed == 1 else 1
+        t.mean, t.cov = BoxKalman.update(t.mean, t.cov, xywh_to_z(boxes[d]))
+        t.box, t.score, t.missed, t.detection = tuple(float(v) for v in boxes[d]), float(scores[d]), 0, d
+        t.hits += 1
+        t.last_seen_ns = stamp_ns
+        e = embs[d]
+        if e is not None and scores[d] >= p.high_score:  # weak (often occluded) crops do not teach appearance
+            m = p.embedding_momentum
+            t.embedding = e if t.embedding is None else unit(m * t.embedding + (1 - m) * e)

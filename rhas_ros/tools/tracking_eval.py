@@ -1,0 +1,98 @@
+"""Identity metrics for the tracker against ground truth, and detections simulated from it.
+
+``identity_errors`` counts what HopaDIFF's windows suffer from, in the CLEAR-MOT sense
+(Bernardin & Stiefelhagen 2008): per frame, ground-truth boxes are matched one-to-one to the
+tracker's boxes (IoU >= 0.5, optimal assignment); an *ID switch* is a ground-truth person matched
+to another track id than at their previous matched frame, a *fragmentation* a person's
+trajectory that was matched, then not, then matched again.
+
+``simulated_detections`` turns the ground-truth boxes of hopadiff-synth --video clips (persons
+walking across each other) into what a detector gives: jitter, random misses, no box for the
+person behind while two overlap, and now and then a false box for one frame.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from rhas_ros.core.tracker import iou_matrix
+
+Box = tuple[float, float, float, float]
+
+
+def identity_errors(truth: list[dict[int, Box]], tracked: list[dict[int, Box]], min_iou: float = 0.5) -> dict:
+    """truth, tracked: per frame, person id -> box (xywh) -> id_switches, fragmentations, the
+    share of ground-truth boxes matched (coverage), and the track ids each person was given."""
+    last_id: dict[int, int] = {}
+    was_matched: dict[int, bool] = {}
+    switches = fragments = present = matched = 0
+    given: dict[int, set[int]] = {}
+    for gt, hyp in zip(truth, tracked, strict=True):
+        g_ids, h_ids = list(gt), list(hyp)
+        g_boxes = np.array([gt[i] for i in g_ids]).reshape(-1, 4)
+        ious = iou_matrix(g_boxes, np.array([hyp[i] for i in h_ids]).reshape(-1, 4))
+        pairs = {}
+        if ious.size:
+            rows, cols = linear_sum_assignment(-ious)
+            pairs = {g_ids[r]: h_ids[c] for r, c in zip(rows, cols, strict=True) if ious[r, c] >= min_iou}
+        for g in g_ids:
+            present += 1
+            h = pairs.get(g)
+            if h is None:
+                if was_matched.get(g):
+                    was_matched[g] = False
+                continue
+            matched += 1
+            given.setdefault(g, set()).add(h)
+            if g in last_id and last_id[g] != h:
+                switches += 1
+            if g in was_matched and not was_matched[g]:
+                fragments += 1
+            last_id[g], was_matched[g] = h, True
+    return {
+        "id_switches": switches,
+        "fragmentations": fragments,
+        "coverage": matched / max(present, 1),
+        "ids": {g: sorted(v) for g, v in given.items()},
+    }
+
+
+def crossings(truth: list[dict[int, Box]]) -> int:
+    """How many times two persons' left-to-right order flips (they pass each other)."""
+    n = 0
+    prev = None
+    for gt in truth:
+        order = tuple(sorted(gt, key=lambda i: gt[i][0] + gt[i][2] / 2))
+        if prev is not None and len(order) == len(prev):
+            n += sum(1 for a in range(len(order)) if order[a] != prev[a]) // 2
+        prev = order
+    return n
+
+
+def simulated_detections(truth: list[dict[int, Box]], rng: np.random.Generator, miss: float = 0.1,
+                         jitter: float = 0.02, false_rate: float = 0.05, size=(320, 240)):  # fmt: skip
+    """Per frame (boxes (N, 4), scores (N,)) from ground truth. A person whose box overlaps a
+    later-drawn person's (drawn on top) by IoU > 0.3 is not detected; misses at rate ``miss``;
+    box jitter in units of the box height; a false box for one frame at rate ``false_rate``."""
+    frames = []
+    for gt in truth:
+        ids = list(gt)
+        boxes = np.array([gt[i] for i in ids], dtype=np.float64).reshape(-1, 4)
+        ious = iou_matrix(boxes, boxes)
+        keep = []
+        for a in range(len(ids)):
+            hidden = any(ious[a, b] > 0.3 for b in range(a + 1, len(ids)))
+            if not hidden and rng.random() >= miss:
+                keep.append(a)
+        out = boxes[keep].copy()
+        if len(out):
+            out += rng.normal(0, jitter, size=out.shape) * out[:, 3:4]
+        scores = rng.uniform(0.6, 1.0, size=len(out))
+        if rng.random() < false_rate:
+            w, h = size
+            fh = rng.uniform(0.3, 0.5) * h
+            out = np.vstack([out, [rng.uniform(0, w - fh / 2), rng.uniform(0, h - fh), fh / 2, fh]])
+            scores = np.r_[scores, rng.uniform(0.5, 0.9)]
+        frames.append((out, scores))
+    return frames

@@ -1,0 +1,184 @@
+"""PersonTracker: identities through crossings, occlusions, false detections and dropouts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rhas_ros.core.tracker import BoxKalman, PersonTracker, TrackerParams, iou_matrix, xywh_to_z, z_to_xywh
+from rhas_ros.tools.tracking_eval import crossings, identity_errors
+
+FPS = 10
+NS = 10**9 // FPS
+
+
+def run(tracker, frames, embeddings=None):
+    """frames: per frame {person: box}; -> per frame {person: track id} for the persons detected."""
+    out = []
+    for k, dets in enumerate(frames):
+        persons = list(dets)
+        embs = None if embeddings is None else [embeddings[p] for p in persons]
+        tracks = tracker.update([dets[p] for p in persons], np.full(len(persons), 0.9), None, embs, k * NS)
+        out.append({persons[t.detection]: t.track_id for t in tracks if t.missed == 0})
+    return out
+
+
+def walker(x0, vx, frames, y=100, w=30, h=90):
+    return [(x0 + vx * k, y, w, h) for k in range(frames)]
+
+
+def test_iou_matrix():
+    a = np.array([[0, 0, 10, 10]])
+    b = np.array([[5, 0, 10, 10], [20, 20, 5, 5]])
+    np.testing.assert_allclose(iou_matrix(a, b), [[50 / 150, 0.0]])
+
+
+def test_kalman_learns_a_constant_velocity():
+    mean, cov = BoxKalman.initiate(xywh_to_z((0, 0, 30, 90)))
+    for k in range(1, 15):
+        mean, cov = BoxKalman.predict(mean, cov)
+        mean, cov = BoxKalman.update(mean, cov, xywh_to_z((4 * k, 0, 30, 90)))
+    mean, _ = BoxKalman.predict(mean, cov)
+    np.testing.assert_allclose(z_to_xywh(mean), (60, 0, 30, 90), atol=1.0)
+    assert np.allclose(cov, cov.T) and (np.linalg.eigvalsh(cov) > 0).all()
+
+
+def test_two_persons_crossing_keep_their_ids_with_the_one_behind_unseen():
+    """Walking towards each other in one lane; while they overlap the one behind is not detected."""
+    n = 60
+    a, b = walker(0, 5, n), walker(300, -5, n)
+    frames = []
+    for k in range(n):
+        overlap = iou_matrix(np.array([a[k]]), np.array([b[k]]))[0, 0] > 0.1
+        frames.append({"b": b[k]} if overlap else {"a": a[k], "b": b[k]})
+    assert crossings([{1: pa, 2: pb} for pa, pb in zip(a, b, strict=True)]) == 1
+    ids = run(PersonTracker(), frames)
+    assert {f["a"] for f in ids if "a" in f} == {1} and {f["b"] for f in ids if "b" in f} == {2}
+
+
+def test_persons_who_meet_and_turn_back_are_told_apart_by_appearance():
+    """Two persons of one size meet, stand together (the one behind unseen for 1 s) and walk back
+    the way they came: motion predicts they go on, and alone swaps them; appearance does not."""
+
+    def path(x0, v, n=55):
+        xs, x = [], x0
+        for k in range(n):
+            xs.append((x, 100, 30, 90))
+            x += v if k < 22 else (0 if k < 30 else -v)
+        return xs
+
+    a, b = path(0, 6), path(266, -6)
+    frames = []
+    for pa, pb in zip(a, b, strict=True):
+        close = iou_matrix(np.array([pa]), np.array([pb]))[0, 0] > 0.3
+        frames.append({"b": pb} if close else {"a": pa, "b": pb})
+    assert sum("a" not in f for f in frames) >= 10
+    rng = np.random.default_rng(0)
+    look = {"a": rng.normal(size=32), "b": rng.normal(size=32)}
+    ids = run(PersonTracker(), frames, look)
+    assert {f["a"] for f in ids if "a" in f} == {1} and {f["b"] for f in ids if "b" in f} == {2}
+    motion_only = run(PersonTracker(), frames)
+    assert len({f["a"] for f in motion_only if "a" in f}) > 1, "the scenario needs appearance"
+
+
+def test_occluded_for_two_seconds_comes_back_with_its_id_and_is_reported_lost_meanwhile():
+    n = 60
+    a, b = walker(0, 2, n), walker(200, 0, n, w=40)
+    frames = [{"a": a[k], "b": b[k]} if not 15 <= k < 35 else {"b": b[k]} for k in range(n)]  # 2 s hidden
+    tracker = PersonTracker()
+    missed = []
+    for k, dets in enumerate(frames):
+        ps = list(dets)
+        tracks = tracker.update([dets[p] for p in ps], np.full(len(ps), 0.9), stamp_ns=k * NS)
+        missed.append({t.track_id: t.missed for t in tracks})
+        if k >= 35:
+            assert {ps[t.detection]: t.track_id for t in tracks if t.missed == 0}["a"] == 1
+    assert missed[34][1] == 20, "the hidden person stays a track (its buffer continues), 20 frames missed"
+    assert missed[35][1] == 0
+
+
+def test_lost_person_far_away_is_reidentified_by_appearance_only():
+    """Gone for 3 s, back 150 px away (no box overlap): the same appearance gets the old id, a
+    different one a new id."""
+    rng = np.random.default_rng(1)
+    me, other = rng.normal(size=32), rng.normal(size=32)
+    tr = PersonTracker()
+    for k in range(10):
+        tr.update([(50, 100, 30, 90)], [0.9], None, [me], k * NS)
+    for k in range(10, 40):
+        tr.update([], [], None, [], k * NS)
+    got = [tr.update([(200, 100, 30, 90)], [0.9], None, [me + 0.1 * rng.normal(size=32)], k * NS) for k in (40, 41, 42)]
+    assert [t.track_id for t in got[-1] if t.missed == 0] == [1]
+    tr2 = PersonTracker()
+    for k in range(10):
+        tr2.update([(50, 100, 30, 90)], [0.9], None, [me], k * NS)
+    for k in range(10, 40):
+        tr2.update([], [], None, [], k * NS)
+    for k in (40, 41, 42):
+        tracks = tr2.update([(200, 100, 30, 90)], [0.9], None, [other], k * NS)
+    assert [t.track_id for t in tracks if t.missed == 0] == [2]
+
+
+def test_a_one_frame_false_detection_gets_no_id():
+    tr = PersonTracker()
+    seen = set()
+    for k in range(20):
+        boxes = [(10 + k, 50, 30, 90)] + ([(250, 20, 30, 90)] if k == 7 else [])
+        seen |= {t.track_id for t in tr.update(boxes, [0.9] * len(boxes), stamp_ns=k * NS)}
+    assert seen == {1}
+    assert [t.track_id for t in tr.update([(250, 20, 30, 90)] * 1, [0.9], stamp_ns=20 * NS)] == [1], "tentative"
+    for k in (21, 22):
+        tracks = tr.update([(250, 20, 30, 90)], [0.9], stamp_ns=k * NS)
+    assert sorted(t.track_id for t in tracks) == [1, 2], "confirmed after 3 frames; id 2 is the next unused"
+
+
+@pytest.mark.parametrize("drop", [0.2, 0.4])
+def test_detector_dropouts_keep_one_id_per_person(drop):
+    rng = np.random.default_rng(2)
+    n = 100
+    paths = {p: walker(20 + 100 * p, 1.5 * (-1) ** p, n) for p in range(3)}
+    frames = [{p: paths[p][k] for p in paths if k < 3 or rng.random() > drop} for k in range(n)]
+    ids = run(PersonTracker(), frames)
+    for p in paths:
+        assert len({f[p] for f in ids if p in f}) == 1, p
+    truth = [{p: paths[p][k] for p in paths} for k in range(n)]
+    tracked = [{tid: paths[p][k] for p, tid in f.items()} for k, f in enumerate(ids)]
+    errors = identity_errors(truth, tracked)
+    assert errors["id_switches"] == 0 and errors["coverage"] > 1 - drop - 0.1
+
+
+def test_low_score_detections_continue_tracks_but_never_start_them():
+    tr = PersonTracker(TrackerParams(high_score=0.5, low_score=0.1))
+    for k in range(5):
+        tr.update([(10, 10, 30, 90)], [0.9], stamp_ns=k * NS)
+    for k in range(5, 10):
+        tracks = tr.update([(10 + k, 10, 30, 90), (200, 10, 30, 90)], [0.3, 0.3], stamp_ns=k * NS)
+        assert [(t.track_id, t.missed) for t in tracks] == [(1, 0)]
+    tracks = tr.update([(20, 10, 30, 90)], [0.05], stamp_ns=10 * NS)
+    assert [(t.track_id, t.missed) for t in tracks] == [(1, 1)], "below low_score: ignored"
+
+
+def test_lost_tracks_are_dropped_after_lost_seconds_and_ids_are_never_reused():
+    tr = PersonTracker(TrackerParams(lost_seconds=1.0))
+    for k in range(5):
+        tr.update([(10, 10, 30, 90)], [0.9], stamp_ns=k * NS)
+    assert [t.track_id for t in tr.update([], [], stamp_ns=14 * NS)] == [1]
+    assert tr.update([], [], stamp_ns=15 * NS) == [], "lost 1.1 s > 1 s"
+    tr.reset()
+    for k in range(3):
+        tracks = tr.update([(10, 10, 30, 90)], [0.9], stamp_ns=(20 + k) * NS)
+    assert [t.track_id for t in tracks] == [2]
+
+
+def test_tracker_follows_external_ids():
+    tr = PersonTracker()
+    assert [t.track_id for t in tr.update([[0, 0, 10, 10]], external_ids=[7])] == [1], "confirmed at birth"
+    tracks = tr.update([[300, 300, 10, 10]], external_ids=[7], stamp_ns=NS)  # jumped, but upstream says same
+    assert [t.track_id for t in tracks] == [1] and tracks[0].box[0] == 300
+
+
+def test_identity_errors_counts_switches_and_fragments():
+    truth = [{1: (0, 0, 10, 10)}] * 5
+    tracked = [{1: (0, 0, 10, 10)}, {1: (0, 0, 10, 10)}, {}, {2: (0, 0, 10, 10)}, {1: (0, 0, 10, 10)}]
+    e = identity_errors(truth, tracked)
+    assert (e["id_switches"], e["fragmentations"], e["coverage"], e["ids"]) == (2, 1, 0.8, {1: [1, 2]})
