@@ -134,7 +134,7 @@ def synthetic(args) -> None:
         tracked = []
         for k, (b, s) in enumerate(simulated_detections(truth, np.random.default_rng(0))):
             tracks = tracker.update(b, s, stamp_ns=round(k * 1e9 / v["fps"]))
-            tracked.append({t.track_id: t.box if t.missed == 0 else t.predicted for t in tracks})
+            tracked.append({t.track_id: t.box if t.missed == 0 else None for t in tracks})
         e = identity_errors(truth, tracked)
         ids = " ".join(f"{g}:{len(i)}" for g, i in sorted(e["ids"].items()))
         print(f"| {v['name']} | {crossings(truth)} | {e['id_switches']} | {e['fragmentations']} | "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rhas_ros.core.tracker import BoxKalman, PersonTracker, TrackerParams, iou_matrix, xywh_to_z, z_to_xywh
+from rhas_ros.core.tracker import BoxKalman, PersonTracker, TrackerParams, assign, iou_matrix, xywh_to_z, z_to_xywh
 from rhas_ros.tools.tracking_eval import crossings, identity_errors
 
 FPS = 10
@@ -182,3 +182,15 @@ def test_identity_errors_counts_switches_and_fragments():
     tracked = [{1: (0, 0, 10, 10)}, {1: (0, 0, 10, 10)}, {}, {2: (0, 0, 10, 10)}, {1: (0, 0, 10, 10)}]
     e = identity_errors(truth, tracked)
     assert (e["id_switches"], e["fragmentations"], e["coverage"], e["ids"]) == (2, 1, 0.8, {1: [1, 2]})
+    held = [{1: (0, 0, 10, 10)}, {1: None}, {1: None}, {1: (0, 0, 10, 10)}, {2: (0, 0, 10, 10)}]
+    e = identity_errors(truth, held)  # a track reported lost holds its person: no fragmentation
+    assert (e["id_switches"], e["fragmentations"], e["coverage"]) == (1, 0, 1.0)
+
+
+def test_assignment_leaves_pairs_unmatched_rather_than_take_two_poor_ones():
+    """Row 0 fits column 0 well; the only other allowed pairs are poor. Plain rectangular assignment
+    would take both poor pairs (more pairs); the padded one keeps the good pair."""
+    cost = np.array([[0.1, 0.9], [0.9, 5.0]])
+    allowed = np.array([[True, True], [True, False]])
+    assert assign(cost, allowed) == [(0, 0)]
+    assert assign(cost, allowed, unmatched_cost=2.0) == [(0, 1), (1, 0)]

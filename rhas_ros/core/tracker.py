@@ -6,10 +6,16 @@ missed detections and occlusions of a few seconds. ``PersonTracker`` is ByteTrac
 
 1. Motion: a constant-velocity Kalman filter on (centre x, centre y, aspect, height) per track,
    noise proportional to the box height (the SORT/DeepSORT formulation), predicts every box.
+   A lost track's predicted velocity fades (``lost_velocity_decay`` per frame): an unseen person
+   may have stopped or turned, and seconds of extrapolation put the box where nobody is.
 2. Two-stage association: high-score detections against every confirmed track (IoU with the
-   predicted box, fused with appearance cosine distance when embeddings are given), then
-   low-score detections against the tracks still unmatched that were seen a frame ago (IoU only:
-   a partly occluded person gives a weak detection; ByteTrack's key idea).
+   predicted box, fused with appearance cosine distance when embeddings are given, inside the
+   filter's Mahalanobis gate on centre and height, near-ties going to the track seen more
+   recently), a second pass with both boxes enlarged for what is left (a jump or a bend moves a
+   box further than predicted; C-BIoU's buffered IoU), then low-score detections against the
+   tracks still unmatched that were seen a frame ago (IoU only: a partly occluded person gives a
+   weak detection; ByteTrack's key idea). Every assignment may leave a track and a box unmatched
+   rather than take two poor pairs (``assign``).
 3. Re-identification: a high-score detection left over is compared with the lost tracks'
    appearance (an exponential average of their crop embeddings; the node passes the features
    the backbone computes for every crop anyway, so no extra model runs). Above
@@ -41,6 +47,9 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 TENTATIVE_ID = 0  # track_id of a track not confirmed yet (never reported)
+GATE_DIMS = [0, 1, 3]  # centre x, centre y, height
+GATE_CHI2 = 11.345  # chi-square 0.99 quantile, 3 degrees of freedom
+LOST_PENALTY = 0.02  # association cost added per frame a track has been lost (at most 10 frames)
 
 
 @dataclass
@@ -50,6 +59,7 @@ class TrackerParams:
     match_iou: float = 0.2  # first stage: IoU with the predicted box at least this
     low_match_iou: float = 0.5  # second stage (low-score detections): stricter
     buffer: float = 0.5  # first stage, second pass: boxes grown by this times their size on each side
+    lost_velocity_decay: float = 0.9  # per frame lost, the predicted velocity is multiplied by this
     confirm_frames: int = 3  # consecutive matches before a new track gets an id
     lost_seconds: float = 5.0  # a confirmed track unmatched for longer is dropped
     reid_min_similarity: float = 0.85  # cosine similarity a lost track's appearance needs to come back
@@ -79,6 +89,16 @@ class BoxKalman:
         h = mean[3]
         q = np.square([cls.POS * h, cls.POS * h, 1e-2, cls.POS * h, cls.VEL * h, cls.VEL * h, 1e-5, cls.VEL * h])
         return cls.F @ mean, cls.F @ cov @ cls.F.T + np.diag(q)
+
+    @classmethod
+    def gate_distance(cls, mean, cov, zs: np.ndarray) -> np.ndarray:
+        """Squared Mahalanobis distance of measurements zs (M, 4) from the predicted measurement, on
+        centre and height (the aspect of a walking person's box swings too much to gate on)."""
+        h = mean[3]
+        r = np.square([cls.POS * h, cls.POS * h, 1e-1, cls.POS * h])
+        s = (cls.H @ cov @ cls.H.T + np.diag(r))[np.ix_(GATE_DIMS, GATE_DIMS)]
+        d = zs[:, GATE_DIMS] - mean[GATE_DIMS]
+        return np.einsum("mi,ij,mj->m", d, np.linalg.inv(s), d)
 
     @classmethod
     def update(cls, mean, cov, z):
@@ -146,12 +166,23 @@ def enlarge(b: np.ndarray, buffer: float) -> np.ndarray:
     return np.c_[b[:, 0] - buffer * b[:, 2], b[:, 1] - buffer * b[:, 3], b[:, 2:] * (1 + 2 * buffer)]
 
 
-def assign(cost: np.ndarray, allowed: np.ndarray) -> list[tuple[int, int]]:
-    """Minimum-cost matching restricted to the allowed pairs -> [(row, col)]."""
-    if cost.size == 0 or not allowed.any():
+def assign(cost: np.ndarray, allowed: np.ndarray, unmatched_cost: float = 0.5) -> list[tuple[int, int]]:
+    """Minimum-cost matching restricted to the allowed pairs, where leaving a row or a column
+    unmatched costs ``unmatched_cost`` -> [(row, col)]. Plain rectangular assignment maximises the
+    number of pairs first: two poor pairs beat one good pair and two leftovers (a lost track takes
+    another person's box so that its own is matched by the wrong track). Padding the matrix with
+    the cost of staying unmatched makes a pair worth taking only if it beats that."""
+    n, m = cost.shape
+    if n == 0 or m == 0 or not allowed.any():
         return []
-    rows, cols = linear_sum_assignment(np.where(allowed, cost, 1e6))
-    return [(r, c) for r, c in zip(rows, cols, strict=True) if allowed[r, c]]
+    big = 1e6
+    full = np.full((n + m, m + n), big)
+    full[:n, :m] = np.where(allowed, cost, big)
+    full[:n, m:][np.diag_indices(n)] = unmatched_cost  # row r left unmatched
+    full[n:, :m][np.diag_indices(m)] = unmatched_cost  # column c left unmatched
+    full[n:, m:] = 0.0
+    rows, cols = linear_sum_assignment(full)
+    return [(r, c) for r, c in zip(rows, cols, strict=True) if r < n and c < m and allowed[r, c]]
 
 
 def unit(v) -> np.ndarray | None:
@@ -195,8 +226,9 @@ class PersonTracker:
             t.age += 1
             t.missed += 1
             t.detection = None
-            if t.missed > 1:
-                t.mean[7] = 0.0  # a lost box keeps its size
+            if t.missed > 1:  # lost: the box keeps its size, and the walk fades out (a person
+                t.mean[7] = 0.0  # unseen may have stopped or turned; extrapolating for seconds
+                t.mean[4:6] *= self.params.lost_velocity_decay  # puts the box where nobody is)
             t.mean, t.cov = BoxKalman.predict(t.mean, t.cov)
         free = set(np.flatnonzero(scores >= p.low_score).tolist())
 
@@ -211,13 +243,16 @@ class PersonTracker:
         low = sorted(d for d in free if scores[d] < p.high_score)
         confirmed = [t for t in self.tracks if t.confirmed and t.missed > 0]
 
-        # Stage 1: high-score detections <-> confirmed tracks (tracked or lost), motion + appearance.
+        # Stage 1: high-score detections <-> confirmed tracks (tracked or lost), motion + appearance,
+        # within the motion model's gate.
         used = self._stage(confirmed, high, boxes, scores, embs, stamp_ns, p.match_iou, p.appearance_weight)
         high = [d for d in high if d not in used]
         # Stage 1b: what is left, with both boxes enlarged (buffered IoU, as C-BIoU): a jump, a fall
         # or a bend moves a box further in one frame than the motion model predicts.
         rest = [t for t in confirmed if t.missed > 0]
-        used = self._stage(rest, high, boxes, scores, embs, stamp_ns, p.match_iou, p.appearance_weight, p.buffer)
+        used = self._stage(
+            rest, high, boxes, scores, embs, stamp_ns, p.match_iou, p.appearance_weight, p.buffer, gate=False
+        )
         high = [d for d in high if d not in used]
         # Stage 2: low-score detections <-> tracks seen a frame ago and still unmatched, IoU only.
         recent = [t for t in confirmed if t.missed == 1]
@@ -226,7 +261,9 @@ class PersonTracker:
         high = [d for d in high if d not in self._reidentify(high, boxes, scores, embs, stamp_ns)]
         # Tentative tracks continue only when matched in consecutive frames.
         tentative = [t for t in self.tracks if not t.confirmed]
-        used = self._stage(tentative, high, boxes, scores, embs, stamp_ns, p.match_iou, p.appearance_weight, p.buffer)
+        used = self._stage(
+            tentative, high, boxes, scores, embs, stamp_ns, p.match_iou, p.appearance_weight, p.buffer, gate=False
+        )
         high = [d for d in high if d not in used]
         self.tracks = [t for t in self.tracks if t.confirmed or t.missed == 0]
         for t in self.tracks:
@@ -252,16 +289,24 @@ class PersonTracker:
         t.track_id = self._next_id
         self._next_id += 1
 
-    def _stage(self, tracks, dets, boxes, scores, embs, stamp_ns, min_iou, w_app, buffer=0.0) -> set[int]:
+    def _stage(self, tracks, dets, boxes, scores, embs, stamp_ns, min_iou, w_app, buffer=0.0, gate=True) -> set[int]:
         if not tracks or not dets:
             return set()
         ious = iou_matrix(enlarge(np.array([t.predicted for t in tracks]), buffer), enlarge(boxes[dets], buffer))
+        allowed = ious >= min_iou
+        if gate:  # the motion model's own uncertainty: no detection it finds implausible
+            zs = np.array([xywh_to_z(boxes[d]) for d in dets])
+            allowed &= np.array([BoxKalman.gate_distance(t.mean, t.cov, zs) <= GATE_CHI2 for t in tracks])
         cost = 1.0 - ious
         if w_app > 0:
             cos = np.array([[self._cosine(t.embedding, embs[d]) for d in dets] for t in tracks])
             known = ~np.isnan(cos)
             cost = np.where(known, (1 - w_app) * cost + w_app * (1 - np.nan_to_num(cos)), cost)
-        pairs = assign(cost, ious >= min_iou)
+        # Between near-equal candidates the track seen more recently wins (a soft matching
+        # cascade): a person hidden behind another has a predicted box as close to the front
+        # person's detection as that person's own track.
+        cost = cost + LOST_PENALTY * np.minimum(np.array([[t.missed - 1] for t in tracks]), 10)
+        pairs = assign(cost, allowed)
         for r, c in pairs:
             self._matched(tracks[r], dets[c], boxes, scores, embs, stamp_ns)
         return {dets[c] for _, c in pairs}

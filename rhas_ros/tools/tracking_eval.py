@@ -2,9 +2,12 @@
 
 ``identity_errors`` counts what HopaDIFF's windows suffer from, in the CLEAR-MOT sense
 (Bernardin & Stiefelhagen 2008): per frame, ground-truth boxes are matched one-to-one to the
-tracker's boxes (IoU >= 0.5, optimal assignment); an *ID switch* is a ground-truth person matched
+tracker's boxes (IoU >= 0.5; a person keeps last frame's track while it still overlaps that
+much, the others by optimal assignment); an *ID switch* is a ground-truth person matched
 to another track id than at their previous matched frame, a *fragmentation* a person's
-trajectory that was matched, then not, then matched again.
+trajectory that was matched, then not, then matched again. A person the detector misses is
+*held* (neither) while the tracker still reports their track as lost: the node keeps that
+person's buffer, which is what a window needs.
 
 ``simulated_detections`` turns the ground-truth boxes of hopadiff-synth --video clips (persons
 walking across each other) into what a detector gives: jitter, random misses, no box for the
@@ -21,39 +24,54 @@ from rhas_ros.core.tracker import iou_matrix
 Box = tuple[float, float, float, float]
 
 
-def identity_errors(truth: list[dict[int, Box]], tracked: list[dict[int, Box]], min_iou: float = 0.5) -> dict:
-    """truth, tracked: per frame, person id -> box (xywh) -> id_switches, fragmentations, the
-    share of ground-truth boxes matched (coverage), and the track ids each person was given."""
+def identity_errors(truth: list[dict[int, Box]], tracked: list[dict[int, Box | None]], min_iou: float = 0.5) -> dict:
+    """truth: per frame, person id -> box (xywh); tracked: per frame, track id -> box, or None for
+    a track reported but not seen in that frame (lost: the node keeps its buffer). -> id_switches,
+    fragmentations, coverage (the share of ground-truth boxes matched or held by their lost
+    track) and the track ids each person was given."""
     last_id: dict[int, int] = {}
-    was_matched: dict[int, bool] = {}
-    switches = fragments = present = matched = 0
+    on: dict[int, bool] = {}  # person -> matched or held in the previous frame they were present
+    switches = fragments = present = covered = 0
     given: dict[int, set[int]] = {}
     for gt, hyp in zip(truth, tracked, strict=True):
-        g_ids, h_ids = list(gt), list(hyp)
-        g_boxes = np.array([gt[i] for i in g_ids]).reshape(-1, 4)
-        ious = iou_matrix(g_boxes, np.array([hyp[i] for i in h_ids]).reshape(-1, 4))
+        boxed = {h: b for h, b in hyp.items() if b is not None}
+        # CLEAR-MOT's rule: a correspondence of the previous frame is kept while it still overlaps
+        # enough; the rest are matched by optimal assignment.
         pairs = {}
+        for g, h in last_id.items():
+            kept = on.get(g) and g in gt and h in boxed and h not in pairs.values()
+            if kept and iou_matrix(np.array([gt[g]]), np.array([boxed[h]]))[0, 0] >= min_iou:
+                pairs[g] = h
+        g_ids = [g for g in gt if g not in pairs]
+        h_ids = [h for h in boxed if h not in pairs.values()]
+        ious = iou_matrix(
+            np.array([gt[i] for i in g_ids]).reshape(-1, 4), np.array([boxed[i] for i in h_ids]).reshape(-1, 4)
+        )
         if ious.size:
             rows, cols = linear_sum_assignment(-ious)
-            pairs = {g_ids[r]: h_ids[c] for r, c in zip(rows, cols, strict=True) if ious[r, c] >= min_iou}
-        for g in g_ids:
+            pairs |= {g_ids[r]: h_ids[c] for r, c in zip(rows, cols, strict=True) if ious[r, c] >= min_iou}
+        for g in gt:  # a person unseen by the tracker is held while their track is reported lost
+            h = last_id.get(g)
+            if g not in pairs and on.get(g) and h in hyp and hyp[h] is None and h not in pairs.values():
+                pairs[g] = h
+        for g in gt:
             present += 1
             h = pairs.get(g)
             if h is None:
-                if was_matched.get(g):
-                    was_matched[g] = False
+                if on.get(g):
+                    on[g] = False
                 continue
-            matched += 1
+            covered += 1
             given.setdefault(g, set()).add(h)
             if g in last_id and last_id[g] != h:
                 switches += 1
-            if g in was_matched and not was_matched[g]:
+            if g in on and not on[g]:
                 fragments += 1
-            last_id[g], was_matched[g] = h, True
+            last_id[g], on[g] = h, True
     return {
         "id_switches": switches,
         "fragmentations": fragments,
-        "coverage": matched / max(present, 1),
+        "coverage": covered / max(present, 1),
         "ids": {g: sorted(v) for g, v in given.items()},
     }
 
