@@ -147,13 +147,20 @@ class SegmentStitcher:
 
     def _freeze_before(self, k0: int) -> None:
         """Fold frames older than k0 into the open segments that cover them, then forget them."""
-        for k in sorted(k for k in self.sum if k < k0):
-            p = self.sum[k] / self.count[k]
-            for seg in self.open:
-                if seg.start_k <= k <= seg.end_k:
-                    seg.frozen_sum += float(p[seg.class_id])
-                    seg.frozen_n += 1
-                    seg.frozen_end_k, seg.frozen_end_ns = k, self.stamps[k]
+        old = sorted(k for k in self.sum if k < k0)
+        if not old:
+            return
+        probs = np.stack([self.sum[k] / self.count[k] for k in old], axis=1)  # (C, n)
+        ks = np.array(old)
+        for seg in self.open:  # the frozen frames a segment covers are one slice of the sorted list
+            lo, hi = np.searchsorted(ks, seg.start_k, "left"), np.searchsorted(ks, seg.end_k, "right")
+            if hi > lo:
+                for v in probs[seg.class_id, lo:hi].tolist():  # summed in frame order, as it arrived
+                    seg.frozen_sum += v
+                seg.frozen_n += int(hi - lo)
+                seg.frozen_end_k = old[hi - 1]
+                seg.frozen_end_ns = self.stamps[seg.frozen_end_k]
+        for k in old:
             if self.record:
                 self.frames[k] = self._shown[k]
             self._shown.pop(k, None)
@@ -180,11 +187,14 @@ class SegmentStitcher:
         csum = np.concatenate([np.zeros((self.C, 1)), np.cumsum(p, axis=1)], axis=1)
         cls, starts, ends = find_runs(active)
         out, still_open, matched = [], [], set()
+        by_class: dict[int, list[Segment]] = {}  # a run only continues a segment of its class
+        for seg in self.open:
+            by_class.setdefault(seg.class_id, []).append(seg)
         for c, i, j in zip(cls.tolist(), starts.tolist(), ends.tolist(), strict=True):
             s, e, psum, n = span[i], span[j], float(csum[c, j + 1] - csum[c, i]), j - i + 1
             best, overlap = None, -1
-            for seg in self.open:
-                if seg.class_id != c or id(seg) in matched:
+            for seg in by_class.get(c, ()):
+                if id(seg) in matched:
                     continue
                 # A segment reaching into the window continues a run that starts at its first frame.
                 touches = seg.start_k < k0 and s == k0 and seg.end_k >= k0 - 1
