@@ -63,7 +63,7 @@ class StreamConfig:
     smooth: int = setting(5, "median filter length along time, in sampled frames (1 = off)", range=(1, 99),
                           dynamic=True)  # fmt: skip
     warm_start: bool = setting(
-        False, "start each window's DDIM chain from the previous window's estimate, re-noised, and run only "
+        True, "start each window's DDIM chain from the previous window's estimate, re-noised, and run only "
         "warm_start_steps steps (first window and after a target switch or reset: cold)", dynamic=True,
     )  # fmt: skip
     warm_start_steps: int = setting(6, "DDIM steps of a warm-started window (the last ones of the schedule)",
