@@ -1,17 +1,21 @@
 """Benchmark the node's worker pipeline (not a test): prints a Markdown table.
 
-  .venv/bin/python scripts/bench_node.py [--frames 160] [--threads 2]
+  .venv/bin/python scripts/bench_node.py [--frames 320] [--threads 2] [--warm-start-steps 6]
+      [--device cpu|cuda] [--precision fp32|bf16|fp16] [--backbone tiny|clip|blip2] [--persons 1 3 8]
 
-For 1, 3 and 8 persons in view (everyone mode, external boxes), a small CLIP backbone built
-from a config (64 px, as in the demo) and a HopaDIFF with the seed architecture (W=256,
-hop=32, 25 DDIM steps) on CPU: sustained sampled frames/s, per-frame cost, and latency from
-a frame's arrival to its segments being ready (frames that trigger inference).
+For 1, 3 and 8 persons in view (everyone mode, external boxes), a backbone and a HopaDIFF with
+the seed architecture (W=256, hop=32, 25 DDIM steps; untrained, random weights): sustained
+sampled frames/s, per-frame cost, latency of the frames that run inference, and the feature
+buffers' memory per person. Backbones: ``tiny`` a 64 px CLIP built from a config (the demo's),
+``clip`` / ``blip2`` the published CLIP ViT-B/32 / BLIP-2 ITM ViT-g configurations with random
+weights (scripts/bench_backbone.py builds them; the real models' cost without a download).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,14 +27,26 @@ import hopadiff
 from hopadiff.config import ModelConfig
 from hopadiff.features import load_backbone
 from hopadiff.features.tiny import make_tiny_clip
+from hopadiff.runtime import prepare_for_inference, resolve_dtype
 from hopadiff.streaming import SegmentStitcher, find_runs
 from rhas_ros.core.pipeline import RhasPipeline
 from rhas_ros.core.settings import Settings
 
 
+def make_backbone(kind: str, device: str, precision: str):
+    if kind == "tiny":
+        with tempfile.TemporaryDirectory() as tmp:
+            make_tiny_clip(Path(tmp), hidden=64, image_size=64, patch=8, projection=64)
+            return load_backbone("clip", tmp, device, local_files_only=True, precision=precision)
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_backbone import build
+
+    return build(kind, device, resolve_dtype(precision, torch.device(device)))[0]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--frames", type=int, default=160)
+    ap.add_argument("--frames", type=int, default=320, help="sampled frames per person count (> W fills the window)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--window", type=int, default=256)
     ap.add_argument("--hop", type=int, default=32)
@@ -38,18 +54,21 @@ def main() -> None:
     ap.add_argument(
         "--warm-start-steps", type=int, default=0, help="warm-started windows with this many steps (0: cold)"
     )
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    ap.add_argument("--backbone", default="tiny", choices=["tiny", "clip", "blip2"])
+    ap.add_argument("--persons", type=int, nargs="+", default=[1, 3, 8])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    with tempfile.TemporaryDirectory() as tmp:
-        make_tiny_clip(Path(tmp), hidden=64, image_size=64, patch=8, projection=64)
-        backbone = load_backbone("clip", tmp, "cpu", local_files_only=True)
+    backbone = make_backbone(args.backbone, args.device, args.precision)
     labels = hopadiff.read_label_names(Path(hopadiff.__file__).parent / "resources" / "rhas133_classes.txt")
-    model = hopadiff.HopaDIFF(ModelConfig(feature_dim=backbone.feature_dim, num_classes=len(labels))).eval()
+    model = hopadiff.HopaDIFF(ModelConfig(feature_dim=backbone.feature_dim, num_classes=len(labels)))
+    model = prepare_for_inference(model, args.device, args.precision)
     print(
-        f"# rhas_node worker benchmark: CPU, {args.threads} torch threads, W={args.window}, hop={args.hop}, "
-        f"{args.steps} DDIM steps"
+        f"# rhas_node worker benchmark: {args.device} {args.precision}, {args.threads} torch threads, "
+        f"W={args.window}, hop={args.hop}, {args.steps} DDIM steps"
         + (f" (warm-started windows: {args.warm_start_steps})" if args.warm_start_steps else " (cold)")
-        + f", {len(labels)} classes, 64 px CLIP backbone, 640x480 frames"
+        + f", {len(labels)} classes, backbone {args.backbone}, 640x480 frames"
     )
     print()
     print(
@@ -58,7 +77,7 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|")
     rng = np.random.default_rng(0)
-    for n in (1, 3, 8):
+    for n in args.persons:
         cfg = Settings(
             window=args.window,
             hop=args.hop,
