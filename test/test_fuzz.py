@@ -91,3 +91,43 @@ def test_pipeline_takes_any_boxes_texts_and_stamps(pipeline, boxes, scores, ids,
     result = pipeline.process(frame, stamp, persons)
     assert len(result.tracks) <= pipeline.settings.max_boxes
     assert pipeline.memory_frames() <= pipeline.settings.window * (1 + pipeline.settings.max_boxes)
+
+
+finite = st.floats(-500, 1500, allow_nan=False, allow_infinity=False)
+detection = st.tuples(finite, finite, st.floats(1, 400), st.floats(1, 400), st.floats(0, 1))
+
+
+@FUZZ
+@given(
+    frames=st.lists(st.lists(detection, max_size=8), min_size=1, max_size=25),
+    with_embeddings=st.booleans(),
+    with_ids=st.booleans(),
+    gaps=st.lists(st.integers(1, 30), min_size=25, max_size=25),
+)
+def test_tracker_invariants_hold_for_any_detections(frames, with_embeddings, with_ids, gaps):
+    """Whatever the detector gives (sane boxes: the pipeline drops the rest first): reported tracks
+    are confirmed, with unique ids that never come back after being dropped, at most max_tracks,
+    and a matched track points at its own detection, one detection per track."""
+    from rhas_ros.core.tracker import PersonTracker, TrackerParams
+
+    tracker = PersonTracker(TrackerParams(max_tracks=6, lost_seconds=0.5))
+    rng = np.random.default_rng(0)
+    stamp, dropped, seen = 0, set(), set()
+    for dets, gap in zip(frames, gaps, strict=False):
+        stamp += gap * 50_000_000
+        boxes = np.array([d[:4] for d in dets]).reshape(-1, 4)
+        scores = np.array([d[4] for d in dets])
+        embs = [rng.normal(size=8) if rng.random() > 0.2 else None for _ in dets] if with_embeddings else None
+        ids = [int(i) for i in rng.integers(0, 4, len(dets))] if with_ids else None
+        tracks = tracker.update(boxes, scores, ids, embs, stamp)
+        now = {t.track_id for t in tracks}
+        assert len(now) == len(tracks) <= 6 and all(t.track_id > 0 for t in tracks)
+        assert not now & dropped, "an id that was dropped came back"
+        dropped |= seen - now
+        seen |= now
+        matched = [t.detection for t in tracks if t.missed == 0]
+        assert len(set(matched)) == len(matched) and all(0 <= d < len(dets) for d in matched)
+        assert all(t.detection is None for t in tracks if t.missed > 0)
+        for t in tracks:
+            if t.missed == 0:
+                assert np.allclose(t.box, boxes[t.detection])
