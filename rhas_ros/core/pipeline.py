@@ -153,7 +153,8 @@ class RhasPipeline:
         seen = {t.track_id: t.detection for t in tracks if t.missed == 0 and t.detection in det_feats}
         sims = {}
         if self._text_emb is not None and seen:
-            rows = [1 + dets.index(d) for d in seen.values()]
+            row = {d: i for i, d in enumerate(dets, start=1)}  # detection -> its row in the batch
+            rows = [row[d] for d in seen.values()]
             s = self.backbone.similarity(enc.joint[rows], self._text_emb.to(enc.joint.device)).cpu().numpy()
             sims = dict(zip(seen, s.tolist(), strict=True))
         partial = {tid: det_feats[d] for tid, d in seen.items()}
