@@ -199,14 +199,6 @@ class PersonTracker:
         self.tracks: list[Track] = []
         self._next_id = 1
 
-    @property
-    def max_tracks(self) -> int:
-        return self.params.max_tracks
-
-    @max_tracks.setter
-    def max_tracks(self, n: int) -> None:
-        self.params.max_tracks = n
-
     def reset(self) -> None:
         """Forget every track; ids keep counting (an id is never reused within a run, even across a
         bag loop: a consumer's history of person 1 must not continue with someone else)."""
