@@ -32,28 +32,35 @@ class Settings(StreamConfig):
         "people from 98 px; cost grows with the square)", range=(1.0, 4.0),
     )  # fmt: skip
     detector_model: str = setting("", "hub name or folder for grounding_dino ('' = IDEA-Research/grounding-dino-tiny)")
+    # The tracker's defaults are TrackerParams' (one definition; tracker_params maps them back).
     track_high_score: float = setting(
-        0.5, "tracker: detections scoring at least this are matched first and may start tracks (ByteTrack's "
+        TrackerParams.high_score,
+        "tracker: detections scoring at least this are matched first and may start tracks (ByteTrack's "
         "high-score stage)", range=(0.0, 1.0), dynamic=True,
     )  # fmt: skip
     track_low_score: float = setting(
-        0.1, "tracker: detections below are ignored; between this and track_high_score they only continue "
+        TrackerParams.low_score,
+        "tracker: detections below are ignored; between this and track_high_score they only continue "
         "tracks seen a frame ago (partly occluded persons)", range=(0.0, 1.0), dynamic=True,
     )  # fmt: skip
     track_match_iou: float = setting(
-        0.2, "tracker: IoU a detection needs with a track's predicted box to be matched to it", range=(0.0, 1.0),
+        TrackerParams.match_iou,
+        "tracker: IoU a detection needs with a track's predicted box to be matched to it", range=(0.0, 1.0),
         dynamic=True,
     )  # fmt: skip
     track_confirm_frames: int = setting(
-        3, "tracker: consecutive sampled frames a new track must be matched before it gets an id (one-frame "
+        TrackerParams.confirm_frames,
+        "tracker: consecutive sampled frames a new track must be matched before it gets an id (one-frame "
         "false detections never do)", range=(1, 100), dynamic=True,
     )  # fmt: skip
     track_lost_seconds: float = setting(
-        5.0, "tracker: a person not detected is kept this long (buffers continue with the frames masked) and can "
+        TrackerParams.lost_seconds,
+        "tracker: a person not detected is kept this long (buffers continue with the frames masked) and can "
         "come back with the same id by position or appearance", range=(0.0, 600.0), dynamic=True,
     )  # fmt: skip
     reid_min_similarity: float = setting(
-        0.85, "tracker: cosine similarity of crop embeddings a lost person needs to be re-identified",
+        TrackerParams.reid_min_similarity,
+        "tracker: cosine similarity of crop embeddings a lost person needs to be re-identified",
         range=(-1.0, 1.0), dynamic=True,
     )  # fmt: skip
     persons_stamp_tolerance: float = setting(
