@@ -42,7 +42,7 @@ class Client(ClipPlayer):
         self.photo = None  # an RGB image sent instead of the clip's frames (--photo)
         self.cimg_pub = self.create_publisher(CompressedImage, "image/compressed", img_qos)
         self.diags, self.debug_images = [], []  # self.tracks: the player's tracked_persons messages
-        self.refused = 0  # samples the middleware refused during floods (see offer)
+        self.refused = 0  # samples the middleware refused during floods (see tolerate_refusal)
         self.create_subscription(DiagnosticArray, "/diagnostics", self.diags.append, 10)
         self.create_subscription(Image, "/rhas_node/debug_image", self.debug_images.append, 10)
 
@@ -78,10 +78,6 @@ class Client(ClipPlayer):
             header=header, height=rgb.shape[0], width=rgb.shape[1], encoding="rgb8", step=rgb.shape[1] * 3,
             data=rgb.tobytes(),
         )  # fmt: skip
-
-    def offer(self, pub, msg) -> None:
-        """Publish in a flood (see ``tolerate_refusal``)."""
-        self.tolerate_refusal(pub.publish, msg)
 
     def tolerate_refusal(self, publish, *args) -> None:
         """The middleware may refuse a sample while its buffers are full (Fast DDS raises "cannot
@@ -194,12 +190,14 @@ def adversarial(c: Client, text: str) -> dict:
     i = 0
     while time.monotonic() - start < 2.0:
         ns = 2_000_000_000_000 + (i % 2) * 1_000_000_000 + i
-        c.offer(c.image_pub, c.raw(c.frames[i % len(c.frames)], Header(stamp=ns_to_stamp(ns), frame_id="x")))
+        c.tolerate_refusal(
+            c.image_pub.publish, c.raw(c.frames[i % len(c.frames)], Header(stamp=ns_to_stamp(ns), frame_id="x"))
+        )
         i += 1
         rclpy.spin_once(c, timeout_sec=0)
     alternated = i
     for t in range(2000):  # a text flood
-        c.offer(c.text_pub, String(data=f"flood {t % 3}"))
+        c.tolerate_refusal(c.text_pub.publish, String(data=f"flood {t % 3}"))
     c.spin_for(0.5)
     c.send_text(text)
     c.t0 = 3_000_000_000_000  # then good frames on a fresh clock
