@@ -63,6 +63,12 @@ class Settings(StreamConfig):
         "tracker: cosine similarity of crop embeddings a lost person needs to be re-identified",
         range=(-1.0, 1.0), dynamic=True,
     )  # fmt: skip
+    reid_appearance_gate: float = setting(
+        TrackerParams.appearance_gate,
+        "tracker: a track and a detection whose crop embeddings are less similar than this never match, "
+        "however well the boxes agree (keeps two persons apart after they crossed); -1 turns it off",
+        range=(-1.0, 1.0), dynamic=True,
+    )  # fmt: skip
     persons_stamp_tolerance: float = setting(
         0.05, "external detector: boxes are taken from the persons message with the frame's stamp, else the "
         "nearest within this many seconds, else the frame is processed without boxes", range=(0.0, 10.0),
@@ -121,6 +127,7 @@ def tracker_params(s: Settings):
         confirm_frames=s.track_confirm_frames,
         lost_seconds=s.track_lost_seconds,
         reid_min_similarity=s.reid_min_similarity,
+        appearance_gate=s.reid_appearance_gate,
         max_tracks=s.max_boxes,
     )
 

@@ -7,20 +7,29 @@ missed detections and occlusions of a few seconds. ``PersonTracker`` is ByteTrac
 1. Motion: a constant-velocity Kalman filter on (centre x, centre y, aspect, height) per track,
    noise proportional to the box height (the SORT/DeepSORT formulation), predicts every box.
    A lost track's predicted velocity fades (``lost_velocity_decay`` per frame): an unseen person
-   may have stopped or turned, and seconds of extrapolation put the box where nobody is.
+   may have stopped or turned, and seconds of extrapolation put the box where nobody is. The
+   filter's height uncertainty grows while a track is lost, so a lost track is also held to its
+   last box height (``LOST_SCALE``): a hidden person does not change size.
 2. Two-stage association: high-score detections against every confirmed track (IoU with the
    predicted box, fused with appearance cosine distance when embeddings are given, inside the
-   filter's Mahalanobis gate on centre and height, near-ties going to the track seen more
-   recently), a second pass with both boxes enlarged for what is left (a jump or a bend moves a
-   box further than predicted; C-BIoU's buffered IoU), then low-score detections against the
-   tracks still unmatched that were seen a frame ago (IoU only: a partly occluded person gives a
-   weak detection; ByteTrack's key idea). Every assignment may leave a track and a box unmatched
-   rather than take two poor pairs (``assign``).
-3. Re-identification: a high-score detection left over is compared with the lost tracks'
-   appearance (an exponential average of their crop embeddings; the node passes the features
-   the backbone computes for every crop anyway, so no extra model runs). Above
-   ``reid_min_similarity``, and within a distance a person can walk in the time lost, the lost
-   track gets the detection: its id comes back and its buffers continue.
+   filter's Mahalanobis gate on centre and height and the appearance gate, near-ties going to a
+   track seen in the last frame), a second pass with both boxes enlarged for what is left
+   (C-BIoU's buffered IoU), where a person alone whose box changed faster than any motion model
+   predicts (a fall, a jump, a bend) may also match outside the gate and restarts its motion
+   state, then low-score detections against the tracks still unmatched that were seen a frame
+   ago (IoU only: a partly occluded person gives a weak detection; ByteTrack's key idea). Every
+   assignment may leave a track and a box unmatched rather than take two poor pairs (``assign``).
+3. Appearance: each track keeps an exponential average of its crop embeddings (the node passes
+   the features the backbone computes for every crop anyway, so no extra model runs), taught
+   only by confident crops that show one person (a crop overlapping another box would, during a
+   crossing, teach the track behind the look of the one in front). A pair less similar than
+   ``appearance_gate`` never matches, however well the boxes agree: two persons of one size in
+   one lane overlap completely, and motion alone cannot tell who came out on which side. Nor
+   does a track take a detection that looks clearly more like another known person, lost or not
+   (``APPEARANCE_MARGIN``): the one who walked on unseen comes out away from their prediction.
+   Re-identification: a high-score detection left over is compared with the lost tracks'
+   appearance; above ``reid_min_similarity``, and within a distance a person can walk in the
+   time lost, the lost track gets the detection: its id comes back and its buffers continue.
 4. Birth and death hysteresis: a new track is tentative until matched in ``confirm_frames``
    consecutive frames (a one-frame false detection never gets an id); a confirmed track that
    is not matched is *lost* and kept (reported with ``missed > 0``, so the streaming buffers
@@ -49,7 +58,11 @@ from scipy.optimize import linear_sum_assignment
 TENTATIVE_ID = 0  # track_id of a track not confirmed yet (never reported)
 GATE_DIMS = [0, 1, 3]  # centre x, centre y, height
 GATE_CHI2 = 11.345  # chi-square 0.99 quantile, 3 degrees of freedom
-LOST_PENALTY = 0.02  # association cost added per frame a track has been lost (at most 10 frames)
+LOST_PENALTY = 0.05  # association cost added to a lost track (a visible one wins near-ties) ...
+LOST_PENALTY_PER_FRAME = 0.02  # ... and per frame it has been lost (at most 10 frames)
+CROWDED_IOU = 0.1  # a crop overlapping another box more than this shows two persons
+LOST_SCALE = 1.3  # a lost track matches (by motion) only boxes within this factor of its last height
+APPEARANCE_MARGIN = 0.05  # a detection looking this much more like another known person is not this one's
 
 
 @dataclass
@@ -61,10 +74,11 @@ class TrackerParams:
     buffer: float = 0.5  # first stage, second pass: boxes grown by this times their size on each side
     lost_velocity_decay: float = 0.9  # per frame lost, the predicted velocity is multiplied by this
     confirm_frames: int = 3  # consecutive matches before a new track gets an id
-    lost_seconds: float = 5.0  # a confirmed track unmatched for longer is dropped
+    lost_seconds: float = 8.0  # a confirmed track unmatched for longer is dropped
     reid_min_similarity: float = 0.85  # cosine similarity a lost track's appearance needs to come back
     reid_speed: float = 2.0  # box heights per second a lost person may have moved (re-ID distance gate)
     appearance_weight: float = 0.5  # first stage cost: (1 - w) * (1 - IoU) + w * (1 - cosine)
+    appearance_gate: float = 0.75  # a track and a detection less similar than this never match
     embedding_momentum: float = 0.9  # appearance: ema = m * ema + (1 - m) * new crop embedding
     max_tracks: int = 64
 
@@ -198,6 +212,7 @@ class PersonTracker:
         self.params = params or TrackerParams()
         self.tracks: list[Track] = []
         self._next_id = 1
+        self._crowded = np.zeros(0, bool)  # per detection of the current frame (``_crowded_detections``)
 
     def reset(self) -> None:
         """Forget every track; ids keep counting (an id is never reused within a run, even across a
@@ -223,6 +238,7 @@ class PersonTracker:
                 t.mean[4:6] *= self.params.lost_velocity_decay  # puts the box where nobody is)
             t.mean, t.cov = BoxKalman.predict(t.mean, t.cov)
         free = set(np.flatnonzero(scores >= p.low_score).tolist())
+        self._crowded = self._crowded_detections(boxes)
 
         if external_ids is not None:  # an upstream tracker's ids are trusted first
             by_ext = {t.external_id: t for t in self.tracks if t.external_id is not None}
@@ -243,7 +259,7 @@ class PersonTracker:
         # or a bend moves a box further in one frame than the motion model predicts.
         rest = [t for t in confirmed if t.missed > 0]
         used = self._stage(
-            rest, high, boxes, scores, embs, stamp_ns, p.match_iou, p.appearance_weight, p.buffer, gate=False
+            rest, high, boxes, scores, embs, stamp_ns, p.match_iou, p.appearance_weight, p.buffer, gate="unless-alone"
         )
         high = [d for d in high if d not in used]
         # Stage 2: low-score detections <-> tracks seen a frame ago and still unmatched, IoU only.
@@ -254,7 +270,7 @@ class PersonTracker:
         # Tentative tracks continue only when matched in consecutive frames.
         tentative = [t for t in self.tracks if not t.confirmed]
         used = self._stage(
-            tentative, high, boxes, scores, embs, stamp_ns, p.match_iou, p.appearance_weight, p.buffer, gate=False
+            tentative, high, boxes, scores, embs, stamp_ns, p.match_iou, p.appearance_weight, p.buffer, gate="none"
         )
         high = [d for d in high if d not in used]
         self.tracks = [t for t in self.tracks if t.confirmed or t.missed == 0]
@@ -281,27 +297,85 @@ class PersonTracker:
         t.track_id = self._next_id
         self._next_id += 1
 
-    def _stage(self, tracks, dets, boxes, scores, embs, stamp_ns, min_iou, w_app, buffer=0.0, gate=True) -> set[int]:
+    def _stage(
+        self, tracks, dets, boxes, scores, embs, stamp_ns, min_iou, w_app, buffer=0.0, gate="motion"
+    ) -> set[int]:
+        """Match ``tracks`` to detections ``dets`` (indices) by IoU of the predicted box (both boxes
+        grown by ``buffer``) fused with appearance (weight ``w_app``; 0: IoU only), and return the
+        detections used. ``gate``: "motion" allows only pairs inside the Kalman gate; "none" any;
+        "unless-alone" also a pair outside it when the track was seen a frame ago and the detection
+        overlaps no other track (a person alone who falls, jumps or bends: the box changes faster
+        than any motion model predicts; the track's motion state then restarts from the box)."""
         if not tracks or not dets:
             return set()
-        ious = iou_matrix(enlarge(np.array([t.predicted for t in tracks]), buffer), enlarge(boxes[dets], buffer))
+        predicted = np.array([t.predicted for t in tracks])
+        ious = iou_matrix(enlarge(predicted, buffer), enlarge(boxes[dets], buffer))
         allowed = ious >= min_iou
-        if gate:  # the motion model's own uncertainty: no detection it finds implausible
+        inside = np.ones_like(allowed)
+        if gate != "none":  # the motion model's own uncertainty: no detection it finds implausible
             zs = np.array([xywh_to_z(boxes[d]) for d in dets])
-            allowed &= np.array([BoxKalman.gate_distance(t.mean, t.cov, zs) <= GATE_CHI2 for t in tracks])
+            inside = np.array([BoxKalman.gate_distance(t.mean, t.cov, zs) <= GATE_CHI2 for t in tracks])
+            # The filter's height uncertainty grows every frame a track is lost, so after a second its
+            # gate takes a box of another size; a hidden person keeps theirs (``LOST_SCALE``).
+            lost_h = np.array([t.box[3] if t.missed > 1 else np.nan for t in tracks])[:, None]
+            ratio = boxes[dets][:, 3][None] / np.maximum(lost_h, 1e-6)
+            inside &= np.isnan(lost_h) | ((ratio <= LOST_SCALE) & (ratio >= 1 / LOST_SCALE))
+        if gate == "unless-alone":
+            everyone = np.array([t.predicted for t in self.tracks if t.confirmed])
+            alone = (iou_matrix(enlarge(everyone, buffer), enlarge(boxes[dets], buffer)) > 0).sum(0) <= 1
+            allowed &= inside | (np.array([t.missed == 1 for t in tracks])[:, None] & alone[None])
+        else:
+            allowed &= inside
         cost = 1.0 - ious
         if w_app > 0:
             cos = np.array([[self._cosine(t.embedding, embs[d]) for d in dets] for t in tracks])
             known = ~np.isnan(cos)
+            allowed &= ~known | (np.nan_to_num(cos) >= self.params.appearance_gate)
+            allowed &= ~self._looks_like_someone_else(tracks, [embs[d] for d in dets], cos)
             cost = np.where(known, (1 - w_app) * cost + w_app * (1 - np.nan_to_num(cos)), cost)
-        # Between near-equal candidates the track seen more recently wins (a soft matching
-        # cascade): a person hidden behind another has a predicted box as close to the front
-        # person's detection as that person's own track.
-        cost = cost + LOST_PENALTY * np.minimum(np.array([[t.missed - 1] for t in tracks]), 10)
+        # Between near-equal candidates a track seen in the last frame wins over a lost one (a soft
+        # matching cascade): a person hidden behind another has a predicted box as close to the
+        # front person's detection as that person's own track, and stays hidden until they part.
+        lost = np.array([[t.missed - 1] for t in tracks])
+        cost = cost + LOST_PENALTY * (lost > 0) + LOST_PENALTY_PER_FRAME * np.minimum(lost, 10)
         pairs = assign(cost, allowed)
         for r, c in pairs:
+            if not inside[r, c]:  # the motion state is stale (see ``gate``)
+                tracks[r].mean, tracks[r].cov = BoxKalman.initiate(xywh_to_z(boxes[dets[c]]))
             self._matched(tracks[r], dets[c], boxes, scores, embs, stamp_ns)
         return {dets[c] for _, c in pairs}
+
+    def _looks_like_someone_else(self, tracks, embs, cos) -> np.ndarray:
+        """(tracks, detections): does the detection look like another confirmed track (any, lost
+        ones too) clearly more than like this one (by ``APPEARANCE_MARGIN``, and enough to be
+        re-identified as them)? Such a pair is left alone even when the boxes agree: a person who
+        walked on unseen comes out where the motion model does not expect them, next to the
+        track of someone else."""
+        known = [t for t in self.tracks if t.confirmed and t.embedding is not None]
+        out = np.zeros(cos.shape, bool)
+        if len(known) < 2:
+            return out
+        sims = np.array([[np.nan if e is None else float(t.embedding @ e) for e in embs] for t in known])
+        row = {id(t): i for i, t in enumerate(known)}
+        for r, t in enumerate(tracks):
+            others = np.delete(sims, row[id(t)], axis=0) if id(t) in row else sims
+            best = np.nanmax(np.where(np.isnan(others), -np.inf, others), axis=0)
+            out[r] = (best >= self.params.reid_min_similarity) & (
+                np.nan_to_num(cos[r], nan=np.inf) + APPEARANCE_MARGIN <= best
+            )
+        return out
+
+    def _crowded_detections(self, boxes: np.ndarray) -> np.ndarray:
+        """Per detection: does its box overlap another detection or more than one track's predicted
+        box (a person behind may be unseen)? Such a crop shows two persons."""
+        n = len(boxes)
+        if n == 0:
+            return np.zeros(0, bool)
+        dets = iou_matrix(boxes, boxes)
+        np.fill_diagonal(dets, 0.0)
+        predicted = np.array([t.predicted for t in self.tracks if t.confirmed]).reshape(-1, 4)
+        tracks = (iou_matrix(predicted, boxes) > CROWDED_IOU).sum(0)
+        return (dets.max(1) > CROWDED_IOU) | (tracks > 1)
 
     def _reidentify(self, dets, boxes, scores, embs, stamp_ns) -> set[int]:
         p = self.params
@@ -337,6 +411,8 @@ class PersonTracker:
         t.hits += 1
         t.last_seen_ns = stamp_ns
         e = embs[d]
-        if e is not None and scores[d] >= p.high_score:  # weak (often occluded) crops do not teach appearance
+        # Weak (often occluded) crops and crops showing two persons do not teach appearance: during a
+        # crossing the front person's crop would teach the track behind the other's look.
+        if e is not None and scores[d] >= p.high_score and not self._crowded[d]:
             m = p.embedding_momentum
             t.embedding = e if t.embedding is None else unit(m * t.embedding + (1 - m) * e)

@@ -11,7 +11,11 @@ person's buffer, which is what a window needs.
 
 ``simulated_detections`` turns the ground-truth boxes of hopadiff-synth --video clips (persons
 walking across each other) into what a detector gives: jitter, random misses, no box for the
-person behind while two overlap, and now and then a false box for one frame.
+person behind while two overlap, and now and then a false box for one frame (background clutter,
+away from the persons). ``SimulatedAppearance`` gives each detection the crop embedding a
+backbone of a chosen quality would: a fixed direction per person (``across``: the cosine between
+two persons' directions), per-frame noise (``within``: the cosine of a crop with its person's
+direction), crops showing two persons mixed by their overlap, and false boxes random.
 """
 
 from __future__ import annotations
@@ -92,7 +96,8 @@ def simulated_detections(truth: list[dict[int, Box]], rng: np.random.Generator, 
                          jitter: float = 0.02, false_rate: float = 0.05, size=(320, 240)):  # fmt: skip
     """Per frame (boxes (N, 4), scores (N,)) from ground truth. A person whose box overlaps a
     later-drawn person's (drawn on top) by IoU > 0.3 is not detected; misses at rate ``miss``;
-    box jitter in units of the box height; a false box for one frame at rate ``false_rate``."""
+    box jitter in units of the box size (x and width: its width, y and height: its height); a
+    false box for one frame at rate ``false_rate``, away from every person."""
     frames = []
     for gt in truth:
         ids = list(gt)
@@ -105,12 +110,48 @@ def simulated_detections(truth: list[dict[int, Box]], rng: np.random.Generator, 
                 keep.append(a)
         out = boxes[keep].copy()
         if len(out):
-            out += rng.normal(0, jitter, size=out.shape) * out[:, 3:4]
+            out += rng.normal(0, jitter, size=out.shape) * out[:, [2, 3, 2, 3]]
         scores = rng.uniform(0.6, 1.0, size=len(out))
         if rng.random() < false_rate:
             w, h = size
             fh = rng.uniform(0.3, 0.5) * h
-            out = np.vstack([out, [rng.uniform(0, w - fh / 2), rng.uniform(0, h - fh), fh / 2, fh]])
-            scores = np.r_[scores, rng.uniform(0.5, 0.9)]
+            false = np.array([[rng.uniform(0, w - fh / 2), rng.uniform(0, h - fh), fh / 2, fh]])
+            if not len(boxes) or iou_matrix(false, boxes).max() < 0.1:  # clutter, not a second box on someone
+                out = np.vstack([out, false])
+                scores = np.r_[scores, rng.uniform(0.5, 0.9)]
         frames.append((out, scores))
     return frames
+
+
+class SimulatedAppearance:
+    """Crop embeddings of a chosen quality for simulated detections (see the module docstring)."""
+
+    def __init__(self, persons, across: float, within: float = 0.9, dim: int = 64, seed: int = 0):
+        self.rng = np.random.default_rng(seed)
+        self.within, self.dim = within, dim
+        shared = self._unit(self.rng.normal(size=dim))
+        self.direction = {p: self._mix(shared, across) for p in persons}
+
+    @staticmethod
+    def _unit(v):
+        return v / np.linalg.norm(v)
+
+    def _mix(self, v, cosine):
+        """A unit vector whose cosine with unit ``v`` is ``cosine``, otherwise random."""
+        u = self.rng.normal(size=self.dim)
+        u = self._unit(u - (u @ v) * v)
+        return np.sqrt(cosine) * v + np.sqrt(1 - cosine) * u if cosine < 1 else v
+
+    def __call__(self, truth: dict[int, Box], boxes: np.ndarray) -> list[np.ndarray]:
+        """One embedding per detection box of a frame whose ground truth is ``truth``."""
+        ids = list(truth)
+        gt = np.array([truth[i] for i in ids], dtype=np.float64).reshape(-1, 4)
+        out = []
+        for box in np.asarray(boxes).reshape(-1, 4):
+            overlap = iou_matrix(box[None], gt)[0] if len(gt) else np.zeros(0)
+            if not len(overlap) or overlap.max() < 0.3:  # a false box: background
+                out.append(self._unit(self.rng.normal(size=self.dim)))
+                continue
+            shown = sum(o * self.direction[ids[i]] for i, o in enumerate(overlap) if o >= 0.2)
+            out.append(self._mix(self._unit(shown), self.within))
+        return out
