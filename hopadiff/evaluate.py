@@ -72,7 +72,9 @@ def predict_sequence(
         par = np.stack([pad_to_window(np.asarray(sample.partial[s : s + window]).T, window) for s in chunk])
         vis = np.stack([pad_to_window(sample.visible[s : s + window], window) for s in chunk])
         inputs = [torch.from_numpy(x).to(device) for x in (hol, par, vis)]
-        branches = model.predict(*inputs, steps=steps, eta=eta, generator=gen, return_branches=True)
+        branches = model.predict(
+            *inputs, steps=steps, eta=eta, generator=gen, return_branches=True, all_branches=diagnostics
+        )
         outs = {"fused": model.fusion(branches)}
         if diagnostics:
             outs["encoder"] = model.fusion(model.encoder_probabilities(*inputs))

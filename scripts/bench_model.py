@@ -115,6 +115,10 @@ def profile_window(model, D: int, device, W: int = 256, steps: int = 25) -> None
     x = torch.randn(1, D, W, device=device)
     model.predict(x, x, steps=steps)
     parts = {name: [module] for name, module in model.named_children() if name != "fusion"}
+    # The decoders that run: only the branches the fusion reads (a cached subset) unless all are read.
+    run = model.fusion.branches_read(model.num_branches)
+    if len(run) < model.num_branches and model.decoder_groups == model.num_branches:
+        parts["decoder"] = [model._decoder_subset(run)]
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities) as prof, record_function("window"):
         model.predict(x, x, steps=steps)

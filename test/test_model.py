@@ -128,6 +128,26 @@ def test_branches_have_separate_decoders_and_chains():
     assert not torch.allclose(after[:, 1], base[:, 1])
 
 
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_inference_runs_only_the_decoders_the_fusion_reads(eta):
+    """fusion: partial -> the holistic decoder is skipped: the same output (the chain draws the same
+    noise), the skipped branch NaN; a weight change reaches the cached partial-only decoder."""
+    cfg = tiny_model_config(fusion="partial")
+    model = HopaDIFF(cfg)
+    h, p, _ = _batch(cfg, W=24)
+    gen = lambda: torch.Generator().manual_seed(2)  # noqa: E731
+    full = model.predict(h, p, steps=5, eta=eta, generator=gen(), return_branches=True, all_branches=True)
+    used = model.predict(h, p, steps=5, eta=eta, generator=gen(), return_branches=True)
+    partial = model.branch_names.index("partial")
+    torch.testing.assert_close(used[:, partial], full[:, partial], rtol=0, atol=1e-6)
+    assert torch.isnan(used[:, 1 - partial]).all()
+    torch.testing.assert_close(model.predict(h, p, steps=5, eta=eta, generator=gen()), model.fusion(full))
+    with torch.no_grad():
+        model.decoder.conv_out.weight[partial] += 1.0
+    changed = model.predict(h, p, steps=5, eta=eta, generator=gen(), return_branches=True)
+    assert not torch.allclose(changed[:, partial], used[:, partial]), "the cached subset saw the new weights"
+
+
 def test_invisible_frames_zero_the_partial_input_not_copy_holistic():
     cfg = tiny_model_config()
     model = HopaDIFF(cfg)

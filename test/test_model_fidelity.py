@@ -135,7 +135,9 @@ def test_switches_train_every_parameter_and_predict(switch):
     assert not missing, missing
     out = model.predict(h, p, steps=3, generator=torch.Generator().manual_seed(0))
     assert out.shape == (4, 5, 40) and torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
-    branches = model.predict(h, p, steps=3, generator=torch.Generator().manual_seed(0), return_branches=True)
+    branches = model.predict(
+        h, p, steps=3, generator=torch.Generator().manual_seed(0), return_branches=True, all_branches=True
+    )
     if switch.get("fusion") == "partial":
         assert torch.equal(out, branches[:, model.branch_names.index("partial")])
     lo, hi = branches.amin(dim=1), branches.amax(dim=1)

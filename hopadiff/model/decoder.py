@@ -43,6 +43,15 @@ class Decoder(nn.Module):
             GroupedPointwise(COND_F_MAPS, Fm * cfg.num_layers, G) if cfg.condition_injection == "qk+residual" else None
         )
 
+    def subset(self, groups: list[int]) -> Decoder:
+        """A decoder running only the given branches (groups) of this one, with copies of their
+        weights: every parameter here is stacked per group along its first dimension."""
+        with torch.device("meta"):  # no allocation and no draw from the global RNG (training stays exact)
+            sub = Decoder(self.cfg, self.conv_in.in_channels, self.cond_in.in_channels, len(groups))
+        index = torch.tensor(groups, device=self.conv_in.weight.device)
+        sub.load_state_dict({k: v.index_select(0, index) for k, v in self.state_dict().items()}, assign=True)
+        return sub.train(self.training)
+
     def encode_condition(self, cond: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
         """Per-layer (query/key term, residual term or None) of the condition (B, G*Fc, W):
         computed once per window, reused by every DDIM step."""

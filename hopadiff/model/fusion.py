@@ -29,6 +29,12 @@ class Fusion(nn.Module):
         G = len(branch_names)
         self.logits = nn.Parameter(torch.zeros(G, num_classes)) if mode == "learned" else None
 
+    def branches_read(self, num_branches: int) -> list[int]:
+        """The branches whose probabilities the fused output depends on (inference may skip the rest)."""
+        if self.mode == "partial" and num_branches > 1:
+            return [self.partial_index]
+        return list(range(num_branches))
+
     def forward(self, probs: torch.Tensor) -> torch.Tensor:
         if probs.shape[1] == 1 or self.mode == "mean":
             return probs.mean(dim=1)

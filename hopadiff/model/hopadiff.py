@@ -104,6 +104,15 @@ class HopaDIFF(nn.Module):
         out = self.decoder(x_t.reshape(B * G, -1, W), t.repeat_interleave(G), cond_proj)
         return out.reshape(B, -1, W)
 
+    def _decoder_subset(self, run: list[int]) -> Decoder:
+        """``decoder.subset(run)``, rebuilt only when the decoder's weights changed (an optimizer
+        step, a load, a device or dtype move) since the last call."""
+        key = (tuple(run), tuple((p.data_ptr(), p._version, p.dtype) for p in self.decoder.parameters()))
+        cached = getattr(self, "_subset_cache", None)
+        if cached is None or cached[0] != key:
+            object.__setattr__(self, "_subset_cache", (key, self.decoder.subset(run)))  # not a submodule
+        return self._subset_cache[1]
+
     def _project_condition(self, cond):
         """Per-layer decoder condition terms, computed once per window."""
         B, _, W = cond.shape
@@ -218,12 +227,18 @@ class HopaDIFF(nn.Module):
     @torch.inference_mode()
     def predict(
         self, holistic, partial, visible=None, steps=None, eta=None, generator=None, return_branches=False,
-        init=None, init_steps: int = 0,
+        init=None, init_steps: int = 0, all_branches: bool = False,
     ):  # fmt: skip
         """Reverse diffusion for all branches at once; returns (B, C, W) probabilities in [0, 1].
 
         ``steps``/``eta`` default to the config. With eta=0 the only randomness is the start
         noise, drawn from ``generator``: the same generator seed gives the same output.
+
+        Only the decoders of the branches the fusion reads run (``fusion: partial``: the partial
+        branch's; every branch's encoder still runs, as the xLSTM mixes them into the condition):
+        the output is the same as running all of them, at about half the decoder's cost. With
+        ``return_branches`` the skipped branches' probabilities are NaN, unless ``all_branches``
+        (diagnostics: each branch alone).
 
         Warm start (SDEdit-style, for streaming): ``init`` (B, G, C, W) branch probabilities (NaN
         where unknown, e.g. frames new since the previous window) is taken as the clean estimate,
@@ -237,10 +252,20 @@ class HopaDIFF(nn.Module):
             steps = self.cfg.diffusion.sampling_steps if steps is None else int(steps)
             eta = self.cfg.diffusion.eta if eta is None else float(eta)
             _, cond = self.encode(holistic, partial, visible)
-            cond_proj = self._project_condition(cond)
-            dtype = cond.dtype
+            G, C = self.num_branches, self.cfg.num_classes
+            run = list(range(G)) if all_branches else self.fusion.branches_read(G)
+            decode = self._decode
             B, _, W = holistic.shape
-            shape = (B, self.num_branches * self.cfg.num_classes, W)
+            if len(run) < G and self.decoder_groups == G:
+                sub = self._decoder_subset(run)
+                cond = cond.reshape(B, G, -1, W)[:, run].reshape(B, -1, W)
+                cond_proj = sub.encode_condition(cond)
+                decode = sub
+            else:
+                run = list(range(G))
+                cond_proj = self._project_condition(cond)
+            dtype = cond.dtype
+            shape = (B, G * C, W)
             x = torch.randn(shape, generator=generator, device=cond.device, dtype=torch.float32)
             scale = self.cfg.diffusion.scale
             probs = None
@@ -251,11 +276,17 @@ class HopaDIFF(nn.Module):
                 x0 = (2 * torch.nan_to_num(init.float(), nan=0.5).flatten(1, 2) - 1) * scale
                 t0 = torch.full((B,), timesteps[0], device=x.device, dtype=torch.long)
                 x = self.sampler.add_noise(x0.to(x.device), x, t0)  # the start noise drawn above
+            # The chain runs over every branch's x (the same noise draws whichever decoders run);
+            # a skipped branch's estimate stays x0 = 0 and its probabilities NaN.
+            probs = torch.full((B, G, C, W), float("nan"), device=x.device)
             for t in timesteps:
                 t_batch = torch.full((B,), t, device=x.device, dtype=torch.long)
-                logits = self._decode(x.to(dtype), t_batch, cond_proj).float()
-                probs = self._probs(logits)  # (B, G, C, W)
-                x0 = (2 * probs.flatten(1, 2) - 1) * scale
+                x_run = x.reshape(B, G, C, W)[:, run].reshape(B, -1, W)
+                logits = decode(x_run.to(dtype), t_batch, cond_proj).float()
+                probs[:, run] = probabilities(logits.reshape(B * len(run), C, W), self.cfg.multi_label).reshape(
+                    B, len(run), C, W
+                )
+                x0 = (2 * torch.nan_to_num(probs, nan=0.5).flatten(1, 2) - 1) * scale
                 x = self.sampler.step(x0, t, x, eta=eta, generator=generator)
             return probs if return_branches else self.fusion(probs)
         finally:

@@ -81,6 +81,14 @@ def tap_outside_mask(W: int, dilation: int, taps: int, device) -> torch.Tensor:
         return (pos < 0) | (pos >= W)
 
 
+def instance_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """nn.InstanceNorm1d without affine or running statistics (DiffAct's norm): each channel of each
+    sequence normalised over time. Written as a layer norm over the last dimension, the same
+    formula in one fused kernel: InstanceNorm1d goes through batch_norm with B*C channels, 9 % of a
+    window's time on the CPU (bench_model --profile)."""
+    return F.layer_norm(x, x.shape[-1:], eps=eps)
+
+
 def local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dilation: int, taps: int) -> torch.Tensor:
     """Attention of every frame over ``taps`` frames spaced by ``dilation`` around it.
 
@@ -120,7 +128,7 @@ class DilatedAttentionLayer(nn.Module):
         self.conv_bias = nn.Parameter(torch.empty(G, Fm, 1).uniform_(-bound, bound))
         self.qkv = GroupedPointwise(Fm, 3 * Fm, G)  # queries, keys from x (+ condition), values from x
         self.qk_cond = GroupedPointwise(cond_channels, 2 * Fm, G, bias=False) if cond_channels else None
-        self.norm = nn.InstanceNorm1d(G * Fm)
+        self.norm = instance_norm
         self.ffn = nn.Sequential(GroupedPointwise(Fm, Fm, G), nn.ReLU(), GroupedPointwise(Fm, Fm, G))
         self.dropout = nn.Dropout(dropout)
 
