@@ -152,12 +152,14 @@ class SegmentStitcher:
             return
         probs = np.stack([self.sum[k] / self.count[k] for k in old], axis=1)  # (C, n)
         ks = np.array(old)
-        for seg in self.open:  # the frozen frames a segment covers are one slice of the sorted list
-            lo, hi = np.searchsorted(ks, seg.start_k, "left"), np.searchsorted(ks, seg.end_k, "right")
+        # The frozen frames a segment covers are one slice of the sorted list (all bounds at once).
+        los = np.searchsorted(ks, [seg.start_k for seg in self.open], "left").tolist()
+        his = np.searchsorted(ks, [seg.end_k for seg in self.open], "right").tolist()
+        for seg, lo, hi in zip(self.open, los, his, strict=True):
             if hi > lo:
                 for v in probs[seg.class_id, lo:hi].tolist():  # summed in frame order, as it arrived
                     seg.frozen_sum += v
-                seg.frozen_n += int(hi - lo)
+                seg.frozen_n += hi - lo
                 seg.frozen_end_k = old[hi - 1]
                 seg.frozen_end_ns = self.stamps[seg.frozen_end_k]
         for k in old:
