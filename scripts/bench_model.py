@@ -1,10 +1,13 @@
 """Benchmark HopaDIFF (not a test): prints a Markdown table.
 
   .venv/bin/python scripts/bench_model.py [--config config/hopadiff/rhas133_blip2.yaml] [--quick] [--profile]
+  .venv/bin/python scripts/bench_model.py --vs-diffact [--repeats 7]
 
 Rows: two-branch window inference latency (median of N runs, ms) for W x DDIM steps x
 torch threads; one training step (batch 8, W=256); peak memory (RSS high-water mark, or
-CUDA max allocated on a GPU); parameter counts of the seed configs.
+CUDA max allocated on a GPU); parameter counts of the seed configs. --vs-diffact: one window
+(25 DDIM steps) of HopaDIFF against DiffAct's single-branch model (scripts/diffact_reference.py,
+DiffAct's seed sizes) at W = 64 / 256 / 1024, runs interleaved in one process, median of N.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ def main() -> None:
     ap.add_argument(
         "--profile", action="store_true", help="only: where one W=256, 25-step window spends its time (torch.profiler)"
     )
+    ap.add_argument("--vs-diffact", action="store_true", help="only: window time against DiffAct's single branch")
     args = ap.parse_args()
 
     cfg = hopadiff.load_config(args.config)
@@ -62,6 +66,9 @@ def main() -> None:
     print()
     if args.profile:
         profile_window(model, D, device)
+        return
+    if args.vs_diffact:
+        versus_diffact(model, cfg.model, device, args.repeats)
         return
     print("| W | DDIM steps | threads | median ms / window |")
     print("|---|---|---|---|")
@@ -105,6 +112,43 @@ def main() -> None:
             q.numel() for q in hopadiff.HopaDIFF(hopadiff.load_config(f"config/hopadiff/{name}").model).parameters()
         )
         print(f"| parameters, {name} | {n / 1e6:.2f} M |")
+
+
+def versus_diffact(model, mcfg, device, repeats: int) -> None:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from diffact_reference import DiffActReference
+
+    ref = DiffActReference(mcfg.feature_dim, mcfg.num_classes).to(device).eval()
+    n_ref = sum(p.numel() for p in ref.parameters()) / 1e6
+    n_ours = sum(p.numel() for p in model.parameters()) / 1e6
+    print(f"## one window, 25 DDIM steps, {torch.get_num_threads()} threads, interleaved, median of {repeats}")
+    print()
+    print(f"| W | DiffAct, one branch ({n_ref:.2f} M) ms | HopaDIFF, two branches ({n_ours:.2f} M) ms | ratio |")
+    print("|---|---|---|---|")
+    for W in (64, 256, 1024):
+        x = torch.randn(1, mcfg.feature_dim, W, device=device)
+        runs = {"ref": lambda x=x: ref.predict(x, steps=25), "ours": lambda x=x: model.predict(x, x, steps=25)}
+        times = {k: [] for k in runs}
+        for fn in runs.values():
+            fn()  # warm-up
+        for _ in range(repeats):
+            for k, fn in runs.items():
+                times[k].append(_once_ms(fn, device))
+        ref_ms, ours_ms = statistics.median(times["ref"]), statistics.median(times["ours"])
+        print(f"| {W} | {ref_ms:.0f} | {ours_ms:.0f} | {ours_ms / ref_ms:.2f} |")
+
+
+def _once_ms(fn, device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t0) * 1e3
 
 
 def profile_window(model, D: int, device, W: int = 256, steps: int = 25) -> None:

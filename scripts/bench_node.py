@@ -4,7 +4,8 @@
       [--device cpu|cuda] [--precision fp32|bf16|fp16] [--backbone tiny|clip|blip2] [--persons 1 3 8]
 
 For 1, 3 and 8 persons in view (everyone mode, external boxes), a backbone and a HopaDIFF with
-the seed architecture (W=256, hop=32, 25 DDIM steps; untrained, random weights): sustained
+the shipped architecture (config/hopadiff/rhas133_clip.yaml at the backbone's feature width;
+W=256, hop=32, 25 DDIM steps; untrained, random weights): sustained
 sampled frames/s, per-frame cost, latency of the frames that run inference, and the feature
 buffers' memory per person. Backbones: ``tiny`` a 64 px CLIP built from a config (the demo's),
 ``clip`` / ``blip2`` the published CLIP ViT-B/32 / BLIP-2 ITM ViT-g configurations with random
@@ -14,6 +15,7 @@ weights (scripts/bench_backbone.py builds them; the real models' cost without a 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 import tempfile
@@ -24,7 +26,6 @@ import numpy as np
 import torch
 
 import hopadiff
-from hopadiff.config import ModelConfig
 from hopadiff.features import load_backbone
 from hopadiff.features.tiny import make_tiny_clip
 from hopadiff.runtime import prepare_for_inference, resolve_dtype
@@ -52,7 +53,10 @@ def main() -> None:
     ap.add_argument("--hop", type=int, default=32)
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument(
-        "--warm-start-steps", type=int, default=0, help="warm-started windows with this many steps (0: cold)"
+        "--warm-start-steps",
+        type=int,
+        default=Settings.warm_start_steps if Settings.warm_start else 0,
+        help="warm-started windows with this many steps (0: cold; default: the node's)",
     )
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
@@ -62,7 +66,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     backbone = make_backbone(args.backbone, args.device, args.precision)
     labels = hopadiff.read_label_names(Path(hopadiff.__file__).parent / "resources" / "rhas133_classes.txt")
-    model = hopadiff.HopaDIFF(ModelConfig(feature_dim=backbone.feature_dim, num_classes=len(labels)))
+    # The shipped CLIP configuration's architecture (fusion, condition injection, ...) at the backbone's width.
+    shipped = hopadiff.load_config(Path(__file__).parents[1] / "config" / "hopadiff" / "rhas133_clip.yaml").model
+    model = hopadiff.HopaDIFF(dataclasses.replace(shipped, feature_dim=backbone.feature_dim, num_classes=len(labels)))
     model = prepare_for_inference(model, args.device, args.precision)
     print(
         f"# rhas_node worker benchmark: {args.device} {args.precision}, {args.threads} torch threads, "
