@@ -18,7 +18,8 @@ running only, so a box never jumps by a pose change), simulates a detector from 
 truth (jitter, 10% misses, no box for the person behind while two overlap, a false box now and
 then) and reports ID switches and fragmentations (rhas_ros.tools.tracking_eval): motion only,
 then with simulated crop embeddings of each quality in --across (the cosine between two persons'
-embeddings; a crop's cosine with its own person's is about 0.95). Simulated, because without
+embeddings; a crop's cosine with its own person's is about 0.95), with the appearance gate off
+(the default) and at --gate. Simulated, because without
 model weights there is no appearance embedding worth the name here: the tiny random CLIP's crop
 features are 0.95 similar within and across persons (what --across 0.95 stands for).
 """
@@ -130,11 +131,11 @@ def synthetic(args) -> None:
         ]
         clips.append((v, truth, simulated_detections(truth, np.random.default_rng(0))))
 
-    def track(across):
+    def track(across, gate):
         per_clip = []
         for v, truth, dets in clips:
             look = None if across is None else SimulatedAppearance(list(truth[0]), across=across, seed=1)
-            tracker = PersonTracker(tracker_params(Settings()))
+            tracker = PersonTracker(tracker_params(Settings(reid_appearance_gate=gate)))
             tracked = []
             for k, (b, s) in enumerate(dets):
                 tracks = tracker.update(b, s, embeddings=look(truth[k], b) if look else None,
@@ -146,17 +147,20 @@ def synthetic(args) -> None:
     n_cross = [crossings(truth) for _, truth, _ in clips]
     print(f"# synthetic crossings: {len(clips)} clips x {args.frames} frames, 3 persons, {sum(n_cross)} crossings")
     print()
-    print("| appearance (cosine between two persons) | ID switches | fragmentations | coverage % | "
-          "persons with more than one id |\n|---|---|---|---|---|")  # fmt: skip
+    print("| appearance (cosine between two persons) | reid_appearance_gate | ID switches | fragmentations | "
+          "coverage % | persons with more than one id |\n|---|---|---|---|---|---|")  # fmt: skip
     motion = None
+    default = Settings.reid_appearance_gate
     for across in [None, *args.across]:
-        res = track(across)
-        motion = motion or res
-        several = sum(len(ids) > 1 for e in res for ids in e["ids"].values())
-        coverage = np.mean([e["coverage"] for e in res])
-        name = "none (motion only)" if across is None else f"{across:g}"
-        switches, fragments = sum(e["id_switches"] for e in res), sum(e["fragmentations"] for e in res)
-        print(f"| {name} | {switches} | {fragments} | {100 * coverage:.1f} | {several} of {3 * len(res)} |")
+        for gate in [default] if across is None else [default, args.gate]:
+            res = track(across, gate)
+            motion = motion or res
+            several = sum(len(ids) > 1 for e in res for ids in e["ids"].values())
+            coverage = np.mean([e["coverage"] for e in res])
+            name = "none (motion only)" if across is None else f"{across:g}"
+            switches, fragments = sum(e["id_switches"] for e in res), sum(e["fragmentations"] for e in res)
+            print(f"| {name} | {gate:g} | {switches} | {fragments} | {100 * coverage:.1f} | "
+                  f"{several} of {3 * len(res)} |")  # fmt: skip
     print()
     print("Motion only, per clip:")
     print()
@@ -176,6 +180,9 @@ def main() -> None:
     ap.add_argument("--synthetic", type=int, default=0, metavar="N", help="N synthetic clips with ground truth")
     ap.add_argument("--across", type=float, nargs="*", default=[0.95, 0.9, 0.8, 0.7, 0.6],
                     help="--synthetic: simulated appearance qualities (cosine between two persons' crops)")  # fmt: skip
+    ap.add_argument(
+        "--gate", type=float, default=0.75, help="--synthetic: the reid_appearance_gate tried besides the default"
+    )
     args = ap.parse_args()
     if args.synthetic:
         synthetic(args)

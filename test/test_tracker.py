@@ -84,9 +84,10 @@ def test_persons_who_meet_and_turn_back_are_told_apart_by_appearance():
 def test_synthetic_crossing_clips_keep_every_identity_given_appearance(tmp_path):
     """Rendered clips (hopadiff-synth --video: 3 persons walking and running, turning at the walls,
     crossing each other) with a simulated detector (the person behind unseen while two overlap,
-    misses, jitter, false boxes) and crop embeddings of re-ID quality (two persons 0.7 similar):
-    no ID switch, no fragmentation. Motion alone does switch on these clips (same-size persons
-    in one lane overlap completely and may turn or change speed unseen)."""
+    misses, jitter, false boxes) and crop embeddings of re-ID quality (two persons 0.7 similar), with
+    the appearance gate set for them: no ID switch, no fragmentation. Motion alone does switch on
+    these clips (same-size persons in one lane overlap completely and may turn or change speed
+    unseen)."""
     import json
 
     from hopadiff.synth.video import write_video_dataset
@@ -100,7 +101,7 @@ def test_synthetic_crossing_clips_keep_every_identity_given_appearance(tmp_path)
         detections = simulated_detections(truth, np.random.default_rng(0))
         for mode in totals:
             look = SimulatedAppearance(list(truth[0]), across=0.7) if mode == "appearance" else None
-            tracker, tracked = PersonTracker(), []
+            tracker, tracked = PersonTracker(TrackerParams(appearance_gate=0.75)), []
             for k, (boxes, scores) in enumerate(detections):
                 embs = look(truth[k], boxes) if look else None
                 tracks = tracker.update(boxes, scores, embeddings=embs, stamp_ns=k * NS)
@@ -137,7 +138,7 @@ def test_appearance_gate_keeps_a_track_off_a_different_looking_person():
     rng = np.random.default_rng(4)
     me, other = rng.normal(size=16), rng.normal(size=16)
     ids = {}
-    for gate in (TrackerParams.appearance_gate, -1.0):
+    for gate in (0.75, -1.0):
         tr = PersonTracker(TrackerParams(appearance_gate=gate))
         for k in range(6):
             tr.update([(100, 0, 30, 90)], [0.9], None, [me], k * NS)
@@ -145,7 +146,7 @@ def test_appearance_gate_keeps_a_track_off_a_different_looking_person():
         for k in (7, 8, 9):
             tracks = tr.update([(100, 0, 30, 90)], [0.9], None, [other], k * NS)
         ids[gate] = [t.track_id for t in tracks if t.missed == 0]
-    assert ids == {TrackerParams.appearance_gate: [2], -1.0: [1]}
+    assert ids == {0.75: [2], -1.0: [1]}
 
 
 def test_a_person_alone_who_falls_keeps_the_id():

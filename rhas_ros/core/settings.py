@@ -66,7 +66,8 @@ class Settings(StreamConfig):
     reid_appearance_gate: float = setting(
         TrackerParams.appearance_gate,
         "tracker: a track and a detection whose crop embeddings are less similar than this never match, "
-        "however well the boxes agree (keeps two persons apart after they crossed); -1 turns it off",
+        "however well the boxes agree (keeps two persons apart after they crossed); -1: off. Depends on the "
+        "backbone: set it between its same-person and two-person crop similarities (README, Tracking)",
         range=(-1.0, 1.0), dynamic=True,
     )  # fmt: skip
     persons_stamp_tolerance: float = setting(

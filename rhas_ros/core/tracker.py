@@ -25,8 +25,10 @@ missed detections and occlusions of a few seconds. ``PersonTracker`` is ByteTrac
    crossing, teach the track behind the look of the one in front). A pair less similar than
    ``appearance_gate`` never matches, however well the boxes agree: two persons of one size in
    one lane overlap completely, and motion alone cannot tell who came out on which side. Nor
-   does a track take a detection that looks clearly more like another known person, lost or not
-   (``APPEARANCE_MARGIN``): the one who walked on unseen comes out away from their prediction.
+   does a track then take a detection that looks clearly more like another known person, lost
+   or not (``APPEARANCE_MARGIN``): the one who walked on unseen comes out away from their
+   prediction. Both only with a gate set (off by default): where the features carry no identity
+   (random weights) they would veto good matches by chance.
    Re-identification: a high-score detection left over is compared with the lost tracks'
    appearance; above ``reid_min_similarity``, and within a distance a person can walk in the
    time lost, the lost track gets the detection: its id comes back and its buffers continue.
@@ -78,7 +80,7 @@ class TrackerParams:
     reid_min_similarity: float = 0.85  # cosine similarity a lost track's appearance needs to come back
     reid_speed: float = 2.0  # box heights per second a lost person may have moved (re-ID distance gate)
     appearance_weight: float = 0.5  # first stage cost: (1 - w) * (1 - IoU) + w * (1 - cosine)
-    appearance_gate: float = 0.75  # a track and a detection less similar than this never match
+    appearance_gate: float = -1.0  # a track and a detection less similar than this never match (-1: off)
     embedding_momentum: float = 0.9  # appearance: ema = m * ema + (1 - m) * new crop embedding
     max_tracks: int = 64
 
@@ -330,8 +332,9 @@ class PersonTracker:
         if w_app > 0:
             cos = np.array([[self._cosine(t.embedding, embs[d]) for d in dets] for t in tracks])
             known = ~np.isnan(cos)
-            allowed &= ~known | (np.nan_to_num(cos) >= self.params.appearance_gate)
-            allowed &= ~self._looks_like_someone_else(tracks, [embs[d] for d in dets], cos)
+            if self.params.appearance_gate > -1:  # the features are known to tell persons apart
+                allowed &= ~known | (np.nan_to_num(cos) >= self.params.appearance_gate)
+                allowed &= ~self._looks_like_someone_else(tracks, [embs[d] for d in dets], cos)
             cost = np.where(known, (1 - w_app) * cost + w_app * (1 - np.nan_to_num(cos)), cost)
         # Between near-equal candidates a track seen in the last frame wins over a lost one (a soft
         # matching cascade): a person hidden behind another has a predicted box as close to the
