@@ -24,18 +24,20 @@ import hopadiff
 from hopadiff.runtime import prepare_for_inference, resolve_device
 
 
+def once_ms(fn, device) -> float:
+    """One call of fn, in ms (CUDA work finished on both ends)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t0) * 1e3
+
+
 def median_ms(fn, repeats: int, device) -> float:
     fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+    return statistics.median(once_ms(fn, device) for _ in range(repeats))
 
 
 def peak_mb(device) -> float:
@@ -136,19 +138,9 @@ def versus_diffact(model, mcfg, device, repeats: int) -> None:
             fn()  # warm-up
         for _ in range(repeats):
             for k, fn in runs.items():
-                times[k].append(_once_ms(fn, device))
+                times[k].append(once_ms(fn, device))
         ref_ms, ours_ms = statistics.median(times["ref"]), statistics.median(times["ours"])
         print(f"| {W} | {ref_ms:.0f} | {ours_ms:.0f} | {ours_ms / ref_ms:.2f} |")
-
-
-def _once_ms(fn, device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - t0) * 1e3
 
 
 def profile_window(model, D: int, device, W: int = 256, steps: int = 25) -> None:
