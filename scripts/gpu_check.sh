@@ -50,7 +50,8 @@ step cuda_tests "$PY" -m pytest -q -p no:cacheprovider test/test_model.py -k "cu
 for p in "${PRECISIONS[@]}"; do
   step "model_$p" "$PY" scripts/bench_model.py --quick --device "$DEV" --precision "$p" --repeats 3
 done
+step vs_diffact "$PY" scripts/bench_model.py --vs-diffact --device "$DEV" --repeats 3
 step backbones "$PY" scripts/bench_backbone.py "${BB_ARGS[@]}"
-step node_cold "$PY" scripts/bench_node.py "${NODE_ARGS[@]}"
+step node_cold "$PY" scripts/bench_node.py "${NODE_ARGS[@]}" --warm-start-steps 0
 step node_warm "$PY" scripts/bench_node.py "${NODE_ARGS[@]}" --warm-start-steps 6
 echo "gpu_check: all steps passed; report in $REPORT"
