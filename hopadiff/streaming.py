@@ -51,6 +51,12 @@ class StreamConfig:
                           range=(0, 100000))  # fmt: skip
     hop: int = setting(0, "run HopaDIFF every hop sampled frames (0 = the checkpoint's)", range=(0, 100000))
     min_window_frames: int = setting(16, "first inference once a person has this many frames", range=(2, 100000))
+    inference_phases: int = setting(
+        1, "everyone mode: spread the persons' windows over this many frames of each hop (person p in phase "
+        "p mod N, phases hop/N frames apart): 1 = every person in one batched pass (most frames/s); more = fewer "
+        "persons per inference frame (lower latency, each person still updated once per hop)", range=(1, 1000),
+        dynamic=True,
+    )  # fmt: skip
     ddim_steps: int = setting(0, "DDIM sampling steps (0 = the checkpoint's config)", range=(0, 1000), dynamic=True)
     eta: float = setting(0.0, "DDIM eta; 0 = deterministic output (no flicker between windows)", range=(0.0, 1.0),
                          dynamic=True)  # fmt: skip
@@ -323,8 +329,11 @@ class Segmenter:
             del self.stamps[kk]
         return closed
 
-    def due(self, k: int) -> bool:
-        return k % self.cfg.hop == 0
+    def due(self, k: int, pid: int = 0) -> bool:
+        """Is frame k an inference frame for person ``pid`` (``inference_phases``)?"""
+        hop = self.cfg.hop
+        phases = max(1, min(self.cfg.inference_phases, hop))
+        return (k - (pid % phases) * (hop // phases)) % hop == 0
 
     def ready(self, pid: int) -> bool:
         buf = self.persons.get(pid)

@@ -58,6 +58,7 @@ def main() -> None:
         default=Settings.warm_start_steps if Settings.warm_start else 0,
         help="warm-started windows with this many steps (0: cold; default: the node's)",
     )
+    ap.add_argument("--phases", type=int, default=Settings.inference_phases, help="inference_phases (1: all at once)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     ap.add_argument("--backbone", default="tiny", choices=["tiny", "clip", "blip2"])
@@ -74,6 +75,7 @@ def main() -> None:
         f"# rhas_node worker benchmark: {args.device} {args.precision}, {args.threads} torch threads, "
         f"W={args.window}, hop={args.hop}, {args.steps} DDIM steps"
         + (f" (warm-started windows: {args.warm_start_steps})" if args.warm_start_steps else " (cold)")
+        + (f", inference_phases {args.phases}" if args.phases > 1 else "")
         + f", {len(labels)} classes, backbone {args.backbone}, 640x480 frames"
     )
     print()
@@ -93,6 +95,7 @@ def main() -> None:
             min_window_frames=16,
             warm_start=args.warm_start_steps > 0,
             warm_start_steps=max(args.warm_start_steps, 1),
+            inference_phases=args.phases,
         )
         pipe = RhasPipeline(model, labels, backbone, None, cfg)
         frame = rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)

@@ -89,6 +89,36 @@ def test_everyone_mode_closes_a_lost_track_and_everything_on_reset(model):
     assert pipe.memory_frames() == 0
 
 
+@pytest.mark.parametrize("phases", [1, 4])
+def test_inference_phases_spread_persons_over_the_hop_each_updated_once_per_hop(model, phases):
+    """Everyone mode, 8 persons, hop 8: with 1 phase every person's window runs on the same frames
+    (one batched pass); with 4, two persons per inference frame, frames 2 apart, and each person
+    still gets one window per hop."""
+    pipe = RhasPipeline(model, [f"a{i}" for i in range(5)], None, None, Settings(
+        window=16, hop=8, min_window_frames=2, ddim_steps=2, segment_all_persons=True, max_persons=8,
+        inference_phases=phases))  # fmt: skip
+    rng = np.random.default_rng(5)
+    ids = list(range(1, 9))
+    boxes = [[40 * i, 0, 30, 60] for i in ids]
+    windows: dict[int, list[int]] = {}  # frame -> persons whose window ran
+    for k in range(49):  # pipe.k counts from 0: frames 0..48
+        stamp = (k + 1) * 200_000_000
+        tracks = pipe.track(boxes, np.ones(8), ids, stamp)
+        hol, par = _feats(rng, ids)
+        res = pipe.step(stamp, tracks, hol, par, {})
+        ran = sorted(o.person_id for o in res.outputs if not o.closed)
+        if ran:
+            windows[pipe.k] = ran
+    later = {k: p for k, p in windows.items() if k > 16}  # after everyone's first window
+    per_person = {i: sum(i in p for p in later.values()) for i in ids}
+    assert set(per_person.values()) == {4}, (per_person, windows)  # frames 17..48: four hops, one each
+    if phases == 1:
+        assert all(len(p) == 8 for p in later.values()) and all(k % 8 == 0 for k in later)
+    else:
+        assert all(len(p) == 2 for p in later.values())
+        assert sorted({k % 8 for k in later}) == [0, 2, 4, 6]
+
+
 def test_a_person_hidden_for_two_seconds_keeps_id_buffer_and_open_segments(model):
     """The tracker's own matching (no upstream ids): person 1 walks behind something for 2 s
     (20 sampled frames at 10 fps). Their buffer continues with those frames masked, no segment is

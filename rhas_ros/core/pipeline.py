@@ -204,9 +204,15 @@ class RhasPipeline:
         seen = [t for t in tracks if t.missed == 0]
         todo = seen[: self.settings.max_persons] if not self.referring else [t for t in seen if t.track_id == target]
         inference_ms = None
-        if self.segmenter.due(k) and any(self.segmenter.ready(t.track_id) for t in todo):
+        # Everyone mode may spread persons over the hop (inference_phases); the one target of
+        # referring mode keeps the plain schedule (the offline streaming evaluation's).
+        phase = (lambda pid: pid) if not self.referring else (lambda pid: 0)
+        due = [
+            t.track_id for t in todo if self.segmenter.due(k, phase(t.track_id)) and self.segmenter.ready(t.track_id)
+        ]
+        if due:
             t0 = time.perf_counter()
-            outputs += [self._output(o) for o in self.segmenter.infer([t.track_id for t in todo])]
+            outputs += [self._output(o) for o in self.segmenter.infer(due)]
             inference_ms = (time.perf_counter() - t0) * 1e3
         live = {t.track_id for t in tracks}
         self.boxes = {tid: b for tid, b in self.boxes.items() if tid in live}
