@@ -236,7 +236,7 @@ class HopaDIFF(nn.Module):
 
         Only the decoders of the branches the fusion reads run (``fusion: partial``: the partial
         branch's; every branch's encoder still runs, as the xLSTM mixes them into the condition):
-        the output is the same as running all of them, at about half the decoder's cost. With
+        the output is the same as running all of them, with half the decoder's work. With
         ``return_branches`` the skipped branches' probabilities are NaN, unless ``all_branches``
         (diagnostics: each branch alone).
 
@@ -268,7 +268,6 @@ class HopaDIFF(nn.Module):
             shape = (B, G * C, W)
             x = torch.randn(shape, generator=generator, device=cond.device, dtype=torch.float32)
             scale = self.cfg.diffusion.scale
-            probs = None
             timesteps = self.sampler.set_timesteps(steps).tolist()
             if init is not None:
                 k = min(max(int(init_steps), 1), len(timesteps))
