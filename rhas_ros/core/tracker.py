@@ -12,8 +12,8 @@ missed detections and occlusions of a few seconds. ``PersonTracker`` is ByteTrac
    last box height (``LOST_SCALE``): a hidden person does not change size.
 2. Two-stage association: high-score detections against every confirmed track (IoU with the
    predicted box, fused with appearance cosine distance when embeddings are given, inside the
-   filter's Mahalanobis gate on centre and height and the appearance gate, near-ties going to a
-   track seen in the last frame), a second pass with both boxes enlarged for what is left
+   filter's Mahalanobis gate on centre and height and, when set, the appearance gate, near-ties
+   going to a track seen in the last frame), a second pass with both boxes enlarged for what is left
    (C-BIoU's buffered IoU), where a person alone whose box changed faster than any motion model
    predicts (a fall, a jump, a bend) may also match outside the gate and restarts its motion
    state, then low-score detections against the tracks still unmatched that were seen a frame
@@ -323,7 +323,7 @@ class PersonTracker:
             ratio = boxes[dets][:, 3][None] / np.maximum(lost_h, 1e-6)
             inside &= np.isnan(lost_h) | ((ratio <= LOST_SCALE) & (ratio >= 1 / LOST_SCALE))
         if gate == "unless-alone":
-            everyone = np.array([t.predicted for t in self.tracks if t.confirmed])
+            everyone = np.array([t.predicted for t in self.tracks if t.confirmed]).reshape(-1, 4)
             alone = (iou_matrix(enlarge(everyone, buffer), enlarge(boxes[dets], buffer)) > 0).sum(0) <= 1
             allowed &= inside | (np.array([t.missed == 1 for t in tracks])[:, None] & alone[None])
         else:
