@@ -10,11 +10,18 @@ fields (window, hop, smoothing, ...) come from hopadiff.streaming.StreamConfig, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 from hopadiff.streaming import StreamConfig, setting
 
 from .tracker import TrackerParams
+
+
+def tracker_setting(param: str, description: str, range):
+    """A dynamic setting that is the tracker's ``TrackerParams.<param>``: its default is read from
+    there and ``tracker_params`` maps it back (one definition of each tracker value)."""
+    base = setting(getattr(TrackerParams, param), "tracker: " + description, range=range, dynamic=True)
+    return field(default=base.default, metadata={**base.metadata, "tracker": param})
 
 
 @dataclass
@@ -32,43 +39,42 @@ class Settings(StreamConfig):
         "people from 98 px; cost grows with the square)", range=(1.0, 4.0),
     )  # fmt: skip
     detector_model: str = setting("", "hub name or folder for grounding_dino ('' = IDEA-Research/grounding-dino-tiny)")
-    # The tracker's defaults are TrackerParams' (one definition; tracker_params maps them back).
-    track_high_score: float = setting(
-        TrackerParams.high_score,
-        "tracker: detections scoring at least this are matched first and may start tracks (ByteTrack's "
-        "high-score stage)", range=(0.0, 1.0), dynamic=True,
+    # The tracker's values (defaults from TrackerParams; tracker_params maps them back).
+    track_high_score: float = tracker_setting(
+        "high_score",
+        "detections scoring at least this are matched first and may start tracks (ByteTrack's "
+        "high-score stage)", range=(0.0, 1.0),
     )  # fmt: skip
-    track_low_score: float = setting(
-        TrackerParams.low_score,
-        "tracker: detections below are ignored; between this and track_high_score they only continue "
-        "tracks seen a frame ago (partly occluded persons)", range=(0.0, 1.0), dynamic=True,
+    track_low_score: float = tracker_setting(
+        "low_score",
+        "detections below are ignored; between this and track_high_score they only continue "
+        "tracks seen a frame ago (partly occluded persons)", range=(0.0, 1.0),
     )  # fmt: skip
-    track_match_iou: float = setting(
-        TrackerParams.match_iou,
-        "tracker: IoU a detection needs with a track's predicted box to be matched to it", range=(0.0, 1.0),
-        dynamic=True,
+    track_match_iou: float = tracker_setting(
+        "match_iou",
+        "IoU a detection needs with a track's predicted box to be matched to it", range=(0.0, 1.0),
     )  # fmt: skip
-    track_confirm_frames: int = setting(
-        TrackerParams.confirm_frames,
-        "tracker: consecutive sampled frames a new track must be matched before it gets an id (one-frame "
-        "false detections never do)", range=(1, 100), dynamic=True,
+    track_confirm_frames: int = tracker_setting(
+        "confirm_frames",
+        "consecutive sampled frames a new track must be matched before it gets an id (one-frame "
+        "false detections never do)", range=(1, 100),
     )  # fmt: skip
-    track_lost_seconds: float = setting(
-        TrackerParams.lost_seconds,
-        "tracker: a person not detected is kept this long (buffers continue with the frames masked) and can "
-        "come back with the same id by position or appearance", range=(0.0, 600.0), dynamic=True,
+    track_lost_seconds: float = tracker_setting(
+        "lost_seconds",
+        "a person not detected is kept this long (buffers continue with the frames masked) and can "
+        "come back with the same id by position or appearance", range=(0.0, 600.0),
     )  # fmt: skip
-    reid_min_similarity: float = setting(
-        TrackerParams.reid_min_similarity,
-        "tracker: cosine similarity of crop embeddings a lost person needs to be re-identified",
-        range=(-1.0, 1.0), dynamic=True,
+    reid_min_similarity: float = tracker_setting(
+        "reid_min_similarity",
+        "cosine similarity of crop embeddings a lost person needs to be re-identified",
+        range=(-1.0, 1.0),
     )  # fmt: skip
-    reid_appearance_gate: float = setting(
-        TrackerParams.appearance_gate,
-        "tracker: a track and a detection whose crop embeddings are less similar than this never match, "
+    reid_appearance_gate: float = tracker_setting(
+        "appearance_gate",
+        "a track and a detection whose crop embeddings are less similar than this never match, "
         "however well the boxes agree (keeps two persons apart after they crossed); -1: off. Depends on the "
         "backbone: set it between its same-person and two-person crop similarities (README, Tracking)",
-        range=(-1.0, 1.0), dynamic=True,
+        range=(-1.0, 1.0),
     )  # fmt: skip
     persons_stamp_tolerance: float = setting(
         0.05, "external detector: boxes are taken from the persons message with the frame's stamp, else the "
@@ -120,17 +126,9 @@ class Settings(StreamConfig):
 
 
 def tracker_params(s: Settings):
-    """The tracker's parameters from the settings."""
-    return TrackerParams(
-        high_score=s.track_high_score,
-        low_score=s.track_low_score,
-        match_iou=s.track_match_iou,
-        confirm_frames=s.track_confirm_frames,
-        lost_seconds=s.track_lost_seconds,
-        reid_min_similarity=s.reid_min_similarity,
-        appearance_gate=s.reid_appearance_gate,
-        max_tracks=s.max_boxes,
-    )
+    """The tracker's parameters from the settings (every ``tracker_setting``, and max_boxes)."""
+    mapped = {f.metadata["tracker"]: getattr(s, f.name) for f in fields(Settings) if "tracker" in f.metadata}
+    return TrackerParams(**mapped, max_tracks=s.max_boxes)
 
 
 def ordered_fields() -> list:
