@@ -118,7 +118,13 @@ def real_video(args) -> None:
 
 def synthetic(args) -> None:
     from hopadiff.synth.video import write_video_dataset
-    from rhas_ros.tools.tracking_eval import SimulatedAppearance, crossings, identity_errors, simulated_detections
+    from rhas_ros.tools.tracking_eval import (
+        SimulatedAppearance,
+        clip_truth,
+        crossings,
+        simulated_detections,
+        track_clip,
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         doc = write_video_dataset(Path(tmp), clips=args.synthetic, frames=args.frames, persons=3,
@@ -126,9 +132,7 @@ def synthetic(args) -> None:
         videos = json.loads(Path(doc["manifest"]).read_text())["videos"]
     clips = []
     for v in videos:
-        truth = [
-            {p["person_id"]: tuple(p["boxes"][f]) for p in v["persons"] if p["boxes"][f]} for f in range(v["frames"])
-        ]
+        truth = clip_truth(v)
         clips.append((v, truth, simulated_detections(truth, np.random.default_rng(0))))
 
     def track(across, gate):
@@ -136,12 +140,7 @@ def synthetic(args) -> None:
         for v, truth, dets in clips:
             look = None if across is None else SimulatedAppearance(list(truth[0]), across=across, seed=1)
             tracker = PersonTracker(tracker_params(Settings(reid_appearance_gate=gate)))
-            tracked = []
-            for k, (b, s) in enumerate(dets):
-                tracks = tracker.update(b, s, embeddings=look(truth[k], b) if look else None,
-                                        stamp_ns=round(k * 1e9 / v["fps"]))  # fmt: skip
-                tracked.append({t.track_id: t.box if t.missed == 0 else None for t in tracks})
-            per_clip.append(identity_errors(truth, tracked))
+            per_clip.append(track_clip(tracker, truth, dets, v["fps"], look))
         return per_clip
 
     n_cross = [crossings(truth) for _, truth, _ in clips]

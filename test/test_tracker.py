@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from rhas_ros.core.tracker import BoxKalman, PersonTracker, TrackerParams, assign, iou_matrix, xywh_to_z, z_to_xywh
-from rhas_ros.tools.tracking_eval import SimulatedAppearance, crossings, identity_errors, simulated_detections
+from rhas_ros.tools.tracking_eval import (
+    SimulatedAppearance,
+    clip_truth,
+    crossings,
+    identity_errors,
+    simulated_detections,
+    track_clip,
+)
 
 FPS = 10
 NS = 10**9 // FPS
@@ -96,17 +103,12 @@ def test_synthetic_crossing_clips_keep_every_identity_given_appearance(tmp_path)
     totals = {"appearance": [0, 0], "motion": [0, 0]}
     n_crossings = 0
     for v in json.loads((tmp_path / "extract.json").read_text())["videos"]:
-        truth = [{p["person_id"]: tuple(p["boxes"][f]) for p in v["persons"]} for f in range(v["frames"])]
+        truth = clip_truth(v)
         n_crossings += crossings(truth)
         detections = simulated_detections(truth, np.random.default_rng(0))
         for mode in totals:
             look = SimulatedAppearance(list(truth[0]), across=0.7) if mode == "appearance" else None
-            tracker, tracked = PersonTracker(TrackerParams(appearance_gate=0.75)), []
-            for k, (boxes, scores) in enumerate(detections):
-                embs = look(truth[k], boxes) if look else None
-                tracks = tracker.update(boxes, scores, embeddings=embs, stamp_ns=k * NS)
-                tracked.append({t.track_id: t.box if t.missed == 0 else None for t in tracks})
-            e = identity_errors(truth, tracked)
+            e = track_clip(PersonTracker(TrackerParams(appearance_gate=0.75)), truth, detections, FPS, look)
             totals[mode][0] += e["id_switches"]
             totals[mode][1] += e["fragmentations"]
             if mode == "appearance":

@@ -80,6 +80,25 @@ def identity_errors(truth: list[dict[int, Box]], tracked: list[dict[int, Box | N
     }
 
 
+def clip_truth(video: dict) -> list[dict[int, Box]]:
+    """Per frame, person id -> box of one video of an extract manifest (hopadiff-synth --video)."""
+    return [
+        {p["person_id"]: tuple(p["boxes"][f]) for p in video["persons"] if p["boxes"][f]}
+        for f in range(video["frames"])
+    ]
+
+
+def track_clip(tracker, truth: list[dict[int, Box]], detections, fps: float, appearance=None) -> dict:
+    """Run ``tracker`` over per-frame (boxes, scores) ``detections`` (with ``appearance(truth, boxes)``
+    embeddings when given) and score it against ``truth`` (``identity_errors``)."""
+    tracked = []
+    for k, (boxes, scores) in enumerate(detections):
+        embs = appearance(truth[k], boxes) if appearance else None
+        tracks = tracker.update(boxes, scores, embeddings=embs, stamp_ns=round(k * 1e9 / fps))
+        tracked.append({t.track_id: t.box if t.missed == 0 else None for t in tracks})
+    return identity_errors(truth, tracked)
+
+
 def crossings(truth: list[dict[int, Box]]) -> int:
     """How many times two persons' left-to-right order flips (they pass each other)."""
     n = 0
