@@ -206,9 +206,10 @@ class RhasPipeline:
         inference_ms = None
         # Everyone mode may spread persons over the hop (inference_phases); the one target of
         # referring mode keeps the plain schedule (the offline streaming evaluation's).
-        phase = (lambda pid: pid) if not self.referring else (lambda pid: 0)
         due = [
-            t.track_id for t in todo if self.segmenter.due(k, phase(t.track_id)) and self.segmenter.ready(t.track_id)
+            t.track_id
+            for t in todo
+            if self.segmenter.due(k, 0 if self.referring else t.track_id) and self.segmenter.ready(t.track_id)
         ]
         if due:
             t0 = time.perf_counter()
