@@ -35,10 +35,14 @@ def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
     return PRECISIONS[precision]
 
 
-def prepare_for_inference(model: torch.nn.Module, device: str = "auto", precision: str = "fp32") -> torch.nn.Module:
-    """Move the model to the configured device/dtype, eval mode (weights cast once, no autocast)."""
+def prepare_for_inference(
+    model: torch.nn.Module, device: str = "auto", precision: str = "fp32", compile: bool = False
+) -> torch.nn.Module:
+    """Move the model to the configured device/dtype, eval mode (weights cast once, no autocast);
+    with ``compile``, its denoising step goes through torch.compile (``HopaDIFF.compile_decoder``)."""
     dev = resolve_device(device)
-    return model.to(device=dev, dtype=resolve_dtype(precision, dev)).eval()
+    model = model.to(device=dev, dtype=resolve_dtype(precision, dev)).eval()
+    return model.compile_decoder() if compile else model
 
 
 def autocast(device: torch.device, precision: str):

@@ -518,7 +518,9 @@ def build_pipeline(s, logger=None):
             logger.warning(f"parameter {name}={value} differs from the checkpoint's training value {trained}")
     if s.hop > s.window:
         raise ValueError(f"parameter hop={s.hop} is larger than window={s.window}")
-    model = prepare_for_inference(model, s.device, s.precision)
+    model = prepare_for_inference(model, s.device, s.precision, compile=s.compile_model)
+    if s.compile_model:  # compile now, not on the first live window (referring mode batches one person)
+        model.warm_up(s.window, (1, 2) if s.segment_all_persons else (1,))
     detector = make_detector(s.detector, s.detector_model, str(backbone.device), s.local_files_only, s.hog_upscale)
     pipeline = RhasPipeline(model, labels, backbone, detector, s, holistic_text=cfg.data.holistic_text)
     return pipeline, labels, cfg.model.multi_label

@@ -13,6 +13,7 @@ DiffAct's seed sizes) at W = 64 / 256 / 1024, runs interleaved in one process, m
 from __future__ import annotations
 
 import argparse
+import copy
 import platform
 import resource
 import statistics
@@ -126,21 +127,36 @@ def versus_diffact(model, mcfg, device, repeats: int) -> None:
     ref = DiffActReference(mcfg.feature_dim, mcfg.num_classes).to(device).eval()
     n_ref = sum(p.numel() for p in ref.parameters()) / 1e6
     n_ours = sum(p.numel() for p in model.parameters()) / 1e6
+    # The same weights with the denoising step compiled (compile_model); its compile is timed apart.
+    compiled = copy.deepcopy(model).compile_decoder()
+    t0 = time.perf_counter()
+    compiled.warm_up(64, (1,))
+    compile_s = time.perf_counter() - t0
     print(f"## one window, 25 DDIM steps, {torch.get_num_threads()} threads, interleaved, median of {repeats}")
     print()
-    print(f"| W | DiffAct, one branch ({n_ref:.2f} M) ms | HopaDIFF, two branches ({n_ours:.2f} M) ms | ratio |")
-    print("|---|---|---|---|")
+    print(f"compiled: HopaDIFF.compile_decoder (torch.compile, dynamic shapes), compiled once in {compile_s:.0f} s")
+    print()
+    print(
+        f"| W | DiffAct, one branch ({n_ref:.2f} M) ms | HopaDIFF, two branches ({n_ours:.2f} M) ms | ratio "
+        "| HopaDIFF compiled ms | ratio |"
+    )
+    print("|---|---|---|---|---|---|")
     for W in (64, 256, 1024):
         x = torch.randn(1, mcfg.feature_dim, W, device=device)
-        runs = {"ref": lambda x=x: ref.predict(x, steps=25), "ours": lambda x=x: model.predict(x, x, steps=25)}
+        runs = {
+            "ref": lambda x=x: ref.predict(x, steps=25),
+            "ours": lambda x=x: model.predict(x, x, steps=25),
+            "compiled": lambda x=x: compiled.predict(x, x, steps=25),
+        }
         times = {k: [] for k in runs}
         for fn in runs.values():
             fn()  # warm-up
         for _ in range(repeats):
             for k, fn in runs.items():
                 times[k].append(once_ms(fn, device))
-        ref_ms, ours_ms = statistics.median(times["ref"]), statistics.median(times["ours"])
-        print(f"| {W} | {ref_ms:.0f} | {ours_ms:.0f} | {ours_ms / ref_ms:.2f} |")
+        ref_ms, ours_ms, comp_ms = (statistics.median(times[k]) for k in ("ref", "ours", "compiled"))
+        ratios = f"{ours_ms / ref_ms:.2f} | {comp_ms:.0f} | {comp_ms / ref_ms:.2f}"
+        print(f"| {W} | {ref_ms:.0f} | {ours_ms:.0f} | {ratios} |")
 
 
 def profile_window(model, D: int, device, W: int = 256, steps: int = 25) -> None:

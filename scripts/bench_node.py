@@ -63,6 +63,7 @@ def main() -> None:
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     ap.add_argument("--backbone", default="tiny", choices=["tiny", "clip", "blip2"])
     ap.add_argument("--persons", type=int, nargs="+", default=[1, 3, 8])
+    ap.add_argument("--compile", action="store_true", help="compile_model: torch.compile the denoising step")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     backbone = make_backbone(args.backbone, args.device, args.precision)
@@ -70,12 +71,17 @@ def main() -> None:
     # The shipped CLIP configuration's architecture (fusion, condition injection, ...) at the backbone's width.
     shipped = hopadiff.load_config(Path(__file__).parents[1] / "config" / "hopadiff" / "rhas133_clip.yaml").model
     model = hopadiff.HopaDIFF(dataclasses.replace(shipped, feature_dim=backbone.feature_dim, num_classes=len(labels)))
-    model = prepare_for_inference(model, args.device, args.precision)
+    model = prepare_for_inference(model, args.device, args.precision, compile=args.compile)
+    if args.compile:  # as the node's configure does
+        t0 = time.perf_counter()
+        model.warm_up(args.window)
+        print(f"# compile_model: compiled in {time.perf_counter() - t0:.0f} s (before the table)")
     print(
         f"# rhas_node worker benchmark: {args.device} {args.precision}, {args.threads} torch threads, "
         f"W={args.window}, hop={args.hop}, {args.steps} DDIM steps"
         + (f" (warm-started windows: {args.warm_start_steps})" if args.warm_start_steps else " (cold)")
         + (f", inference_phases {args.phases}" if args.phases > 1 else "")
+        + (", compiled" if args.compile else "")
         + f", {len(labels)} classes, backbone {args.backbone}, 640x480 frames"
     )
     print()

@@ -148,6 +148,28 @@ def test_inference_runs_only_the_decoders_the_fusion_reads(eta):
     assert not torch.allclose(changed[:, partial], used[:, partial]), "the cached subset saw the new weights"
 
 
+def test_compiled_decoder_gives_the_eager_output():
+    """compile_decoder (the node's compile_model): the same probabilities as the eager model for a
+    batch of one and of two, at two window lengths (shapes are symbolic: no compile per length),
+    and a weight change reaches the compiled step."""
+    cfg = tiny_model_config(fusion="partial")
+    eager = HopaDIFF(cfg).eval()
+    compiled = HopaDIFF(cfg).eval()
+    compiled.load_state_dict(eager.state_dict())
+    compiled.compile_decoder()
+    gen = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    for B, W in ((1, 24), (2, 24), (1, 40), (2, 17)):
+        h, p, _ = _batch(cfg, B=B, W=W)
+        want = eager.predict(h, p, steps=4, eta=0.0, generator=gen())
+        torch.testing.assert_close(compiled.predict(h, p, steps=4, eta=0.0, generator=gen()), want, atol=1e-5, rtol=0)
+    for m in (eager, compiled):
+        with torch.no_grad():
+            m.decoder.conv_out.weight.mul_(3.0)
+    changed = eager.predict(h, p, steps=4, eta=0.0, generator=gen())
+    assert not torch.allclose(changed, want)
+    torch.testing.assert_close(compiled.predict(h, p, steps=4, eta=0.0, generator=gen()), changed, atol=1e-5, rtol=0)
+
+
 def test_invisible_frames_zero_the_partial_input_not_copy_holistic():
     cfg = tiny_model_config()
     model = HopaDIFF(cfg)

@@ -105,13 +105,50 @@ class HopaDIFF(nn.Module):
         return out.reshape(B, -1, W)
 
     def _decoder_subset(self, run: list[int]) -> Decoder:
-        """``decoder.subset(run)``, rebuilt only when the decoder's weights changed (an optimizer
-        step, a load, a device or dtype move) since the last call."""
+        """``decoder.subset(run)`` (compiled, with ``compile_decoder``), rebuilt only when the
+        decoder's weights changed (an optimizer step, a load, a device or dtype move) since the
+        last call."""
         key = (tuple(run), tuple((p.data_ptr(), p._version, p.dtype) for p in self.decoder.parameters()))
         cached = getattr(self, "_subset_cache", None)
         if cached is None or cached[0] != key:
-            object.__setattr__(self, "_subset_cache", (key, self.decoder.subset(run)))  # not a submodule
+            sub = self._maybe_compile(self.decoder.subset(run))
+            object.__setattr__(self, "_subset_cache", (key, sub))  # not a submodule
         return self._subset_cache[1]
+
+    def compile_decoder(self, enabled: bool = True) -> HopaDIFF:
+        """Run ``predict``'s denoising step through torch.compile (inductor).
+
+        The decoder runs once per DDIM step on a small tensor: the time is the ~200 operator calls
+        of each step, not their arithmetic, and inductor fuses them into a few kernels (2x less per
+        step on CPU, scripts/bench_model.py --vs-diffact). Shapes are symbolic (``dynamic=True``),
+        so the cost is two compiles in all: one for a batch of one, one for any larger batch, each
+        for every window length (about a minute each on 2 CPU cores the first time, seconds once
+        inductor's on-disk cache holds them; ``warm_up`` does them ahead). Training and the encoder
+        stay eager. Returns self.
+        """
+        object.__setattr__(self, "_compile", bool(enabled))
+        object.__setattr__(self, "_subset_cache", None)
+        object.__setattr__(self, "_decode_compiled", None)
+        return self
+
+    def warm_up(self, window: int, batch_sizes=(1, 2)) -> None:
+        """One short prediction per batch size at ``window`` frames: a compiled decoder compiles
+        here rather than on the first live window."""
+        p = next(self.parameters())
+        for B in batch_sizes:
+            x = torch.zeros(B, self.cfg.feature_dim, window, device=p.device, dtype=p.dtype)
+            self.predict(x, x, steps=1)
+
+    def _maybe_compile(self, fn):
+        return torch.compile(fn, dynamic=True) if getattr(self, "_compile", False) else fn
+
+    def _decoder_step(self):
+        """The full-decoder step predict runs (compiled once, with ``compile_decoder``)."""
+        if not getattr(self, "_compile", False):
+            return self._decode
+        if getattr(self, "_decode_compiled", None) is None:
+            object.__setattr__(self, "_decode_compiled", self._maybe_compile(self._decode))
+        return self._decode_compiled
 
     def _project_condition(self, cond):
         """Per-layer decoder condition terms, computed once per window."""
@@ -254,7 +291,7 @@ class HopaDIFF(nn.Module):
             _, cond = self.encode(holistic, partial, visible)
             G, C = self.num_branches, self.cfg.num_classes
             run = list(range(G)) if all_branches else self.fusion.branches_read(G)
-            decode = self._decode
+            decode = self._decoder_step()
             B, _, W = holistic.shape
             if len(run) < G and self.decoder_groups == G:
                 sub = self._decoder_subset(run)

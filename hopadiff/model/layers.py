@@ -69,16 +69,20 @@ def dilated_taps(x: torch.Tensor, dilation: int, taps: int) -> torch.Tensor:
     return torch.stack([x_pad[..., j * dilation : j * dilation + W] for j in range(taps)], dim=-1)
 
 
+def tap_outside(W: int, dilation: int, taps: int, device) -> torch.Tensor:
+    """(W, taps) bool: True where the tap falls outside the sequence."""
+    offsets = (torch.arange(taps, device=device) - (taps - 1) // 2) * dilation
+    pos = torch.arange(W, device=device)[:, None] + offsets[None, :]
+    return (pos < 0) | (pos >= W)
+
+
 @functools.lru_cache(maxsize=256)
 def tap_outside_mask(W: int, dilation: int, taps: int, device) -> torch.Tensor:
-    """(W, taps) bool: True where the tap falls outside the sequence. Cached: every layer of every
-    DDIM step of every window asks for the same few masks (read-only; never modify it). Built
-    outside inference mode, so a mask first made during evaluation can be saved for backward
-    when training resumes."""
+    """``tap_outside``, cached: every layer of every DDIM step of every window asks for the same
+    few masks (read-only; never modify it). Built outside inference mode, so a mask first made
+    during evaluation can be saved for backward when training resumes."""
     with torch.inference_mode(False), torch.no_grad():
-        offsets = (torch.arange(taps, device=device) - (taps - 1) // 2) * dilation
-        pos = torch.arange(W, device=device)[:, None] + offsets[None, :]
-        return (pos < 0) | (pos >= W)
+        return tap_outside(W, dilation, taps, device)
 
 
 def instance_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -100,7 +104,9 @@ def local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dilation:
     k_taps = dilated_taps(k, dilation, taps)  # (N, Fa, W, taps)
     v_taps = dilated_taps(v, dilation, taps)  # (N, Fv, W, taps)
     scores = (q[..., None] * k_taps).sum(1) / math.sqrt(Fa)  # (N, W, taps)
-    scores = scores.masked_fill(tap_outside_mask(W, dilation, taps, q.device), torch.finfo(scores.dtype).min)
+    # Under torch.compile the mask is built inside the graph (a constant there; the cache is Python state).
+    outside = tap_outside if torch.compiler.is_compiling() else tap_outside_mask
+    scores = scores.masked_fill(outside(W, dilation, taps, q.device), torch.finfo(scores.dtype).min)
     attn = scores.softmax(dim=-1)
     return (v_taps * attn[:, None]).sum(-1)
 
