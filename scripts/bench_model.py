@@ -7,7 +7,9 @@ Rows: two-branch window inference latency (median of N runs, ms) for W x DDIM st
 torch threads; one training step (batch 8, W=256); peak memory (RSS high-water mark, or
 CUDA max allocated on a GPU); parameter counts of the seed configs. --vs-diffact: one window
 (25 DDIM steps) of HopaDIFF against DiffAct's single-branch model (scripts/diffact_reference.py,
-DiffAct's seed sizes) at W = 64 / 256 / 1024, runs interleaved in one process, median of N.
+DiffAct's seed sizes) at W = 64 / 256 / 1024, runs interleaved in one process, median of N,
+each model eager and with its denoising step compiled (compile_model; a first run compiles for
+a minute or two on 2 CPU cores).
 """
 
 from __future__ import annotations
@@ -127,25 +129,31 @@ def versus_diffact(model, mcfg, device, repeats: int) -> None:
     ref = DiffActReference(mcfg.feature_dim, mcfg.num_classes).to(device).eval()
     n_ref = sum(p.numel() for p in ref.parameters()) / 1e6
     n_ours = sum(p.numel() for p in model.parameters()) / 1e6
-    # The same weights with the denoising step compiled (compile_model); its compile is timed apart.
+    # Each model also with its denoising step compiled (ours: compile_model; DiffAct's decode the
+    # same way, so the compiled ratio is like for like); the compiles are timed apart.
     compiled = copy.deepcopy(model).compile_decoder()
+    ref_compiled = copy.deepcopy(ref)
+    ref_compiled.decode = torch.compile(ref_compiled.decode, dynamic=True)
     t0 = time.perf_counter()
     compiled.warm_up(64, (1,))
+    ref_compiled.predict(torch.randn(1, mcfg.feature_dim, 64, device=device), steps=1)
     compile_s = time.perf_counter() - t0
     print(f"## one window, 25 DDIM steps, {torch.get_num_threads()} threads, interleaved, median of {repeats}")
     print()
-    print(f"compiled: HopaDIFF.compile_decoder (torch.compile, dynamic shapes), compiled once in {compile_s:.0f} s")
+    print(f"DiffAct's single branch: {n_ref:.2f} M parameters; HopaDIFF's two branches: {n_ours:.2f} M. compiled: ")
+    print(f"the denoising step through torch.compile (dynamic shapes), both models compiled once in {compile_s:.0f} s.")
     print()
     print(
-        f"| W | DiffAct, one branch ({n_ref:.2f} M) ms | HopaDIFF, two branches ({n_ours:.2f} M) ms | ratio "
-        "| HopaDIFF compiled ms | ratio |"
+        "| W | DiffAct ms | HopaDIFF ms | ratio | DiffAct compiled ms | HopaDIFF compiled ms "
+        "| ratio, ours compiled / DiffAct | ratio, both compiled |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for W in (64, 256, 1024):
         x = torch.randn(1, mcfg.feature_dim, W, device=device)
         runs = {
             "ref": lambda x=x: ref.predict(x, steps=25),
             "ours": lambda x=x: model.predict(x, x, steps=25),
+            "ref_compiled": lambda x=x: ref_compiled.predict(x, steps=25),
             "compiled": lambda x=x: compiled.predict(x, x, steps=25),
         }
         times = {k: [] for k in runs}
@@ -154,9 +162,11 @@ def versus_diffact(model, mcfg, device, repeats: int) -> None:
         for _ in range(repeats):
             for k, fn in runs.items():
                 times[k].append(once_ms(fn, device))
-        ref_ms, ours_ms, comp_ms = (statistics.median(times[k]) for k in ("ref", "ours", "compiled"))
-        ratios = f"{ours_ms / ref_ms:.2f} | {comp_ms:.0f} | {comp_ms / ref_ms:.2f}"
-        print(f"| {W} | {ref_ms:.0f} | {ours_ms:.0f} | {ratios} |")
+        ms = {k: statistics.median(v) for k, v in times.items()}
+        print(
+            f"| {W} | {ms['ref']:.0f} | {ms['ours']:.0f} | {ms['ours'] / ms['ref']:.2f} | {ms['ref_compiled']:.0f} "
+            f"| {ms['compiled']:.0f} | {ms['compiled'] / ms['ref']:.2f} | {ms['compiled'] / ms['ref_compiled']:.2f} |"
+        )
 
 
 def profile_window(model, D: int, device, W: int = 256, steps: int = 25) -> None:
