@@ -16,12 +16,14 @@ Debian's opencv-doc ships examples/data/vtest.avi (768x576, 10 fps, a hall with 
 --synthetic N renders N hopadiff-synth --video clips (3 persons crossing each other; walking and
 running only, so a box never jumps by a pose change), simulates a detector from their ground
 truth (jitter, 10% misses, no box for the person behind while two overlap, a false box now and
-then) and reports ID switches and fragmentations (rhas_ros.tools.tracking_eval): motion only,
-then with simulated crop embeddings of each quality in --across (the cosine between two persons'
-embeddings; a crop's cosine with its own person's is about 0.95), with the appearance gate off
-(the default) and at --gate. Simulated, because without
-model weights there is no appearance embedding worth the name here: the tiny random CLIP's crop
-features are 0.95 similar within and across persons (what --across 0.95 stands for).
+then) and reports ID switches and fragmentations (rhas_ros.tools.tracking_eval): motion only;
+with the node's default appearance descriptor, the colour histogram, computed from the rendered
+pixels, at each gate in --color-gates (the node's default gate is among them); and with simulated
+crop embeddings of each quality in --across (the cosine between two persons' embeddings; a crop's
+cosine with its own person's is about 0.95), the gate off and at --gate: what a backbone's crop
+features would give. Simulated, because without model weights there is no learnt embedding worth
+the name here: the tiny random CLIP's crop features are 0.95 similar within and across persons
+(what --across 0.95 stands for).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from rhas_ros.core.appearance import color_descriptors
 from rhas_ros.core.detectors import HogDetector
 from rhas_ros.core.grounding import Grounder
 from rhas_ros.core.settings import Settings, tracker_params
@@ -71,6 +74,21 @@ def detections(video: Path, frames: int, step: int, upscale: float, cache: Path 
     return out, np.array(ms)
 
 
+def video_frames(video: Path, frames: int, step: int) -> list[np.ndarray]:
+    """The sampled frames (RGB) ``detections`` ran on."""
+    cap = cv2.VideoCapture(str(video))
+    out, i = [], 0
+    while len(out) < frames:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        if i % step == 0:
+            out.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        i += 1
+    cap.release()
+    return out
+
+
 def real_video(args) -> None:
     cap = cv2.VideoCapture(str(args.video))
     video_fps = cap.get(cv2.CAP_PROP_FPS) or 10.0
@@ -78,8 +96,9 @@ def real_video(args) -> None:
     step = max(1, round(video_fps / args.fps)) if args.fps > 0 else 1
     fps = video_fps / step
     dets, det_ms = detections(args.video, args.frames, step, args.upscale, args.cache)
-    settings = Settings()
+    settings = Settings(reid_appearance_gate=args.gate) if args.gate is not None else Settings()
     tracker = PersonTracker(tracker_params(settings))
+    frames = video_frames(args.video, len(dets), step) if settings.reid_appearance == "color" else None
     grounder = Grounder(settings)
     rng = np.random.default_rng(0)
     sim: dict[int, float] = {}
@@ -87,7 +106,8 @@ def real_video(args) -> None:
     per_frame, trk_ms, targets = [], [], []
     for k, d in enumerate(dets):
         t0 = time.perf_counter()
-        tracks = tracker.update(d[:, :4], d[:, 4], stamp_ns=round(k * 1e9 / fps))
+        embs = None if frames is None else color_descriptors(frames[k], d[:, :4])
+        tracks = tracker.update(d[:, :4], d[:, 4], embeddings=embs, stamp_ns=round(k * 1e9 / fps))
         trk_ms.append((time.perf_counter() - t0) * 1e3)
         live = [t for t in tracks if t.missed == 0]
         per_frame.append(len(live))
@@ -102,7 +122,8 @@ def real_video(args) -> None:
     changes = sum(1 for a, b in itertools.pairwise(targets) if a is not None and b != a)
     minutes = n / fps / 60
     print(
-        f"# tracking on {args.video.name}: {n} sampled frames ({n / fps:.0f} s) at {fps:g} fps, hog x{args.upscale:g}"
+        f"# tracking on {args.video.name}: {n} sampled frames ({n / fps:.0f} s) at {fps:g} fps, hog x{args.upscale:g}, "
+        f"appearance: {settings.reid_appearance} (gate {settings.reid_appearance_gate:g})"
     )
     print()
     print("| measure | value |\n|---|---|")
@@ -113,13 +134,16 @@ def real_video(args) -> None:
     print(f"| five longest tracks: share of their span matched, % | {', '.join(f'{m:.0f}' for m in matched)} |")
     print(f"| referring mode: target changes | {changes} |")
     print(f"| detector ms per frame (median) | {statistics.median(det_ms):.1f} |")
-    print(f"| tracker ms per frame (median / max) | {statistics.median(trk_ms):.2f} / {max(trk_ms):.2f} |")
+    print(f"| tracker ms per frame, with the colour descriptors (median / max) | {statistics.median(trk_ms):.2f} / "
+          f"{max(trk_ms):.2f} |")  # fmt: skip
 
 
 def synthetic(args) -> None:
     from hopadiff.synth.video import write_video_dataset
     from rhas_ros.tools.tracking_eval import (
+        ColorAppearance,
         SimulatedAppearance,
+        clip_frames,
         clip_truth,
         crossings,
         simulated_detections,
@@ -128,43 +152,52 @@ def synthetic(args) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         doc = write_video_dataset(Path(tmp), clips=args.synthetic, frames=args.frames, persons=3,
-                                  actions=("walking", "running"))  # fmt: skip
-        videos = json.loads(Path(doc["manifest"]).read_text())["videos"]
-    clips = []
-    for v in videos:
-        truth = clip_truth(v)
-        clips.append((v, truth, simulated_detections(truth, np.random.default_rng(0))))
+                                  actions=("walking", "running"), seed=args.seed)  # fmt: skip
+        manifest = Path(doc["manifest"])
+        clips = []
+        for v in json.loads(manifest.read_text())["videos"]:
+            truth = clip_truth(v)
+            frames = clip_frames(manifest.parent / v["video"])
+            clips.append((v, truth, simulated_detections(truth, np.random.default_rng(0)), frames))
 
     def track(across, gate):
         per_clip = []
-        for v, truth, dets in clips:
-            look = None if across is None else SimulatedAppearance(list(truth[0]), across=across, seed=1)
+        for v, truth, dets, frames in clips:
+            if across == "color":
+                look = ColorAppearance(frames)
+            else:
+                look = None if across is None else SimulatedAppearance(truth, across=across, seed=1)
             tracker = PersonTracker(tracker_params(Settings(reid_appearance_gate=gate)))
             per_clip.append(track_clip(tracker, truth, dets, v["fps"], look))
         return per_clip
 
-    n_cross = [crossings(truth) for _, truth, _ in clips]
-    print(f"# synthetic crossings: {len(clips)} clips x {args.frames} frames, 3 persons, {sum(n_cross)} crossings")
+    n_cross = [crossings(truth) for _, truth, _, _ in clips]
+    print(
+        f"# synthetic crossings: {len(clips)} clips x {args.frames} frames (seed {args.seed}), 3 persons, "
+        f"{sum(n_cross)} crossings"
+    )
     print()
-    print("| appearance (cosine between two persons) | reid_appearance_gate | ID switches | fragmentations | "
-          "coverage % | persons with more than one id |\n|---|---|---|---|---|---|")  # fmt: skip
+    print("| appearance (simulated: cosine between two persons) | reid_appearance_gate | ID switches | "
+          "fragmentations | coverage % | persons with more than one id |\n|---|---|---|---|---|---|")  # fmt: skip
     motion = None
-    default = Settings.reid_appearance_gate
-    for across in [None, *args.across]:
-        for gate in [default] if across is None else [default, args.gate]:
-            res = track(across, gate)
-            motion = motion or res
-            several = sum(len(ids) > 1 for e in res for ids in e["ids"].values())
-            coverage = np.mean([e["coverage"] for e in res])
-            name = "none (motion only)" if across is None else f"{across:g}"
-            switches, fragments = sum(e["id_switches"] for e in res), sum(e["fragmentations"] for e in res)
-            print(f"| {name} | {gate:g} | {switches} | {fragments} | {100 * coverage:.1f} | "
-                  f"{several} of {3 * len(res)} |")  # fmt: skip
+    rows = [(None, -1.0)]
+    rows += [("color", g) for g in args.color_gates]
+    rows += [(a, g) for a in args.across for g in (-1.0, 0.75 if args.gate is None else args.gate)]
+    for across, gate in rows:
+        res = track(across, gate)
+        motion = motion or res
+        several = sum(len(ids) > 1 for e in res for ids in e["ids"].values())
+        coverage = np.mean([e["coverage"] for e in res])
+        name = {None: "none (motion only)", "color": "colour descriptor (rendered pixels)"}.get(across)
+        name = name or f"simulated, {across:g}"
+        switches, fragments = sum(e["id_switches"] for e in res), sum(e["fragmentations"] for e in res)
+        print(f"| {name} | {'-' if across is None else f'{gate:g}'} | {switches} | {fragments} | "
+              f"{100 * coverage:.1f} | {several} of {3 * len(res)} |")  # fmt: skip
     print()
     print("Motion only, per clip:")
     print()
     print("| clip | crossings | ID switches | fragmentations | ids per person |\n|---|---|---|---|---|")
-    for (v, _, _), c, e in zip(clips, n_cross, motion, strict=True):
+    for (v, *_), c, e in zip(clips, n_cross, motion, strict=True):
         ids = " ".join(f"{g}:{len(i)}" for g, i in sorted(e["ids"].items()))
         print(f"| {v['name']} | {c} | {e['id_switches']} | {e['fragmentations']} | {ids} |")
 
@@ -177,11 +210,16 @@ def main() -> None:
     ap.add_argument("--upscale", type=float, default=Settings.hog_upscale, help="the hog detector's upscale")
     ap.add_argument("--cache", type=Path, default=None, help="folder to keep detections in between runs")
     ap.add_argument("--synthetic", type=int, default=0, metavar="N", help="N synthetic clips with ground truth")
+    ap.add_argument("--seed", type=int, default=0, help="--synthetic: which clips (the renderer's seed)")
     ap.add_argument("--across", type=float, nargs="*", default=[0.95, 0.9, 0.8, 0.7, 0.6],
                     help="--synthetic: simulated appearance qualities (cosine between two persons' crops)")  # fmt: skip
     ap.add_argument(
-        "--gate", type=float, default=0.75, help="--synthetic: the reid_appearance_gate tried besides the default"
-    )
+        "--gate", type=float, default=None,
+        help="VIDEO: reid_appearance_gate (default: the node's); --synthetic: the gate tried with the simulated "
+        "embeddings besides the default (0.75 when not given)",
+    )  # fmt: skip
+    ap.add_argument("--color-gates", type=float, nargs="*", default=[-1.0, 0.2, 0.3, 0.5, 0.7],
+                    help="--synthetic: reid_appearance_gate values tried with the colour descriptor")  # fmt: skip
     args = ap.parse_args()
     if args.synthetic:
         synthetic(args)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from tiny import tiny_model_config
@@ -9,7 +11,9 @@ from tiny import tiny_model_config
 import hopadiff
 from hopadiff.features import load_backbone
 from hopadiff.features.tiny import make_tiny_clip
+from hopadiff.frames import crop
 from hopadiff.streaming import FINAL, ONGOING, SegmentStitcher
+from rhas_ros.core.appearance import color_descriptor
 from rhas_ros.core.grounding import Grounder, grounding_settings
 from rhas_ros.core.pipeline import RhasPipeline
 from rhas_ros.core.settings import Settings
@@ -107,6 +111,28 @@ def test_pipeline_everyone_mode_batches_and_bounds_memory(pipeline_parts):
         for s in o.segments:
             assert s.start_ns <= s.end_ns
     assert len(pipe.segmenter.stamps) <= 8
+
+
+@pytest.mark.parametrize("kind", ["color", "backbone", "none"])
+def test_pipeline_gives_the_tracker_the_chosen_appearance(pipeline_parts, kind):
+    """reid_appearance: the tracks learn the colour descriptor, the backbone's crop features, or no
+    appearance at all."""
+    model, backbone = pipeline_parts
+    settings = Settings(window=8, hop=4, min_window_frames=4, ddim_steps=2, segment_all_persons=True)
+    pipe = RhasPipeline(model, [f"a{i}" for i in range(5)], backbone, None, replace(settings, reid_appearance=kind))
+    frame = np.full((120, 160, 3), 90, np.uint8)
+    frame[10:60, 10:30] = (200, 30, 30)  # a red shirt
+    box = np.array([[5, 5, 30, 60]], float)
+    for k in range(4):
+        pipe.process(frame, 1000 + k, (box, np.ones(1), None))
+    (track,) = pipe.tracker.tracks
+    if kind == "none":
+        assert track.embedding is None
+    else:
+        want = color_descriptor(frame, box[0]) if kind == "color" else backbone.encode_images([crop(frame, box[0])])
+        want = want if kind == "color" else want.features[0].cpu().numpy()
+        assert track.embedding.shape == want.shape
+        np.testing.assert_allclose(track.embedding, want / np.linalg.norm(want), atol=1e-5)
 
 
 def test_pipeline_referring_mode_needs_a_query(pipeline_parts):

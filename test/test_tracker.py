@@ -5,9 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rhas_ros.core.appearance import DIM, color_descriptor
+from rhas_ros.core.settings import Settings, tracker_params
 from rhas_ros.core.tracker import BoxKalman, PersonTracker, TrackerParams, assign, iou_matrix, xywh_to_z, z_to_xywh
 from rhas_ros.tools.tracking_eval import (
+    ColorAppearance,
     SimulatedAppearance,
+    clip_frames,
     clip_truth,
     crossings,
     identity_errors,
@@ -88,34 +92,84 @@ def test_persons_who_meet_and_turn_back_are_told_apart_by_appearance():
     assert len({f["a"] for f in motion_only if "a" in f}) > 1, "the scenario needs appearance"
 
 
-def test_synthetic_crossing_clips_keep_every_identity_given_appearance(tmp_path):
-    """Rendered clips (hopadiff-synth --video: 3 persons walking and running, turning at the walls,
-    crossing each other) with a simulated detector (the person behind unseen while two overlap,
-    misses, jitter, false boxes) and crop embeddings of re-ID quality (two persons 0.7 similar), with
-    the appearance gate set for them: no ID switch, no fragmentation. Motion alone does switch on
-    these clips (same-size persons in one lane overlap completely and may turn or change speed
-    unseen)."""
+@pytest.fixture(scope="module")
+def crossing_clips(tmp_path_factory):
+    """3 rendered clips (hopadiff-synth --video: 3 persons walking and running, turning at the
+    walls, crossing each other): per clip (truth, simulated detections, RGB frames)."""
     import json
 
     from hopadiff.synth.video import write_video_dataset
 
-    doc = write_video_dataset(tmp_path, clips=3, frames=300, persons=3, actions=("walking", "running"))
-    totals = {"appearance": [0, 0], "motion": [0, 0]}
-    n_crossings = 0
-    for v in json.loads((tmp_path / "extract.json").read_text())["videos"]:
+    d = tmp_path_factory.mktemp("crossings")
+    write_video_dataset(d, clips=3, frames=300, persons=3, actions=("walking", "running"))
+    clips = []
+    for v in json.loads((d / "extract.json").read_text())["videos"]:
         truth = clip_truth(v)
-        n_crossings += crossings(truth)
-        detections = simulated_detections(truth, np.random.default_rng(0))
+        clips.append((truth, simulated_detections(truth, np.random.default_rng(0)), clip_frames(d / v["video"])))
+    assert sum(crossings(truth) for truth, _, _ in clips) >= 20
+    return clips
+
+
+@pytest.mark.parametrize("appearance", ["colour, node defaults", "simulated re-ID features, gate 0.75"])
+def test_synthetic_crossing_clips_keep_every_identity_given_appearance(crossing_clips, appearance):
+    """A simulated detector (the person behind unseen while two overlap, misses, jitter, false
+    boxes) on rendered crossing clips: no ID switch, no fragmentation, one id per person, with the
+    node's defaults (the colour descriptor of the rendered pixels, its default gate), and with crop
+    embeddings of re-ID quality (two persons 0.7 similar) and a gate set for them. Motion alone
+    does switch on these clips (same-size persons in one lane overlap completely and may turn or
+    change speed unseen)."""
+    totals = {"appearance": [0, 0], "motion": [0, 0]}
+    for truth, detections, frames in crossing_clips:
         for mode in totals:
-            look = SimulatedAppearance(list(truth[0]), across=0.7) if mode == "appearance" else None
-            e = track_clip(PersonTracker(TrackerParams(appearance_gate=0.75)), truth, detections, FPS, look)
+            if mode == "motion":
+                params, look = tracker_params(Settings()), None
+            elif appearance.startswith("colour"):
+                params, look = tracker_params(Settings()), ColorAppearance(frames)
+            else:
+                params, look = TrackerParams(appearance_gate=0.75), SimulatedAppearance(truth, across=0.7)
+            e = track_clip(PersonTracker(params), truth, detections, FPS, look)
             totals[mode][0] += e["id_switches"]
             totals[mode][1] += e["fragmentations"]
             if mode == "appearance":
-                assert all(len(ids) == 1 for ids in e["ids"].values()), (v["name"], e["ids"])
-    assert doc["clips"] == 3 and n_crossings >= 20
+                assert all(len(ids) == 1 for ids in e["ids"].values()), e["ids"]
     assert totals["appearance"] == [0, 0]
     assert totals["motion"][0] > 0, "the clips need appearance (else this test proves nothing about it)"
+
+
+def test_colour_descriptor_tells_shirts_apart_and_stays_with_one():
+    """The upper-body colour histogram: unit norm; the same shirt in another place and under a
+    little noise ~1; red and orange (neighbouring hues) and a white shirt against a light grey
+    background are told apart; a box outside the image or too small gives none."""
+    rng = np.random.default_rng(0)
+
+    def person(shirt, x=40, bg=(200, 200, 200), noise=0.0):
+        img = np.full((120, 200, 3), bg, np.uint8)
+        img[30:70, x + 8 : x + 22] = shirt  # torso band
+        img[70:110, x + 10 : x + 20] = (50, 50, 50)  # legs
+        if noise:
+            img = np.clip(img + rng.normal(0, noise, img.shape), 0, 255).astype(np.uint8)
+        return color_descriptor(img, (x, 20, 30, 92))
+
+    red, orange, white = (220, 40, 40), (250, 140, 30), (235, 235, 235)
+    d = person(red)
+    assert d.shape == (DIM,) and abs(np.linalg.norm(d) - 1) < 1e-5
+    assert person(red, x=120) @ d > 0.99
+    assert person(red, noise=3.0) @ person(red, x=120, noise=3.0) > 0.9  # camera noise in both frames
+    assert person(orange) @ d < 0.8
+    assert person(white) @ person((200, 200, 200)) < 0.8
+    img = np.zeros((120, 200, 3), np.uint8)
+    assert color_descriptor(img, (300, 0, 30, 90)) is None and color_descriptor(img, (10, 10, 4, 8)) is None
+
+
+def test_a_box_where_the_persons_feet_cannot_be_is_not_taken_as_a_pose_change():
+    """A person missed for a frame, and clutter above them (overlapping their enlarged box, nobody
+    else near): outside the motion gate and their feet would have moved half their height up in
+    one frame, so it is not them (a fall keeps the id: the test above)."""
+    tr = PersonTracker()
+    for k in range(10):
+        tr.update([(100 + 2 * k, 100, 30, 90)], [0.9], stamp_ns=k * NS)
+    (t,) = tr.update([(126, 40, 40, 80)], [0.9], stamp_ns=10 * NS)  # the person unseen; clutter above
+    assert (t.track_id, t.missed) == (1, 1) and t.box == (118.0, 100.0, 30.0, 90.0)
 
 
 def test_a_crop_showing_two_persons_does_not_teach_appearance():

@@ -27,6 +27,7 @@ import numpy as np
 from hopadiff.frames import crop
 from hopadiff.streaming import Segment, Segmenter, WindowOutput
 
+from .appearance import color_descriptors
 from .grounding import Grounder
 from .settings import Settings, tracker_params
 from .tracker import PersonTracker, Track
@@ -148,8 +149,7 @@ class RhasPipeline:
         feats = enc.features.cpu().numpy()
         holistic = feats[0] if condition is None else enc.first_conditioned.cpu().numpy()
         det_feats = dict(zip(dets, feats[1:], strict=True))
-        embeddings = [det_feats.get(d) for d in range(len(boxes))]
-        tracks = self.tracker.update(boxes, scores, ext_ids, embeddings, stamp_ns)
+        tracks = self.tracker.update(boxes, scores, ext_ids, self.appearance(rgb, boxes, det_feats), stamp_ns)
         seen = {t.track_id: t.detection for t in tracks if t.missed == 0 and t.detection in det_feats}
         sims = {}
         if self._text_emb is not None and seen:
@@ -159,6 +159,15 @@ class RhasPipeline:
             sims = dict(zip(seen, s.tolist(), strict=True))
         partial = {tid: det_feats[d] for tid, d in seen.items()}
         return self.step(stamp_ns, tracks, holistic, partial, sims)
+
+    def appearance(self, rgb: np.ndarray, boxes: np.ndarray, det_feats: dict) -> list | None:
+        """The tracker's appearance descriptor per detection (``reid_appearance``)."""
+        kind = self.settings.reid_appearance
+        if kind == "color":
+            return color_descriptors(rgb, boxes)
+        if kind == "backbone":
+            return [det_feats.get(d) for d in range(len(boxes))]
+        return None
 
     def sanitize(self, boxes, scores, ext_ids=None):
         """One frame's boxes made safe: finite, non-empty, at most max_boxes (highest scores)."""

@@ -69,12 +69,18 @@ class Settings(StreamConfig):
         "cosine similarity of crop embeddings a lost person needs to be re-identified",
         range=(-1.0, 1.0),
     )  # fmt: skip
+    reid_appearance: str = setting(
+        "color", "tracker: appearance descriptor of each person crop, for re-identification and to keep persons "
+        "apart: color (HSV histogram of the upper body: no model weights, its gate measured), backbone (the crop "
+        "features the backbone computes anyway; set reid_appearance_gate for its weights, README) or none "
+        "(motion only)", choices=("color", "backbone", "none"),
+    )  # fmt: skip
     reid_appearance_gate: float = tracker_setting(
         "appearance_gate",
-        "a track and a detection whose crop embeddings are less similar than this never match, "
-        "however well the boxes agree (keeps two persons apart after they crossed); -1: off. Depends on the "
-        "backbone: set it between its same-person and two-person crop similarities (README, Tracking)",
-        range=(-1.0, 1.0),
+        "a track and a detection whose appearance descriptors are less similar than this never match, "
+        "however well the boxes agree (keeps two persons apart after they crossed); -1: off. The default is "
+        "measured for reid_appearance color; for backbone set it between its same-person and two-person crop "
+        "similarities (README, Tracking)", range=(-1.0, 1.0),
     )  # fmt: skip
     persons_stamp_tolerance: float = setting(
         0.05, "external detector: boxes are taken from the persons message with the frame's stamp, else the "

@@ -27,8 +27,10 @@ missed detections and occlusions of a few seconds. ``PersonTracker`` is ByteTrac
    one lane overlap completely, and motion alone cannot tell who came out on which side. Nor
    does a track then take a detection that looks clearly more like another known person, lost
    or not (``APPEARANCE_MARGIN``): the one who walked on unseen comes out away from their
-   prediction. Both only with a gate set (off by default): where the features carry no identity
-   (random weights) they would veto good matches by chance.
+   prediction. Both only with a gate set: where the features carry no identity (a backbone with
+   random weights) they would veto good matches by chance. The default gate is the one measured
+   for the node's default descriptor, the colour histogram of the upper body
+   (rhas_ros.core.appearance; scripts/bench_tracking.py).
    Re-identification: a high-score detection left over is compared with the lost tracks'
    appearance; above ``reid_min_similarity``, and within a distance a person can walk in the
    time lost, the lost track gets the detection: its id comes back and its buffers continue.
@@ -64,7 +66,8 @@ LOST_PENALTY = 0.05  # association cost added to a lost track (a visible one win
 LOST_PENALTY_PER_FRAME = 0.02  # ... and per frame it has been lost (at most 10 frames)
 CROWDED_IOU = 0.1  # a crop overlapping another box more than this shows two persons
 LOST_SCALE = 1.3  # a lost track matches (by motion) only boxes within this factor of its last height
-APPEARANCE_MARGIN = 0.05  # a detection looking this much more like another known person is not this one's
+FEET_REACH = (0.6, 0.3)  # a box matched outside the motion gate: its bottom centre moved at most this (x, y) x height
+APPEARANCE_MARGIN = 0.1  # a detection looking this much more like another known person is not this one's
 
 
 @dataclass
@@ -80,7 +83,8 @@ class TrackerParams:
     reid_min_similarity: float = 0.85  # cosine similarity a lost track's appearance needs to come back
     reid_speed: float = 2.0  # box heights per second a lost person may have moved (re-ID distance gate)
     appearance_weight: float = 0.5  # first stage cost: (1 - w) * (1 - IoU) + w * (1 - cosine)
-    appearance_gate: float = -1.0  # a track and a detection less similar than this never match (-1: off)
+    appearance_gate: float = 0.3  # a track and a detection less similar than this never match (-1: off);
+    # 0.3 is measured for the node's default descriptor, the colour histogram (rhas_ros.core.appearance)
     embedding_momentum: float = 0.9  # appearance: ema = m * ema + (1 - m) * new crop embedding
     max_tracks: int = 64
 
@@ -325,7 +329,8 @@ class PersonTracker:
         if gate == "unless-alone":
             everyone = np.array([t.predicted for t in self.tracks if t.confirmed]).reshape(-1, 4)
             alone = (iou_matrix(enlarge(everyone, buffer), enlarge(boxes[dets], buffer)) > 0).sum(0) <= 1
-            allowed &= inside | (np.array([t.missed == 1 for t in tracks])[:, None] & alone[None])
+            seen = np.array([t.missed == 1 for t in tracks])[:, None]
+            allowed &= inside | (seen & alone[None] & self._feet_stay(predicted, boxes[dets]))
         else:
             allowed &= inside
         cost = 1.0 - ious
@@ -347,6 +352,19 @@ class PersonTracker:
                 tracks[r].mean, tracks[r].cov = BoxKalman.initiate(xywh_to_z(boxes[dets[c]]))
             self._matched(tracks[r], dets[c], boxes, scores, embs, stamp_ns)
         return {dets[c] for _, c in pairs}
+
+    @staticmethod
+    def _feet_stay(predicted: np.ndarray, dets: np.ndarray) -> np.ndarray:
+        """(tracks, detections): is the detection's bottom centre where the person's feet can be a
+        frame later, whatever their pose did (``FEET_REACH``)? Falling, bending or jumping changes
+        a box's shape, not where the person stands: a box elsewhere is someone or something else
+        (clutter beside a person overlaps their enlarged box too)."""
+        px, py = predicted[:, 0] + predicted[:, 2] / 2, predicted[:, 1] + predicted[:, 3]
+        dx, dy = dets[:, 0] + dets[:, 2] / 2, dets[:, 1] + dets[:, 3]
+        h = predicted[:, 3:4]
+        return (np.abs(dx[None] - px[:, None]) <= FEET_REACH[0] * h) & (
+            np.abs(dy[None] - py[:, None]) <= FEET_REACH[1] * h
+        )
 
     def _looks_like_someone_else(self, tracks, embs, cos) -> np.ndarray:
         """(tracks, detections): does the detection look like another confirmed track (any, lost

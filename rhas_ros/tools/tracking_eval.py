@@ -16,13 +16,16 @@ away from the persons). ``SimulatedAppearance`` gives each detection the crop em
 backbone of a chosen quality would: a fixed direction per person (``across``: the cosine between
 two persons' directions), per-frame noise (``within``: the cosine of a crop with its person's
 direction), crops showing two persons mixed by their overlap, and false boxes random.
+``ColorAppearance`` gives the real colour descriptors of the rendered pixels instead.
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from rhas_ros.core.appearance import color_descriptors
 from rhas_ros.core.tracker import iou_matrix
 
 Box = tuple[float, float, float, float]
@@ -89,11 +92,11 @@ def clip_truth(video: dict) -> list[dict[int, Box]]:
 
 
 def track_clip(tracker, truth: list[dict[int, Box]], detections, fps: float, appearance=None) -> dict:
-    """Run ``tracker`` over per-frame (boxes, scores) ``detections`` (with ``appearance(truth, boxes)``
-    embeddings when given) and score it against ``truth`` (``identity_errors``)."""
+    """Run ``tracker`` over per-frame (boxes, scores) ``detections`` (with ``appearance(k, boxes)``
+    embeddings of frame k when given) and score it against ``truth`` (``identity_errors``)."""
     tracked = []
     for k, (boxes, scores) in enumerate(detections):
-        embs = appearance(truth[k], boxes) if appearance else None
+        embs = appearance(k, boxes) if appearance else None
         tracks = tracker.update(boxes, scores, embeddings=embs, stamp_ns=round(k * 1e9 / fps))
         tracked.append({t.track_id: t.box if t.missed == 0 else None for t in tracks})
     return identity_errors(truth, tracked)
@@ -142,14 +145,38 @@ def simulated_detections(truth: list[dict[int, Box]], rng: np.random.Generator, 
     return frames
 
 
+def clip_frames(path) -> list[np.ndarray]:
+    """Every frame of a video as RGB."""
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    cap.release()
+    return frames
+
+
+class ColorAppearance:
+    """The colour descriptors (rhas_ros.core.appearance) of the detections in a clip's frames: what
+    the node's default ``reid_appearance: color`` gives the tracker, from the rendered pixels."""
+
+    def __init__(self, frames: list[np.ndarray]):
+        self.frames = frames
+
+    def __call__(self, k: int, boxes: np.ndarray) -> list[np.ndarray | None]:
+        return color_descriptors(self.frames[k], boxes)
+
+
 class SimulatedAppearance:
     """Crop embeddings of a chosen quality for simulated detections (see the module docstring)."""
 
-    def __init__(self, persons, across: float, within: float = 0.9, dim: int = 64, seed: int = 0):
+    def __init__(self, truth: list[dict[int, Box]], across: float, within: float = 0.9, dim: int = 64, seed: int = 0):
         self.rng = np.random.default_rng(seed)
-        self.within, self.dim = within, dim
+        self.truth, self.within, self.dim = truth, within, dim
         shared = self._unit(self.rng.normal(size=dim))
-        self.direction = {p: self._mix(shared, across) for p in persons}
+        self.direction = {p: self._mix(shared, across) for p in dict.fromkeys(p for gt in truth for p in gt)}
 
     @staticmethod
     def _unit(v):
@@ -161,8 +188,9 @@ class SimulatedAppearance:
         u = self._unit(u - (u @ v) * v)
         return np.sqrt(cosine) * v + np.sqrt(1 - cosine) * u if cosine < 1 else v
 
-    def __call__(self, truth: dict[int, Box], boxes: np.ndarray) -> list[np.ndarray]:
-        """One embedding per detection box of a frame whose ground truth is ``truth``."""
+    def __call__(self, k: int, boxes: np.ndarray) -> list[np.ndarray]:
+        """One embedding per detection box of frame ``k``."""
+        truth = self.truth[k]
         ids = list(truth)
         gt = np.array([truth[i] for i in ids], dtype=np.float64).reshape(-1, 4)
         out = []
