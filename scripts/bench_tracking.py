@@ -39,6 +39,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from hopadiff.frames import read_frames
 from rhas_ros.core.appearance import color_descriptors
 from rhas_ros.core.detectors import HogDetector
 from rhas_ros.core.grounding import Grounder
@@ -143,7 +144,6 @@ def synthetic(args) -> None:
     from rhas_ros.tools.tracking_eval import (
         ColorAppearance,
         SimulatedAppearance,
-        clip_frames,
         clip_truth,
         crossings,
         simulated_detections,
@@ -157,7 +157,7 @@ def synthetic(args) -> None:
         clips = []
         for v in json.loads(manifest.read_text())["videos"]:
             truth = clip_truth(v)
-            frames = clip_frames(manifest.parent / v["video"])
+            frames = read_frames(manifest.parent / v["video"])
             clips.append((v, truth, simulated_detections(truth, np.random.default_rng(0)), frames))
 
     def track(across, gate):

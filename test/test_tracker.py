@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from hopadiff.frames import read_frames
 from rhas_ros.core.appearance import DIM, color_descriptor
 from rhas_ros.core.settings import Settings, tracker_params
 from rhas_ros.core.tracker import BoxKalman, PersonTracker, TrackerParams, assign, iou_matrix, xywh_to_z, z_to_xywh
 from rhas_ros.tools.tracking_eval import (
     ColorAppearance,
     SimulatedAppearance,
-    clip_frames,
     clip_truth,
     crossings,
     identity_errors,
@@ -105,7 +105,7 @@ def crossing_clips(tmp_path_factory):
     clips = []
     for v in json.loads((d / "extract.json").read_text())["videos"]:
         truth = clip_truth(v)
-        clips.append((truth, simulated_detections(truth, np.random.default_rng(0)), clip_frames(d / v["video"])))
+        clips.append((truth, simulated_detections(truth, np.random.default_rng(0)), read_frames(d / v["video"])))
     assert sum(crossings(truth) for truth, _, _ in clips) >= 20
     return clips
 

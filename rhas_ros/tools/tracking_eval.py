@@ -21,7 +21,6 @@ direction), crops showing two persons mixed by their overlap, and false boxes ra
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
@@ -142,19 +141,6 @@ def simulated_detections(truth: list[dict[int, Box]], rng: np.random.Generator, 
                 out = np.vstack([out, false])
                 scores = np.r_[scores, rng.uniform(0.5, 0.9)]
         frames.append((out, scores))
-    return frames
-
-
-def clip_frames(path) -> list[np.ndarray]:
-    """Every frame of a video as RGB."""
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, bgr = cap.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    cap.release()
     return frames
 
 
