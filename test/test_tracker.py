@@ -158,7 +158,9 @@ def test_colour_descriptor_tells_shirts_apart_and_stays_with_one():
     assert person(orange) @ d < 0.8
     assert person(white) @ person((200, 200, 200)) < 0.8
     img = np.zeros((120, 200, 3), np.uint8)
-    assert color_descriptor(img, (300, 0, 30, 90)) is None and color_descriptor(img, (10, 10, 4, 8)) is None
+    for box in [(300, 0, 30, 90), (10, 10, 4, 8), (250, 150, -40, -90), (-90, -90, 40, 40), (np.nan, 0, 30, 90)]:
+        assert color_descriptor(img, box) is None, box
+    assert color_descriptor(img, (-10, -20, 60, 140)) is not None  # partly outside: the part inside
 
 
 def test_a_box_where_the_persons_feet_cannot_be_is_not_taken_as_a_pose_change():

@@ -31,11 +31,14 @@ DIM = BINS[0] * BINS[1] * BINS[2]
 
 def color_descriptor(rgb: np.ndarray, box) -> np.ndarray | None:
     """(DIM,) unit float32 colour descriptor of ``box`` (x, y, w, h pixels) in the RGB ``rgb``
-    image; None when the region within the image is under MIN_PIXELS."""
+    image; None for a box that is not finite or empty, or whose region within the image is under
+    MIN_PIXELS."""
     x, y, w, h = (float(v) for v in box)
+    if not np.isfinite([x, y, w, h]).all() or w <= 0 or h <= 0:
+        return None
     H, W = rgb.shape[:2]
-    x0, x1 = int(max(0, x + REGION[0] * w)), int(min(W, x + REGION[1] * w))
-    y0, y1 = int(max(0, y + REGION[2] * h)), int(min(H, y + REGION[3] * h))
+    x0, x1 = max(0, min(W, round(x + REGION[0] * w))), max(0, min(W, round(x + REGION[1] * w)))
+    y0, y1 = max(0, min(H, round(y + REGION[2] * h))), max(0, min(H, round(y + REGION[3] * h)))
     if (x1 - x0) * (y1 - y0) < MIN_PIXELS:
         return None
     hsv = cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2HSV)
