@@ -37,9 +37,9 @@ def color_descriptor(rgb: np.ndarray, box) -> np.ndarray | None:
     if not np.isfinite([x, y, w, h]).all() or w <= 0 or h <= 0:
         return None
     H, W = rgb.shape[:2]
-    x0, x1 = max(0, min(W, round(x + REGION[0] * w))), max(0, min(W, round(x + REGION[1] * w)))
-    y0, y1 = max(0, min(H, round(y + REGION[2] * h))), max(0, min(H, round(y + REGION[3] * h)))
-    if (x1 - x0) * (y1 - y0) < MIN_PIXELS:
+    x0, x1 = int(max(0, x + REGION[0] * w)), int(min(W, x + REGION[1] * w))
+    y0, y1 = int(max(0, y + REGION[2] * h)), int(min(H, y + REGION[3] * h))
+    if x1 <= x0 or y1 <= y0 or (x1 - x0) * (y1 - y0) < MIN_PIXELS:  # also: a box outside the image
         return None
     hsv = cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2HSV)
     hist = cv2.calcHist([hsv], [0, 1, 2], None, list(BINS), RANGES).reshape(-1)
