@@ -291,15 +291,14 @@ class HopaDIFF(nn.Module):
             _, cond = self.encode(holistic, partial, visible)
             G, C = self.num_branches, self.cfg.num_classes
             run = list(range(G)) if all_branches else self.fusion.branches_read(G)
-            decode = self._decoder_step()
             B, _, W = holistic.shape
             if len(run) < G and self.decoder_groups == G:
-                sub = self._decoder_subset(run)
+                decode = self._decoder_subset(run)
                 cond = cond.reshape(B, G, -1, W)[:, run].reshape(B, -1, W)
-                cond_proj = sub.encode_condition(cond)
-                decode = sub
+                cond_proj = decode.encode_condition(cond)
             else:
                 run = list(range(G))
+                decode = self._decoder_step()
                 cond_proj = self._project_condition(cond)
             dtype = cond.dtype
             shape = (B, G * C, W)
