@@ -47,24 +47,31 @@ from rhas_ros.core.settings import Settings, tracker_params
 from rhas_ros.core.tracker import PersonTracker
 
 
+def sampled_frames(video: Path, frames: int, step: int):
+    """Every ``step``-th frame of the video as RGB, at most ``frames`` of them (one at a time)."""
+    cap = cv2.VideoCapture(str(video))
+    if not cap.isOpened():
+        raise SystemExit(f"cannot open {video}")
+    n, i = 0, 0
+    while n < frames:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        if i % step == 0:
+            n += 1
+            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        i += 1
+    cap.release()
+
+
 def detections(video: Path, frames: int, step: int, upscale: float, cache: Path | None):
     key = cache / f"{video.stem}_{frames}_{step}_{upscale:g}.npz" if cache else None
     if key and key.exists():
         z = np.load(key)
         return [z[f"arr_{i}"] for i in range(len(z.files) - 1)], z["ms"]
-    cap = cv2.VideoCapture(str(video))
-    if not cap.isOpened():
-        raise SystemExit(f"cannot open {video}")
     det = HogDetector(upscale=upscale)
-    out, ms, i = [], [], 0
-    while len(out) < frames:
-        ok, bgr = cap.read()
-        if not ok:
-            break
-        i += 1
-        if (i - 1) % step:
-            continue
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    out, ms = [], []
+    for rgb in sampled_frames(video, frames, step):
         t0 = time.perf_counter()
         boxes, scores = det.detect(rgb)
         ms.append((time.perf_counter() - t0) * 1e3)
@@ -73,21 +80,6 @@ def detections(video: Path, frames: int, step: int, upscale: float, cache: Path 
         key.parent.mkdir(parents=True, exist_ok=True)
         np.savez(key, *out, ms=np.array(ms))
     return out, np.array(ms)
-
-
-def video_frames(video: Path, frames: int, step: int) -> list[np.ndarray]:
-    """The sampled frames (RGB) ``detections`` ran on."""
-    cap = cv2.VideoCapture(str(video))
-    out, i = [], 0
-    while len(out) < frames:
-        ok, bgr = cap.read()
-        if not ok:
-            break
-        if i % step == 0:
-            out.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-        i += 1
-    cap.release()
-    return out
 
 
 def real_video(args) -> None:
@@ -99,15 +91,17 @@ def real_video(args) -> None:
     dets, det_ms = detections(args.video, args.frames, step, args.upscale, args.cache)
     settings = Settings(reid_appearance_gate=args.gate) if args.gate is not None else Settings()
     tracker = PersonTracker(tracker_params(settings))
-    frames = video_frames(args.video, len(dets), step) if settings.reid_appearance == "color" else None
+    # The colour descriptors need the pixels: the video is read once more (the detections may be cached).
+    colour = settings.reid_appearance == "color"
+    frames = sampled_frames(args.video, len(dets), step) if colour else itertools.repeat(None)
     grounder = Grounder(settings)
     rng = np.random.default_rng(0)
     sim: dict[int, float] = {}
     seen: dict[int, list[int]] = {}
     per_frame, trk_ms, targets = [], [], []
-    for k, d in enumerate(dets):
+    for k, (d, rgb) in enumerate(zip(dets, frames, strict=False)):
         t0 = time.perf_counter()
-        embs = None if frames is None else color_descriptors(frames[k], d[:, :4])
+        embs = color_descriptors(rgb, d[:, :4]) if colour else None
         tracks = tracker.update(d[:, :4], d[:, 4], embeddings=embs, stamp_ns=round(k * 1e9 / fps))
         trk_ms.append((time.perf_counter() - t0) * 1e3)
         live = [t for t in tracks if t.missed == 0]
