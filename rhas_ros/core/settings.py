@@ -66,7 +66,7 @@ class Settings(StreamConfig):
     )  # fmt: skip
     reid_min_similarity: float = tracker_setting(
         "reid_min_similarity",
-        "cosine similarity of crop embeddings a lost person needs to be re-identified",
+        "cosine similarity of appearance descriptors a lost person needs to be re-identified",
         range=(-1.0, 1.0),
     )  # fmt: skip
     reid_appearance: str = setting(

@@ -19,10 +19,11 @@ missed detections and occlusions of a few seconds. ``PersonTracker`` is ByteTrac
    state, then low-score detections against the tracks still unmatched that were seen a frame
    ago (IoU only: a partly occluded person gives a weak detection; ByteTrack's key idea). Every
    assignment may leave a track and a box unmatched rather than take two poor pairs (``assign``).
-3. Appearance: each track keeps an exponential average of its crop embeddings (the node passes
-   the features the backbone computes for every crop anyway, so no extra model runs), taught
-   only by confident crops that show one person (a crop overlapping another box would, during a
-   crossing, teach the track behind the look of the one in front). A pair less similar than
+3. Appearance: each track keeps an exponential average of its detections' appearance
+   descriptors (the node passes a colour histogram of the upper body by default, or the features
+   the backbone computes for every crop anyway: no extra model runs), taught only by confident
+   crops that show one person (a crop overlapping another box would, during a crossing, teach
+   the track behind the look of the one in front). A pair less similar than
    ``appearance_gate`` never matches, however well the boxes agree: two persons of one size in
    one lane overlap completely, and motion alone cannot tell who came out on which side. Nor
    does a track then take a detection that looks clearly more like another known person, lost
