@@ -21,6 +21,7 @@ import argparse
 import csv
 import json
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import cv2
@@ -32,8 +33,8 @@ from .checkpoint import CheckpointError, load_checkpoint
 from .data import DataError, Sample, load_split
 from .metrics import multilabel_scores, official_compat_scores, per_class_report, segmentation_scores
 from .runtime import resolve_device
-from .streaming import StreamConfig, stream_sequence
-from .windows import StitchedProbabilities, pad_to_window, smooth_time, to_labels, window_starts
+from .streaming import StreamConfig, smooth_time, stream_sequence
+from .windows import StitchedProbabilities, pad_to_window, window_starts
 
 DIAGNOSTICS = ("encoder", "holistic", "partial", "x0_at_T")
 
@@ -99,7 +100,7 @@ def _scores(probs, samples, multi_label: bool, compat: bool = False, activity=No
             scores.update({f"compat_{k}": v for k, v in official_compat_scores(probs, gts).items()})
     else:
         gts = [s.labels[f] for s, f in zip(samples, frames, strict=True)]
-        scores = segmentation_scores([to_labels(p, False) for p in probs], gts)
+        scores = segmentation_scores([p.argmax(axis=0) for p in probs], gts)
     return scores, gts
 
 
@@ -228,20 +229,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hop", type=int, help="hop (default: the checkpoint's data.hop)")
     ap.add_argument("--steps", type=int, help="DDIM steps (default: config)")
     ap.add_argument("--eta", type=float, help="DDIM eta (default: config)")
-    defaults = StreamConfig()  # the node's defaults, one definition
-    ap.add_argument("--smooth", type=int, default=defaults.smooth, help="median filter length along time (1 = off)")
+    defaults = {f.name: f.default for f in fields(StreamConfig)}  # the node's defaults, one definition
+    ap.add_argument("--smooth", type=int, default=defaults["smooth"], help="median filter length along time (1 = off)")
     ap.add_argument(
         "--streaming", action="store_true", help="also replay each sequence through the node's streaming code"
     )
-    ap.add_argument("--min-window-frames", type=int, default=defaults.min_window_frames, help="streaming: "
-                    + StreamConfig.__dataclass_fields__["min_window_frames"].metadata["description"])  # fmt: skip
-    ap.add_argument("--threshold", type=float, default=defaults.threshold, help="streaming: "
-                    + StreamConfig.__dataclass_fields__["threshold"].metadata["description"])  # fmt: skip
+    ap.add_argument("--min-window-frames", type=int, default=defaults["min_window_frames"],
+                    help="streaming: a person's first window once they have this many frames")  # fmt: skip
+    ap.add_argument("--threshold", type=float, default=defaults["threshold"],
+                    help="streaming: probability at which a (multi-label) action counts as active")  # fmt: skip
     ap.add_argument("--at-least-one-action", action=argparse.BooleanOptionalAction,
-                    default=defaults.at_least_one_action, help="streaming: "
-                    + StreamConfig.__dataclass_fields__["at_least_one_action"].metadata["description"])  # fmt: skip
-    ap.add_argument("--seed", type=int, default=defaults.seed, help="start noise seed")
-    ap.add_argument("--warm-start-steps", type=int, default=defaults.warm_start_steps if defaults.warm_start else 0,
+                    default=defaults["at_least_one_action"],
+                    help="streaming, multi-label: the most probable action is reported on every frame too")  # fmt: skip
+    ap.add_argument("--seed", type=int, default=defaults["seed"], help="start noise seed")
+    warm = defaults["warm_start_steps"] if defaults["warm_start"] else 0
+    ap.add_argument("--warm-start-steps", type=int, default=warm,
                     help="streaming: warm-start each window from the previous one with this many DDIM steps "
                     "(0: cold, the full --steps)")  # fmt: skip
     ap.add_argument("--plots", type=int, default=3, help="timeline PNGs for the first N samples")
@@ -272,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
             print("hopadiff-eval: error: --streaming needs a window (the node runs windows)", file=sys.stderr)
             return 2
         stream_cfg = StreamConfig(
-            window=window, hop=hop, min_window_frames=args.min_window_frames, ddim_steps=args.steps or 0,
+            window=window, hop=hop, min_window_frames=args.min_window_frames, ddim_steps=args.steps or None,
             eta=args.eta or 0.0, seed=args.seed, threshold=args.threshold,
             at_least_one_action=args.at_least_one_action, smooth=args.smooth,
             warm_start=args.warm_start_steps > 0, warm_start_steps=max(args.warm_start_steps, 1),

@@ -1,15 +1,15 @@
-"""Sliding windows and their stitching, shared by evaluation and the ROS node.
+"""Offline evaluation's sliding windows over whole recorded sequences.
 
 A sequence of T frames is covered by windows of W frames every ``hop`` frames (the last
 window is aligned to the end so every frame is covered). Each frame's probabilities are the
-mean over the windows that cover it. The node does the same online over absolute frame
-indices, so offline evaluation measures exactly what the robot will publish.
+mean over the windows that cover it. The node runs trailing windows online instead
+(hopadiff.streaming, which ``hopadiff-eval --streaming`` replays); both share the activity
+rule (hopadiff.streaming.activity).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import median_filter
 
 
 def window_starts(T: int, W: int, hop: int) -> list[int]:
@@ -49,15 +49,3 @@ class StitchedProbabilities:
         if (self.count == 0).any():
             raise ValueError(f"{int((self.count == 0).sum())} frames are covered by no window")
         return (self.sum / self.count).astype(np.float32)
-
-
-def smooth_time(probs: np.ndarray, size: int) -> np.ndarray:
-    """Median filter along TIME only (C, T); the authors' code filtered along the class axis."""
-    if size <= 1:
-        return probs
-    return median_filter(probs, size=(1, size), mode="nearest")
-
-
-def to_labels(probs: np.ndarray, multi_label: bool, threshold: float = 0.5) -> np.ndarray:
-    """(C, T) probabilities -> (C, T) bool activity (multi-label) or (T,) int class ids."""
-    return probs >= threshold if multi_label else probs.argmax(axis=0)

@@ -12,25 +12,21 @@ and refuses a rule whose action is not one of the labels; activate: subscribes.
 
 from __future__ import annotations
 
-import signal
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import rclpy
 import yaml
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.signals import SignalHandlerOptions
 from rclpy.wait_for_message import wait_for_message
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from rhas_msgs.msg import ActionLabels
 
-from . import qos
+from . import lifecycle, qos
 from .client import ANY, TARGET, ActionTimeline, Segment
 
 RULE_KEYS = {"name", "action", "person", "min_confidence", "min_duration", "debounce", "publish", "call"}
@@ -234,32 +230,9 @@ class BehaviorNode(LifecycleNode):
             self.get_logger().info(f"rule {rule.name!r} fired: {cause} -> called {rule.call_service}")
 
 
-class _Stop:
-    requested = False
-
-
 def main(args=None) -> None:
     """Console script: rhas_behavior [--ros-args -p rules_file:=... -p autostart:=true]."""
-    stop = _Stop()
-    signal.signal(signal.SIGINT, lambda *_: setattr(stop, "requested", True))
-    signal.signal(signal.SIGTERM, lambda *_: setattr(stop, "requested", True))
-    try:
-        with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
-            node = BehaviorNode()
-            try:
-                if node.get_parameter("autostart").value:
-                    if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                        node.get_logger().fatal("autostart: configure failed (see above); staying unconfigured")
-                    else:
-                        node.trigger_activate()
-                executor = SingleThreadedExecutor()
-                executor.add_node(node)
-                while rclpy.ok() and not stop.requested:
-                    executor.spin_once(timeout_sec=0.25)
-            finally:
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    lifecycle.run(BehaviorNode, args, name="rhas_behavior")
 
 
 if __name__ == "__main__":

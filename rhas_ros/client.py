@@ -30,7 +30,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-ONGOING, FINAL = 0, 1
+from rhas_msgs.msg import ActionLabels, ActionSegment, ActionSegmentArray, TrackedPersonArray
+
+from . import qos
+
+ONGOING, FINAL = ActionSegment.STATUS_ONGOING, ActionSegment.STATUS_FINAL  # segment status: the message's values
 TARGET, ANY = "target", "any"
 
 
@@ -239,16 +243,8 @@ class ActionTimeline:
     def attach(self, node, segments_topic="action_segments", labels_topic="action_labels",
                tracks_topic="tracked_persons") -> list:  # fmt: skip
         """Subscribe the timeline to rhas_node's topics on an rclpy node; returns the subscriptions."""
-        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-
-        from rhas_msgs.msg import ActionLabels, ActionSegmentArray, TrackedPersonArray
-
-        latched = QoSProfile(
-            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-        )
-        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         return [
-            node.create_subscription(ActionSegmentArray, segments_topic, self.ingest_segments, reliable),
-            node.create_subscription(ActionLabels, labels_topic, self.ingest_labels, latched),
-            node.create_subscription(TrackedPersonArray, tracks_topic, self.ingest_tracks, reliable),
+            node.create_subscription(ActionSegmentArray, segments_topic, self.ingest_segments, qos.CONSUMER),
+            node.create_subscription(ActionLabels, labels_topic, self.ingest_labels, qos.LATCHED),
+            node.create_subscription(TrackedPersonArray, tracks_topic, self.ingest_tracks, qos.CONSUMER),
         ]

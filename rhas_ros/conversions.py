@@ -53,9 +53,11 @@ def compressed_to_rgb(msg, max_pixels: int) -> np.ndarray:
     return decode_compressed(msg.data, msg.format, max_pixels)
 
 
-def segment_array(out: PersonOutput, labels: list[str], frame_id: str, stamp_ns: int, size) -> ActionSegmentArray:
+def segment_array(out: PersonOutput, labels: list[str], header: Header, size) -> ActionSegmentArray:
+    """One person's segments; ``header``: the newest processed frame's (its stamp and camera frame),
+    ``size``: that frame's (width, height), to which the ROI is clipped."""
     msg = ActionSegmentArray(
-        header=Header(stamp=ns_to_stamp(stamp_ns), frame_id=frame_id),
+        header=header,
         person_id=int(out.person_id),
         query=out.query,
         grounding_confidence=float(out.grounding_confidence),
@@ -79,9 +81,10 @@ def segment_array(out: PersonOutput, labels: list[str], frame_id: str, stamp_ns:
     return msg
 
 
-def tracked_persons(result, query: str, frame_id: str, size) -> TrackedPersonArray:
+def tracked_persons(result, query: str, header: Header, size) -> TrackedPersonArray:
+    """The tracks of one frame; ``header`` and ``size``: that frame's."""
     msg = TrackedPersonArray(
-        header=Header(stamp=ns_to_stamp(result.stamp_ns), frame_id=frame_id),
+        header=header,
         query=query,
         target_person_id=-1 if result.target_id is None else int(result.target_id),
     )
@@ -89,7 +92,7 @@ def tracked_persons(result, query: str, frame_id: str, size) -> TrackedPersonArr
         TrackedPerson(
             person_id=int(t.track_id),
             roi=roi(t.box, *size),
-            detection_confidence=float(t.score) if t.missed == 0 else 0.0,
+            detection_confidence=float(t.score) if t.seen else 0.0,
             grounding_score=float(result.scores.get(t.track_id, 0.0)),
             is_target=t.track_id == result.target_id,
             age=int(t.age),

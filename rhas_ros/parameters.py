@@ -1,15 +1,28 @@
 """rhas_node parameters: ROS declarations (with descriptors) generated from the one settings
-dataclass, rhas_ros.core.settings.Settings."""
+dataclass, rhas_ros.core.settings.Settings, and the command line's --help."""
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import fields
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
-from .core.settings import DESCRIPTIONS, DYNAMIC, Settings, check, validate
+from .core.settings import DESCRIPTIONS, Settings
 
-__all__ = ["DESCRIPTIONS", "DYNAMIC", "Settings", "declare_parameters", "read_settings", "validate"]
+USAGE = """usage: rhas_node [--ros-args -p NAME:=VALUE ... --params-file FILE -r FROM:=TO ...]
+
+Lifecycle node: segments the actions of the person a referring text names (see README.md).
+Start it with `ros2 launch rhas_ros rhas.launch.py checkpoint:=...`, or directly with
+`rhas_node --ros-args --params-file config/rhas.yaml -p checkpoint:=best.pt -p autostart:=true`.
+
+parameters (config/rhas.yaml has them all with their defaults):
+"""
+
+
+def help_text() -> str:
+    width = max(map(len, DESCRIPTIONS))
+    return USAGE + "\n".join(f"  {k:<{width}}  {v}" for k, v in DESCRIPTIONS.items())
 
 
 def descriptor(f) -> ParameterDescriptor:
@@ -34,7 +47,17 @@ def declare_parameters(node) -> None:
 
 
 def read_settings(node) -> Settings:
-    """Current parameter values, validated; ValueError names the bad parameter."""
-    s = Settings(**{f.name: node.get_parameter(f.name).value for f in fields(Settings)})
-    check(s)
-    return s
+    """The current parameter values (checked when resolved)."""
+    return Settings(**{f.name: node.get_parameter(f.name).value for f in fields(Settings)})
+
+
+def unknown_overrides(node) -> list[str]:
+    """Warnings for parameters given (params file, command line) that rhas_node does not have: a
+    misspelled one is otherwise ignored silently."""
+    declared = [f.name for f in fields(Settings)]
+    out = []
+    for name in sorted(set(node._parameter_overrides) - set(declared) - {"use_sim_time"}):
+        close = difflib.get_close_matches(name, declared, n=1)
+        out.append(f"{name!r} is not a parameter of rhas_node and is ignored" + (f" (did you mean {close[0]!r}?)"
+                                                                                 if close else ""))  # fmt: skip
+    return out

@@ -10,6 +10,9 @@ LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability
 TEXT_VOLATILE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
 # Outputs and person boxes: reliable, a short queue.
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+# Consumers of the node's outputs (rhas_ros.client, rhas_behavior): reliable, room for a burst of
+# closing messages (deactivate closes every person's segments at once).
+CONSUMER = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 # Debug images: reliable, keep only the newest two.
 DEBUG_IMAGE = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
 SENSOR_DATA = qos_profile_sensor_data

@@ -28,8 +28,8 @@ import torch
 import hopadiff
 from hopadiff.features import load_backbone
 from hopadiff.features.tiny import make_tiny_clip
-from hopadiff.runtime import prepare_for_inference, resolve_dtype
-from hopadiff.streaming import SegmentStitcher, find_runs
+from hopadiff.runtime import resolve_dtype
+from hopadiff.streaming import ActivityRule, SegmentStitcher, StreamConfig, find_runs
 from rhas_ros.core.pipeline import RhasPipeline
 from rhas_ros.core.settings import Settings
 
@@ -55,10 +55,12 @@ def main() -> None:
     ap.add_argument(
         "--warm-start-steps",
         type=int,
-        default=Settings.warm_start_steps if Settings.warm_start else 0,
+        default=StreamConfig.warm_start_steps if StreamConfig.warm_start else 0,
         help="warm-started windows with this many steps (0: cold; default: the node's)",
     )
-    ap.add_argument("--phases", type=int, default=Settings.inference_phases, help="inference_phases (1: all at once)")
+    ap.add_argument(
+        "--phases", type=int, default=StreamConfig.inference_phases, help="inference_phases (1: all at once)"
+    )
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     ap.add_argument("--backbone", default="tiny", choices=["tiny", "clip", "blip2"])
@@ -68,13 +70,32 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     backbone = make_backbone(args.backbone, args.device, args.precision)
     labels = hopadiff.read_label_names(Path(hopadiff.__file__).parent / "resources" / "rhas133_classes.txt")
-    # The shipped CLIP configuration's architecture (fusion, condition injection, ...) at the backbone's width.
-    shipped = hopadiff.load_config(Path(__file__).parents[1] / "config" / "hopadiff" / "rhas133_clip.yaml").model
-    model = hopadiff.HopaDIFF(dataclasses.replace(shipped, feature_dim=backbone.feature_dim, num_classes=len(labels)))
-    model = prepare_for_inference(model, args.device, args.precision, compile=args.compile)
-    if args.compile:  # as the node's configure does
-        t0 = time.perf_counter()
-        model.warm_up(args.window)
+    # The shipped CLIP configuration's architecture (fusion, condition injection, ...) at the backbone's width,
+    # saved as a checkpoint and loaded the way rhas_node's configure loads it (RhasPipeline.from_checkpoint).
+    cfg = hopadiff.load_config(Path(__file__).parents[1] / "config" / "hopadiff" / "rhas133_clip.yaml")
+    cfg.model = dataclasses.replace(cfg.model, feature_dim=backbone.feature_dim, num_classes=len(labels))
+    cfg.data.backbone, cfg.data.window, cfg.data.hop = "", args.window, args.hop
+    settings = Settings(
+        checkpoint=str(Path(tempfile.mkdtemp(prefix="bench_node_")) / "model.pt"),
+        backbone="blip2" if args.backbone == "blip2" else "clip",
+        detector="external",
+        device=args.device,
+        precision=args.precision,
+        compile_model=args.compile,
+        window=args.window,
+        hop=args.hop,
+        ddim_steps=args.steps,
+        segment_all_persons=True,
+        max_persons=8,
+        min_window_frames=16,
+        warm_start=args.warm_start_steps > 0,
+        warm_start_steps=max(args.warm_start_steps, 1),
+        inference_phases=args.phases,
+    )
+    hopadiff.save_checkpoint(settings.checkpoint, hopadiff.HopaDIFF(cfg.model), cfg, labels)
+    t0 = time.perf_counter()
+    base = RhasPipeline.from_checkpoint(settings, print, backbone=backbone)
+    if args.compile:
         print(f"# compile_model: compiled in {time.perf_counter() - t0:.0f} s (before the table)")
     print(
         f"# rhas_node worker benchmark: {args.device} {args.precision}, {args.threads} torch threads, "
@@ -92,18 +113,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     rng = np.random.default_rng(0)
     for n in args.persons:
-        cfg = Settings(
-            window=args.window,
-            hop=args.hop,
-            ddim_steps=args.steps,
-            segment_all_persons=True,
-            max_persons=8,
-            min_window_frames=16,
-            warm_start=args.warm_start_steps > 0,
-            warm_start_steps=max(args.warm_start_steps, 1),
-            inference_phases=args.phases,
-        )
-        pipe = RhasPipeline(model, labels, backbone, None, cfg)
+        pipe = RhasPipeline(base.model, base.backbone, None, base.config)  # fresh tracks and buffers, one model
         frame = rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)
         boxes = np.array([[20 + 75 * i, 100, 60, 200] for i in range(n)], dtype=np.float64)
         per_frame, latency = [], []
@@ -147,7 +157,7 @@ def _runs_by_loop(active: np.ndarray) -> list:
 def stitcher_benchmark(window: int, hop: int, num_classes: int, windows: int = 40) -> None:
     """Micro-benchmark: one person's stitching per window (multi-label, smoothing 5)."""
     rng = np.random.default_rng(0)
-    st = SegmentStitcher(num_classes, multi_label=True, smooth=5)
+    st = SegmentStitcher(num_classes, ActivityRule(smooth=5))
     per_window = []
     for w in range(windows):
         ks = list(range(w * hop, w * hop + window))

@@ -42,9 +42,9 @@ import numpy as np
 from hopadiff.frames import read_frames
 from rhas_ros.core.appearance import color_descriptors
 from rhas_ros.core.detectors import HogDetector
-from rhas_ros.core.grounding import Grounder
-from rhas_ros.core.settings import Settings, tracker_params
-from rhas_ros.core.tracker import PersonTracker
+from rhas_ros.core.grounding import Grounder, GroundingConfig
+from rhas_ros.core.settings import Settings, part, tracker_params
+from rhas_ros.core.tracking import Detections, PersonTracker
 
 
 def sampled_frames(video: Path, frames: int, step: int):
@@ -94,7 +94,7 @@ def real_video(args) -> None:
     # The colour descriptors need the pixels: the video is read once more (the detections may be cached).
     colour = settings.reid_appearance == "color"
     frames = sampled_frames(args.video, len(dets), step) if colour else itertools.repeat(None)
-    grounder = Grounder(settings)
+    grounder = Grounder(part(GroundingConfig, settings))
     rng = np.random.default_rng(0)
     sim: dict[int, float] = {}
     seen: dict[int, list[int]] = {}
@@ -102,9 +102,9 @@ def real_video(args) -> None:
     for k, (d, rgb) in enumerate(zip(dets, frames, strict=False)):
         t0 = time.perf_counter()
         embs = color_descriptors(rgb, d[:, :4]) if colour else None
-        tracks = tracker.update(d[:, :4], d[:, 4], embeddings=embs, stamp_ns=round(k * 1e9 / fps))
+        tracks = tracker.update(Detections.of(d[:, :4], d[:, 4], embeddings=embs), round(k * 1e9 / fps))
         trk_ms.append((time.perf_counter() - t0) * 1e3)
-        live = [t for t in tracks if t.missed == 0]
+        live = [t for t in tracks if t.seen]
         per_frame.append(len(live))
         for t in live:
             seen.setdefault(t.track_id, []).append(k)

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
+from pipelines import make_pipeline
 from tiny import tiny_model_config
 
 import hopadiff
 from hopadiff.features import load_backbone
 from hopadiff.features.tiny import make_tiny_clip
 from hopadiff.frames import crop
-from hopadiff.streaming import FINAL, ONGOING, SegmentStitcher
+from hopadiff.streaming import FINAL, ONGOING, ActivityRule, SegmentStitcher
 from rhas_ros.core.appearance import color_descriptor
-from rhas_ros.core.grounding import Grounder, grounding_settings
-from rhas_ros.core.pipeline import RhasPipeline
-from rhas_ros.core.settings import Settings
+from rhas_ros.core.grounding import Grounder, GroundingConfig
 
 
 def test_grounding_hysteresis():
-    g = Grounder(grounding_settings(window=1, switch_margin=0.05, switch_frames=3))
+    g = Grounder(GroundingConfig(window=1, switch_margin=0.05, switch_frames=3))
     assert g.update({1: 0.5, 2: 0.2}) == 1
     assert g.update({1: 0.2, 2: 0.5}) == 1  # one frame of doubt does not switch
     assert g.update({1: 0.5, 2: 0.2}) == 1
@@ -35,7 +32,7 @@ def test_grounding_keeps_the_person_through_an_unusual_pose():
     """Measured on the demo clip: the referred person's crop similarity drops from about 0.6 to 0.2
     while they lie on the floor (a squashed crop). A mean over the track's window keeps them; the
     old EMA (weight 0.3) switched to a bystander at 0.3 within a few frames."""
-    g = Grounder(grounding_settings(window=256))
+    g = Grounder(GroundingConfig(window=256))
     for _ in range(30):
         assert g.update({1: 0.6, 2: 0.3}) == 1
     for _ in range(12):
@@ -54,7 +51,7 @@ def _probs(active_rows, C=3):
 
 
 def test_stitching_ids_revisions_and_finals():
-    st = SegmentStitcher(3, multi_label=True, at_least_one=False)
+    st = SegmentStitcher(3, ActivityRule(at_least_one=False))
     ks = list(range(0, 8))
     out = st.add_window(ks, [k * 10 for k in ks], _probs([[0]] * 4 + [[1]] * 4))
     assert [(s.class_id, s.start_k, s.end_k, s.status) for s in out] == [(0, 0, 3, ONGOING), (1, 4, 7, ONGOING)]
@@ -69,12 +66,12 @@ def test_stitching_ids_revisions_and_finals():
 
 
 def test_stitching_retraction_and_single_label():
-    st = SegmentStitcher(3, multi_label=True, at_least_one=False)
+    st = SegmentStitcher(3, ActivityRule(at_least_one=False))
     st.add_window([0, 1, 2, 3], [0, 1, 2, 3], _probs([[], [], [2], [2]]))
     out = st.add_window([2, 3, 4, 5], [2, 3, 4, 5], _probs([[], [], [], []]) * 0)  # averaged below threshold
     retracted = [s for s in out if s.class_id == 2]
     assert retracted and retracted[0].status == FINAL and retracted[0].confidence == 0
-    single = SegmentStitcher(3, multi_label=False)
+    single = SegmentStitcher(3, ActivityRule(multi_label=False))
     out = single.add_window([0, 1, 2], [0, 1, 2], np.array([[0.2, 0.2, 0.6], [0.5, 0.5, 0.3], [0.3, 0.3, 0.1]]))
     assert [(s.class_id, s.start_k, s.end_k) for s in out] == [(1, 0, 1), (0, 2, 2)]
 
@@ -91,12 +88,8 @@ def pipeline_parts(tmp_path_factory):
 def test_pipeline_everyone_mode_batches_and_bounds_memory(pipeline_parts):
     model, backbone = pipeline_parts
     labels = [f"a{i}" for i in range(5)]
-    pipe = RhasPipeline(
-        model,
-        labels,
-        backbone,
-        None,
-        Settings(window=8, hop=4, min_window_frames=4, ddim_steps=2, segment_all_persons=True),
+    pipe = make_pipeline(
+        model, labels, backbone, window=8, hop=4, min_window_frames=4, ddim_steps=2, segment_all_persons=True
     )
     frame = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
     boxes = np.array([[5, 5, 30, 60], [60, 5, 30, 60], [110, 5, 30, 60]], float)
@@ -118,8 +111,8 @@ def test_pipeline_gives_the_tracker_the_chosen_appearance(pipeline_parts, kind):
     """reid_appearance: the tracks learn the colour descriptor, the backbone's crop features, or no
     appearance at all."""
     model, backbone = pipeline_parts
-    settings = Settings(window=8, hop=4, min_window_frames=4, ddim_steps=2, segment_all_persons=True)
-    pipe = RhasPipeline(model, [f"a{i}" for i in range(5)], backbone, None, replace(settings, reid_appearance=kind))
+    pipe = make_pipeline(model, None, backbone, window=8, hop=4, min_window_frames=4, ddim_steps=2,
+                         segment_all_persons=True, reid_appearance=kind)  # fmt: skip
     frame = np.full((120, 160, 3), 90, np.uint8)
     frame[10:60, 10:30] = (200, 30, 30)  # a red shirt
     box = np.array([[5, 5, 30, 60]], float)
@@ -137,13 +130,7 @@ def test_pipeline_gives_the_tracker_the_chosen_appearance(pipeline_parts, kind):
 
 def test_pipeline_referring_mode_needs_a_query(pipeline_parts):
     model, backbone = pipeline_parts
-    pipe = RhasPipeline(
-        model,
-        [f"a{i}" for i in range(5)],
-        backbone,
-        None,
-        Settings(window=8, hop=2, min_window_frames=2, ddim_steps=2),
-    )
+    pipe = make_pipeline(model, None, backbone, window=8, hop=2, min_window_frames=2, ddim_steps=2)
     frame = np.zeros((120, 160, 3), np.uint8)
     boxes = (np.array([[5, 5, 30, 60], [60, 5, 30, 60]], float), np.ones(2), None)
     assert not any(pipe.process(frame, k, boxes).outputs for k in range(6))
@@ -163,12 +150,8 @@ def test_pipeline_is_deterministic_with_eta0(pipeline_parts):
     frame = np.random.default_rng(1).integers(0, 255, (60, 80, 3), dtype=np.uint8)
     runs = []
     for _ in range(2):
-        pipe = RhasPipeline(
-            model,
-            [f"a{i}" for i in range(5)],
-            backbone,
-            None,
-            Settings(window=6, hop=3, min_window_frames=3, ddim_steps=3, segment_all_persons=True),
+        pipe = make_pipeline(
+            model, None, backbone, window=6, hop=3, min_window_frames=3, ddim_steps=3, segment_all_persons=True
         )
         outs = [pipe.process(frame, k, (np.array([[0, 0, 40, 60]], float), np.ones(1), None)).outputs for k in range(9)]
         runs.append(
@@ -184,7 +167,7 @@ def test_pipeline_is_deterministic_with_eta0(pipeline_parts):
 
 def test_stitching_long_action_keeps_one_id_and_bounded_memory():
     """An action lasting far longer than a window stays one segment; old frames are forgotten."""
-    st = SegmentStitcher(3, multi_label=True, at_least_one=False)
+    st = SegmentStitcher(3, ActivityRule(at_least_one=False))
     W, hop = 8, 4
     ids, sizes = set(), []
     for start in range(0, 200, hop):
@@ -207,10 +190,7 @@ def test_pipeline_encodes_holistic_features_with_the_query(tiny_models):
     the active query (BLIP-2 ITM path), and a new query restarts the windows."""
     backbone = load_backbone("blip2", str(tiny_models["blip2"]), "cpu", local_files_only=True)
     model = hopadiff.HopaDIFF(tiny_model_config(feature_dim=backbone.feature_dim))
-    pipe = RhasPipeline(
-        model, [f"a{i}" for i in range(5)], backbone, None,
-        Settings(window=8, hop=2, min_window_frames=2, ddim_steps=2), holistic_text=True,
-    )  # fmt: skip
+    pipe = make_pipeline(model, None, backbone, holistic_text=True, window=8, hop=2, min_window_frames=2, ddim_steps=2)
     frame = np.random.default_rng(0).integers(0, 255, (60, 80, 3), dtype=np.uint8)
     boxes = (np.array([[5, 5, 30, 50]], float), np.ones(1), None)
     pipe.set_query("the tall person in the red shirt")

@@ -12,7 +12,7 @@ from conftest import DATA
 
 from rhas_ros.core.detectors import FullFrameDetector, GroundingDinoDetector, HogDetector, make_detector
 from rhas_ros.core.settings import Settings
-from rhas_ros.core.tracker import iou_matrix
+from rhas_ros.core.tracking import iou_matrix
 
 
 def make_tiny_grounding_dino(path):

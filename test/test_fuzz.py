@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pipelines import make_pipeline
 from tiny import tiny_model_config
 
 import hopadiff
 from hopadiff.features import load_backbone
 from rhas_ros.core.image_codec import SUPPORTED, ImageDecodeError, decode_compressed, decode_raw
-from rhas_ros.core.pipeline import RhasPipeline
-from rhas_ros.core.settings import Settings
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 MAX_PIXELS = 64 * 64
@@ -65,8 +64,8 @@ def test_compressed_decoding_fails_only_with_a_decode_error(base, cuts, truncate
 def pipeline(tiny_models):
     backbone = load_backbone("clip", str(tiny_models["clip"]), "cpu", local_files_only=True)
     model = hopadiff.HopaDIFF(tiny_model_config(feature_dim=backbone.feature_dim)).eval()
-    cfg = Settings(window=8, hop=4, min_window_frames=2, ddim_steps=1, max_boxes=16, segment_all_persons=True)
-    return RhasPipeline(model, [f"a{i}" for i in range(5)], backbone, None, cfg)
+    return make_pipeline(model, None, backbone, window=8, hop=4, min_window_frames=2, ddim_steps=1, max_boxes=16,
+                         segment_all_persons=True)  # fmt: skip
 
 
 finite_or_not = st.floats(allow_nan=True, allow_infinity=True, width=32)
@@ -83,14 +82,15 @@ finite_or_not = st.floats(allow_nan=True, allow_infinity=True, width=32)
 def test_pipeline_takes_any_boxes_texts_and_stamps(pipeline, boxes, scores, ids, text, stamp):
     frame = np.full((48, 64, 3), 100, np.uint8)
     query, _ = pipeline.set_query(text)
-    assert len(query) <= pipeline.settings.max_text_chars and all(ch.isprintable() for ch in query)
+    assert len(query) <= pipeline.config.settings.max_text_chars and all(ch.isprintable() for ch in query)
     n = len(boxes)
     persons = (np.array(boxes, dtype=np.float64).reshape(-1, 4), np.array((scores + [1.0] * n)[:n]), None)
     if len(ids) >= n:
         persons = (persons[0], persons[1], ids[:n])
     result = pipeline.process(frame, stamp, persons)
-    assert len(result.tracks) <= pipeline.settings.max_boxes
-    assert pipeline.memory_frames() <= pipeline.settings.window * (1 + pipeline.settings.max_boxes)
+    s = pipeline.config.settings
+    assert len(result.tracks) <= s.max_boxes
+    assert pipeline.memory_frames() <= pipeline.config.stream.window * (1 + s.max_boxes)
 
 
 finite = st.floats(-500, 1500, allow_nan=False, allow_infinity=False)
@@ -108,7 +108,7 @@ def test_tracker_invariants_hold_for_any_detections(frames, with_embeddings, wit
     """Whatever the detector gives (sane boxes: the pipeline drops the rest first): reported tracks
     are confirmed, with unique ids that never come back after being dropped, at most max_tracks,
     and a matched track points at its own detection, one detection per track."""
-    from rhas_ros.core.tracker import PersonTracker, TrackerParams
+    from rhas_ros.core.tracking import Detections, PersonTracker, TrackerParams
 
     tracker = PersonTracker(TrackerParams(max_tracks=6, lost_seconds=0.5))
     rng = np.random.default_rng(0)
@@ -119,7 +119,7 @@ def test_tracker_invariants_hold_for_any_detections(frames, with_embeddings, wit
         scores = np.array([d[4] for d in dets])
         embs = [rng.normal(size=8) if rng.random() > 0.2 else None for _ in dets] if with_embeddings else None
         ids = [int(i) for i in rng.integers(0, 4, len(dets))] if with_ids else None
-        tracks = tracker.update(boxes, scores, ids, embs, stamp)
+        tracks = tracker.update(Detections.of(boxes, scores, ids, embs), stamp)
         now = {t.track_id for t in tracks}
         assert len(now) == len(tracks) <= 6 and all(t.track_id > 0 for t in tracks)
         assert not now & dropped, "an id that was dropped came back"

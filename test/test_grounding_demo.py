@@ -12,16 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pipelines import make_pipeline
 from tiny import tiny_model_config
 
 import hopadiff
 from hopadiff.features import load_backbone
+from hopadiff.features.finetune import finetune_clip
 from hopadiff.features.tiny import make_tiny_clip
 from hopadiff.frames import read_frames
 from hopadiff.synth.video import write_video_dataset
-from rhas_ros.core.pipeline import RhasPipeline
-from rhas_ros.core.settings import Settings
-from rhas_ros.tools.demo_assets import finetune_clip
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +40,7 @@ def demo(tmp_path_factory):
 
 def targets(demo, text: str, **settings) -> list:
     backbone, model, persons, frames = demo
-    s = Settings(window=16, hop=8, min_window_frames=8, ddim_steps=1, **settings)
-    pipe = RhasPipeline(model, [f"a{i}" for i in range(8)], backbone, None, s)
+    pipe = make_pipeline(model, None, backbone, window=16, hop=8, min_window_frames=8, ddim_steps=1, **settings)
     pipe.set_query(text)
     out = []
     for t, frame in enumerate(frames):

@@ -104,16 +104,17 @@ def test_configure_activate_cleanup_succeed(assets, make_node, capfd):
     node = make_node(**_params(assets, sample_fps=2.0))
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     # window and hop default to the checkpoint's training values; a set value that differs is warned about
-    assert (node.settings.window, node.settings.hop, node.settings.sample_fps) == (256, 64, 2.0)
+    c = node.config
+    assert (c.stream.window, c.stream.hop, c.sample_fps) == (256, 64, 2.0)
     assert "sample_fps=2.0 differs from the checkpoint's training value 5.0" in capfd.readouterr().err
-    assert node.pipeline is not None and node.labels == [f"a{i}" for i in range(5)]
+    assert node.pipeline is not None and node.pipeline.labels == [f"a{i}" for i in range(5)]
     assert "/in_process_test/image" not in _subscribed(node), "inputs are subscribed only while active"
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
     assert {"/in_process_test/image", "/in_process_test/referring_text"} <= _subscribed(node)
     assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
     assert "/in_process_test/image" not in _subscribed(node)
     assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
-    assert node.pipeline is None
+    assert node.pipeline is None and node.config is None
 
 
 def test_parameters_while_configured_are_refused_or_applied_at_once(assets, make_node):
@@ -127,15 +128,37 @@ def test_parameters_while_configured_are_refused_or_applied_at_once(assets, make
         result = node.set_parameters([Parameter(name, value=value)])[0]
         assert not result.successful and "takes effect at configure" in result.reason, name
     assert node.get_parameter("hop").value == 32
-    for name, value in [("sample_fps", 5000.0), ("window", 1), ("threshold", 1.5)]:
+    for name, value in [("sample_fps", 5000.0), ("threshold", 1.5), ("sample_fps", -1.0)]:
         assert not node.set_parameters([Parameter(name, value=value)])[0].successful, name  # outside the range
     assert node.set_parameters([Parameter("threshold", value=0.8)])[0].successful
     assert node.set_parameters([Parameter("sample_fps", value=0.5)])[0].successful
-    assert node.pipeline.segmenter.cfg.threshold == 0.8 and node.settings.sample_fps == 0.5
+    assert node.pipeline.segmenter.cfg.threshold == 0.8 and node.config.sample_fps == 0.5
     assert node.set_parameters([Parameter("grounding_switch_frames", value=7)])[0].successful
-    assert node.pipeline.grounder.settings.grounding_switch_frames == 7
+    assert node.pipeline.grounder.cfg.switch_frames == 7
     assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
     assert node.set_parameters([Parameter("hop", value=16)])[0].successful
+
+
+def test_runtime_values_configure_would_refuse_are_refused_and_change_nothing(assets, make_node):
+    """A runtime change is resolved as configure resolves it: what cannot run is refused with the
+    reason (the DDIM steps the checkpoint's schedule has, the tracker's score order), a change of
+    several parameters applies all or nothing, and 0 means the checkpoint's value as at configure."""
+    node = make_node(**_params(assets, sample_fps=2.0))
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    before = node.config
+    for params, reason in [
+        ([Parameter("ddim_steps", value=1000)], "ddim_steps=1000 must be in 1..100"),  # the tiny schedule: 100
+        ([Parameter("track_low_score", value=0.9)], "track_low_score=0.9 is above track_high_score=0.5"),
+        ([Parameter("threshold", value=0.3), Parameter("track_high_score", value=0.05)], "is above track_high_score"),
+    ]:
+        result = node.set_parameters_atomically(params)
+        assert not result.successful and reason in result.reason, result.reason
+        assert node.config is before and node.pipeline.config is before, "a refused change changes nothing"
+    assert node.get_parameter("threshold").value == 0.5
+    assert node.set_parameters([Parameter("sample_fps", value=0.0)])[0].successful
+    assert node.config.sample_fps == 5.0, "0 = the checkpoint's rate, at runtime as at configure"
+    assert node.set_parameters([Parameter("ddim_steps", value=0)])[0].successful
+    assert node.pipeline.segmenter.cfg.ddim_steps == 5, "0 = the checkpoint's DDIM steps"
 
 
 def test_diagnostics_level_and_message_follow_what_happened(assets, make_node):
@@ -149,11 +172,11 @@ def test_diagnostics_level_and_message_follow_what_happened(assets, make_node):
     ok = published[-1].status[0]
     assert isinstance(published[-1], DiagnosticArray)
     assert ok.level == DiagnosticStatus.OK and ok.message == "ok"
-    node._stats["stamp_repeated"] += 3
+    node._counts["stamp_repeated"] += 3
     node._publish_diagnostics()
     warn = published[-1].status[0]
     assert warn.level == DiagnosticStatus.WARN and warn.message == "images with repeated stamps: 3"
-    node._stats["dropped"] += 2
+    node._counts["dropped"] += 2
     node._publish_diagnostics()
     assert published[-1].status[0].message == "frames dropped (queue full): 2; images with repeated stamps: 3"
 

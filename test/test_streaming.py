@@ -12,6 +12,7 @@ import json
 import numpy as np
 import pytest
 from contract import as_messages, contract_violations, open_after
+from pipelines import make_pipeline
 from scipy import ndimage
 from tiny import tiny_model_config
 from train_util import run_main
@@ -20,10 +21,8 @@ import hopadiff
 from hopadiff import evaluate
 from hopadiff.config import Config, DataConfig
 from hopadiff.data import load_split
-from hopadiff.streaming import FINAL, Segmenter, SegmentStitcher, StreamConfig, find_runs, stream_sequence
+from hopadiff.streaming import FINAL, ActivityRule, Segmenter, SegmentStitcher, StreamConfig, find_runs, stream_sequence
 from hopadiff.synth.features import write_feature_dataset
-from rhas_ros.core.pipeline import RhasPipeline
-from rhas_ros.core.settings import Settings
 
 
 def runs_by_scipy(active):
@@ -47,7 +46,7 @@ def test_find_runs_equals_scipy_labelling(shape):
 
 
 def test_stitcher_confidence_is_the_run_mean():
-    st = SegmentStitcher(2, multi_label=True, at_least_one=False)
+    st = SegmentStitcher(2, ActivityRule(at_least_one=False))
     p = np.array([[0.9, 0.7, 0.6, 0.1], [0.1, 0.2, 0.1, 0.8]])
     segs = st.add_window([0, 1, 2, 3], [0, 1, 2, 3], p)
     assert [(s.class_id, s.start_k, s.end_k) for s in segs] == [(0, 0, 2), (1, 3, 3)]
@@ -61,8 +60,7 @@ def model():
 
 
 def _pipe(model, **kw):
-    s = Settings(window=8, hop=2, min_window_frames=2, ddim_steps=2, **kw)
-    return RhasPipeline(model, [f"a{i}" for i in range(5)], None, None, s)
+    return make_pipeline(model, window=8, hop=2, min_window_frames=2, ddim_steps=2, **kw)
 
 
 def _feats(rng, ids):
@@ -94,9 +92,8 @@ def test_inference_phases_spread_persons_over_the_hop_each_updated_once_per_hop(
     """Everyone mode, 8 persons, hop 8: with 1 phase every person's window runs on the same frames
     (one batched pass); with 4, two persons per inference frame, frames 2 apart, and each person
     still gets one window per hop."""
-    pipe = RhasPipeline(model, [f"a{i}" for i in range(5)], None, None, Settings(
-        window=16, hop=8, min_window_frames=2, ddim_steps=2, segment_all_persons=True, max_persons=8,
-        inference_phases=phases))  # fmt: skip
+    pipe = make_pipeline(model, window=16, hop=8, min_window_frames=2, ddim_steps=2, segment_all_persons=True,
+                         max_persons=8, inference_phases=phases)  # fmt: skip
     rng = np.random.default_rng(5)
     ids = list(range(1, 9))
     boxes = [[40 * i, 0, 30, 60] for i in ids]
@@ -129,7 +126,7 @@ def test_a_person_hidden_for_two_seconds_keeps_id_buffer_and_open_segments(model
         a, b = [10 + 2 * k, 0, 30, 90], [250, 0, 30, 90]
         boxes = [a, b] if not 15 <= k < 35 else [b]
         tracks = pipe.track(boxes, np.full(len(boxes), 0.9), None, k * ns)
-        hol, par = _feats(rng, [t.track_id for t in tracks if t.missed == 0])
+        hol, par = _feats(rng, [t.track_id for t in tracks if t.seen])
         res = pipe.step(k * ns, tracks, hol, par, {})
         outs += as_messages(res.outputs)
         assert {t.track_id for t in tracks} == ({1, 2} if k >= 2 else set()), k
@@ -185,8 +182,8 @@ def test_node_core_and_hopadiff_eval_streaming_publish_the_same(tmp_path, model)
     assert "streaming (the node's code" in r.stdout and "| acc |" in r.stdout
     for smp in samples:
         doc = json.loads((tmp_path / "eval" / "streaming" / f"{smp.name}.json").read_text())
-        pipe = RhasPipeline(model, meta["labels"], None, None, Settings(window=8, hop=2, min_window_frames=2,
-                            ddim_steps=2, segment_all_persons=True))  # fmt: skip
+        pipe = make_pipeline(model, meta["labels"], window=8, hop=2, min_window_frames=2, ddim_steps=2,
+                             segment_all_persons=True)  # fmt: skip
         pipe.segmenter.record = True
         published = {}
         for k in range(smp.num_frames):

@@ -8,7 +8,16 @@ import pytest
 from hopadiff.frames import read_frames
 from rhas_ros.core.appearance import DIM, color_descriptor
 from rhas_ros.core.settings import Settings, tracker_params
-from rhas_ros.core.tracker import BoxKalman, PersonTracker, TrackerParams, assign, iou_matrix, xywh_to_z, z_to_xywh
+from rhas_ros.core.tracking import (
+    BoxKalman,
+    Detections,
+    PersonTracker,
+    TrackerParams,
+    assign,
+    iou_matrix,
+    xywh_to_z,
+    z_to_xywh,
+)
 from rhas_ros.tools.tracking_eval import (
     ColorAppearance,
     SimulatedAppearance,
@@ -23,14 +32,19 @@ FPS = 10
 NS = 10**9 // FPS
 
 
+def frame(boxes, scores=None, external_ids=None, embeddings=None, stamp_ns=0):
+    """One frame's detections and stamp, as PersonTracker.update takes them."""
+    return Detections.of(boxes, scores, external_ids, embeddings), stamp_ns
+
+
 def run(tracker, frames, embeddings=None):
     """frames: per frame {person: box}; -> per frame {person: track id} for the persons detected."""
     out = []
     for k, dets in enumerate(frames):
         persons = list(dets)
         embs = None if embeddings is None else [embeddings[p] for p in persons]
-        tracks = tracker.update([dets[p] for p in persons], np.full(len(persons), 0.9), None, embs, k * NS)
-        out.append({persons[t.detection]: t.track_id for t in tracks if t.missed == 0})
+        tracks = tracker.update(*frame([dets[p] for p in persons], np.full(len(persons), 0.9), None, embs, k * NS))
+        out.append({persons[t.detection]: t.track_id for t in tracks if t.seen})
     return out
 
 
@@ -169,8 +183,8 @@ def test_a_box_where_the_persons_feet_cannot_be_is_not_taken_as_a_pose_change():
     one frame, so it is not them (a fall keeps the id: the test above)."""
     tr = PersonTracker()
     for k in range(10):
-        tr.update([(100 + 2 * k, 100, 30, 90)], [0.9], stamp_ns=k * NS)
-    (t,) = tr.update([(126, 40, 40, 80)], [0.9], stamp_ns=10 * NS)  # the person unseen; clutter above
+        tr.update(*frame([(100 + 2 * k, 100, 30, 90)], [0.9], stamp_ns=k * NS))
+    (t,) = tr.update(*frame([(126, 40, 40, 80)], [0.9], stamp_ns=10 * NS))  # the person unseen; clutter above
     assert (t.track_id, t.missed) == (1, 1) and t.box == (118.0, 100.0, 30.0, 90.0)
 
 
@@ -181,12 +195,12 @@ def test_a_crop_showing_two_persons_does_not_teach_appearance():
     both = 0.8 * look_a + 0.2 * look_b  # A's crop with some of B in it
     tr = PersonTracker()
     for k in range(5):
-        tr.update([(0, 0, 30, 90), (200, 0, 30, 90)], [0.9, 0.9], None, [look_a, look_b], k * NS)
+        tr.update(*frame([(0, 0, 30, 90), (200, 0, 30, 90)], [0.9, 0.9], None, [look_a, look_b], k * NS))
     a = next(t for t in tr.tracks if t.track_id == 1)
     before = a.embedding.copy()
-    tr.update([(0, 0, 30, 90), (10, 0, 30, 90)], [0.9, 0.9], None, [both, look_b], 5 * NS)
+    tr.update(*frame([(0, 0, 30, 90), (10, 0, 30, 90)], [0.9, 0.9], None, [both, look_b], 5 * NS))
     assert a.missed == 0 and np.allclose(a.embedding, before)
-    tr.update([(0, 0, 30, 90), (200, 0, 30, 90)], [0.9, 0.9], None, [both, look_b], 6 * NS)
+    tr.update(*frame([(0, 0, 30, 90), (200, 0, 30, 90)], [0.9, 0.9], None, [both, look_b], 6 * NS))
     assert a.missed == 0 and not np.allclose(a.embedding, before), "a crop of one person does teach"
 
 
@@ -199,11 +213,11 @@ def test_appearance_gate_keeps_a_track_off_a_different_looking_person():
     for gate in (0.75, -1.0):
         tr = PersonTracker(TrackerParams(appearance_gate=gate))
         for k in range(6):
-            tr.update([(100, 0, 30, 90)], [0.9], None, [me], k * NS)
-        tr.update([], [], None, [], 6 * NS)
+            tr.update(*frame([(100, 0, 30, 90)], [0.9], None, [me], k * NS))
+        tr.update(*frame([], [], None, [], 6 * NS))
         for k in (7, 8, 9):
-            tracks = tr.update([(100, 0, 30, 90)], [0.9], None, [other], k * NS)
-        ids[gate] = [t.track_id for t in tracks if t.missed == 0]
+            tracks = tr.update(*frame([(100, 0, 30, 90)], [0.9], None, [other], k * NS))
+        ids[gate] = [t.track_id for t in tracks if t.seen]
     assert ids == {0.75: [2], -1.0: [1]}
 
 
@@ -218,8 +232,8 @@ def test_a_person_alone_who_falls_keeps_the_id():
         turn = min(1.0, max(0, k - 10) / 3) * math.pi / 2
         h, w = 96 * math.cos(turn) + 30 * math.sin(turn), 30 * math.cos(turn) + 96 * math.sin(turn)
         x = 100 + 2 * k + 48 * math.sin(turn)
-        tracks = tr.update([(x - w / 2, 200 - h, w, h)], [0.9], stamp_ns=k * NS)
-        ids.append([t.track_id for t in tracks if t.missed == 0])
+        tracks = tr.update(*frame([(x - w / 2, 200 - h, w, h)], [0.9], stamp_ns=k * NS))
+        ids.append([t.track_id for t in tracks if t.seen])
     assert ids[3:] == [[1]] * 27
 
 
@@ -231,10 +245,10 @@ def test_occluded_for_two_seconds_comes_back_with_its_id_and_is_reported_lost_me
     missed = []
     for k, dets in enumerate(frames):
         ps = list(dets)
-        tracks = tracker.update([dets[p] for p in ps], np.full(len(ps), 0.9), stamp_ns=k * NS)
+        tracks = tracker.update(*frame([dets[p] for p in ps], np.full(len(ps), 0.9), stamp_ns=k * NS))
         missed.append({t.track_id: t.missed for t in tracks})
         if k >= 35:
-            assert {ps[t.detection]: t.track_id for t in tracks if t.missed == 0}["a"] == 1
+            assert {ps[t.detection]: t.track_id for t in tracks if t.seen}["a"] == 1
     assert missed[34][1] == 20, "the hidden person stays a track (its buffer continues), 20 frames missed"
     assert missed[35][1] == 0
 
@@ -246,19 +260,22 @@ def test_lost_person_far_away_is_reidentified_by_appearance_only():
     me, other = rng.normal(size=32), rng.normal(size=32)
     tr = PersonTracker()
     for k in range(10):
-        tr.update([(50, 100, 30, 90)], [0.9], None, [me], k * NS)
+        tr.update(*frame([(50, 100, 30, 90)], [0.9], None, [me], k * NS))
     for k in range(10, 40):
-        tr.update([], [], None, [], k * NS)
-    got = [tr.update([(200, 100, 30, 90)], [0.9], None, [me + 0.1 * rng.normal(size=32)], k * NS) for k in (40, 41, 42)]
-    assert [t.track_id for t in got[-1] if t.missed == 0] == [1]
+        tr.update(*frame([], [], None, [], k * NS))
+    got = [
+        tr.update(*frame([(200, 100, 30, 90)], [0.9], None, [me + 0.1 * rng.normal(size=32)], k * NS))
+        for k in (40, 41, 42)
+    ]
+    assert [t.track_id for t in got[-1] if t.seen] == [1]
     tr2 = PersonTracker()
     for k in range(10):
-        tr2.update([(50, 100, 30, 90)], [0.9], None, [me], k * NS)
+        tr2.update(*frame([(50, 100, 30, 90)], [0.9], None, [me], k * NS))
     for k in range(10, 40):
-        tr2.update([], [], None, [], k * NS)
+        tr2.update(*frame([], [], None, [], k * NS))
     for k in (40, 41, 42):
-        tracks = tr2.update([(200, 100, 30, 90)], [0.9], None, [other], k * NS)
-    assert [t.track_id for t in tracks if t.missed == 0] == [2]
+        tracks = tr2.update(*frame([(200, 100, 30, 90)], [0.9], None, [other], k * NS))
+    assert [t.track_id for t in tracks if t.seen] == [2]
 
 
 def test_a_one_frame_false_detection_gets_no_id():
@@ -266,11 +283,11 @@ def test_a_one_frame_false_detection_gets_no_id():
     seen = set()
     for k in range(20):
         boxes = [(10 + k, 50, 30, 90)] + ([(250, 20, 30, 90)] if k == 7 else [])
-        seen |= {t.track_id for t in tr.update(boxes, [0.9] * len(boxes), stamp_ns=k * NS)}
+        seen |= {t.track_id for t in tr.update(*frame(boxes, [0.9] * len(boxes), stamp_ns=k * NS))}
     assert seen == {1}
-    assert [t.track_id for t in tr.update([(250, 20, 30, 90)] * 1, [0.9], stamp_ns=20 * NS)] == [1], "tentative"
+    assert [t.track_id for t in tr.update(*frame([(250, 20, 30, 90)] * 1, [0.9], stamp_ns=20 * NS))] == [1], "tentative"
     for k in (21, 22):
-        tracks = tr.update([(250, 20, 30, 90)], [0.9], stamp_ns=k * NS)
+        tracks = tr.update(*frame([(250, 20, 30, 90)], [0.9], stamp_ns=k * NS))
     assert sorted(t.track_id for t in tracks) == [1, 2], "confirmed after 3 frames; id 2 is the next unused"
 
 
@@ -292,30 +309,30 @@ def test_detector_dropouts_keep_one_id_per_person(drop):
 def test_low_score_detections_continue_tracks_but_never_start_them():
     tr = PersonTracker(TrackerParams(high_score=0.5, low_score=0.1))
     for k in range(5):
-        tr.update([(10, 10, 30, 90)], [0.9], stamp_ns=k * NS)
+        tr.update(*frame([(10, 10, 30, 90)], [0.9], stamp_ns=k * NS))
     for k in range(5, 10):
-        tracks = tr.update([(10 + k, 10, 30, 90), (200, 10, 30, 90)], [0.3, 0.3], stamp_ns=k * NS)
+        tracks = tr.update(*frame([(10 + k, 10, 30, 90), (200, 10, 30, 90)], [0.3, 0.3], stamp_ns=k * NS))
         assert [(t.track_id, t.missed) for t in tracks] == [(1, 0)]
-    tracks = tr.update([(20, 10, 30, 90)], [0.05], stamp_ns=10 * NS)
+    tracks = tr.update(*frame([(20, 10, 30, 90)], [0.05], stamp_ns=10 * NS))
     assert [(t.track_id, t.missed) for t in tracks] == [(1, 1)], "below low_score: ignored"
 
 
 def test_lost_tracks_are_dropped_after_lost_seconds_and_ids_are_never_reused():
     tr = PersonTracker(TrackerParams(lost_seconds=1.0))
     for k in range(5):
-        tr.update([(10, 10, 30, 90)], [0.9], stamp_ns=k * NS)
-    assert [t.track_id for t in tr.update([], [], stamp_ns=14 * NS)] == [1]
-    assert tr.update([], [], stamp_ns=15 * NS) == [], "lost 1.1 s > 1 s"
+        tr.update(*frame([(10, 10, 30, 90)], [0.9], stamp_ns=k * NS))
+    assert [t.track_id for t in tr.update(*frame([], [], stamp_ns=14 * NS))] == [1]
+    assert tr.update(*frame([], [], stamp_ns=15 * NS)) == [], "lost 1.1 s > 1 s"
     tr.reset()
     for k in range(3):
-        tracks = tr.update([(10, 10, 30, 90)], [0.9], stamp_ns=(20 + k) * NS)
+        tracks = tr.update(*frame([(10, 10, 30, 90)], [0.9], stamp_ns=(20 + k) * NS))
     assert [t.track_id for t in tracks] == [2]
 
 
 def test_tracker_follows_external_ids():
     tr = PersonTracker()
-    assert [t.track_id for t in tr.update([[0, 0, 10, 10]], external_ids=[7])] == [1], "confirmed at birth"
-    tracks = tr.update([[300, 300, 10, 10]], external_ids=[7], stamp_ns=NS)  # jumped, but upstream says same
+    assert [t.track_id for t in tr.update(*frame([[0, 0, 10, 10]], external_ids=[7]))] == [1], "confirmed at birth"
+    tracks = tr.update(*frame([[300, 300, 10, 10]], external_ids=[7], stamp_ns=NS))  # jumped, but upstream says same
     assert [t.track_id for t in tracks] == [1] and tracks[0].box[0] == 300
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from hopadiff.streaming import SegmentStatus
+
 
 def current_actions(result, labels: list[str], current: dict[int, str]) -> dict[int, str]:
     """Update person id -> 'label, label' with this frame's outputs: the actions ongoing at the
     newest frame of each person's latest window (a closed stream clears them)."""
     for out in result.outputs:
         newest = out.window_end_ns
-        active = [labels[s.class_id] for s in out.segments if s.status == 0 and s.end_ns >= newest]
+        active = [labels[s.class_id] for s in out.segments if s.status == SegmentStatus.ONGOING and s.end_ns >= newest]
         current[out.person_id] = "" if out.closed else ", ".join(active[:3])
     live = {t.track_id for t in result.tracks}
     for pid in [p for p in current if p not in live]:

@@ -11,29 +11,26 @@ window keeps the evidence of every frame the person was seen.
 
 The target switches only when another track beats the current one by ``switch_margin`` for
 ``switch_frames`` consecutive sampled frames (hysteresis), and a target is chosen at all only
-above ``min_score``. Settings are read from an object with the grounding_* fields of
-rhas_ros.core.settings.Settings (so parameter changes apply at once).
+above ``min_score``. The node's grounding_* parameters are these fields (rhas_ros.core.settings).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from types import SimpleNamespace
+from dataclasses import dataclass
 
 
-def grounding_settings(window: int = 256, min_score: float = 0.0, switch_margin: float = 0.05, switch_frames: int = 3):
-    """A stand-alone settings object (tests, tools); the node passes its Settings."""
-    return SimpleNamespace(
-        grounding_window=window,
-        grounding_min_score=min_score,
-        grounding_switch_margin=switch_margin,
-        grounding_switch_frames=switch_frames,
-    )
+@dataclass(frozen=True)
+class GroundingConfig:
+    window: int = 256  # sampled frames averaged into a track's score (51 s at 5 fps: a pose lasts seconds)
+    min_score: float = 0.0  # a target is chosen only at or above this score
+    switch_margin: float = 0.05  # a challenger must beat the target by this much ...
+    switch_frames: int = 3  # ... for this many consecutive sampled frames
 
 
 class Grounder:
-    def __init__(self, settings=None):
-        self.settings = settings or grounding_settings()
+    def __init__(self, cfg: GroundingConfig | None = None):
+        self.cfg = cfg or GroundingConfig()  # replaced as a whole when parameters change
         self.reset()
 
     def reset(self) -> None:
@@ -47,11 +44,11 @@ class Grounder:
         """similarities: track id -> cosine similarity this frame (tracks seen this frame); live:
         the ids still tracked (a tracked person missed for a frame keeps their score; default:
         the ids in similarities). Returns the target id or None."""
-        cfg = self.settings
+        cfg = self.cfg
         for tid, sim in similarities.items():
             h = self._history.get(tid)
-            if h is None or h.maxlen != cfg.grounding_window:
-                h = self._history[tid] = deque(h or (), maxlen=cfg.grounding_window)
+            if h is None or h.maxlen != cfg.window:
+                h = self._history[tid] = deque(h or (), maxlen=cfg.window)
             h.append((float(sim) + 1) / 2)
             self.scores[tid] = sum(h) / len(h)
         live = set(similarities) if live is None else set(live)
@@ -64,12 +61,12 @@ class Grounder:
             return None
         best = max(self.scores, key=self.scores.get)
         if self.target not in self.scores:
-            self.target = best if self.scores[best] >= cfg.grounding_min_score else None
+            self.target = best if self.scores[best] >= cfg.min_score else None
             self._challenger, self._streak = None, 0
-        elif best != self.target and self.scores[best] > self.scores[self.target] + cfg.grounding_switch_margin:
+        elif best != self.target and self.scores[best] > self.scores[self.target] + cfg.switch_margin:
             self._streak = self._streak + 1 if best == self._challenger else 1
             self._challenger = best
-            if self._streak >= cfg.grounding_switch_frames:
+            if self._streak >= cfg.switch_frames:
                 self.target, self._challenger, self._streak = best, None, 0
         else:
             self._challenger, self._streak = None, 0

@@ -19,7 +19,6 @@ reset (stamps went backwards) and, from the node, on deactivate and shutdown (``
 from __future__ import annotations
 
 import time
-import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,8 +28,10 @@ from hopadiff.streaming import Segment, Segmenter, WindowOutput
 
 from .appearance import color_descriptors
 from .grounding import Grounder
-from .settings import Settings, tracker_params
-from .tracker import PersonTracker, Track
+from .intake import clean_query
+from .resolve import NodeConfig, TrainedWith, resolve
+from .settings import Settings, check
+from .tracking import Detections, PersonTracker, Track
 
 
 @dataclass
@@ -56,15 +57,16 @@ class FrameResult:
 
 
 class RhasPipeline:
-    def __init__(self, model, labels: list[str], backbone, detector, settings: Settings, holistic_text: bool = False):
-        """settings: window and hop resolved (non-zero). holistic_text: the checkpoint was trained on
-        holistic features conditioned on the referring text (the frame is encoded with the active
-        query, and a new query restarts the windows)."""
-        self.model, self.labels, self.backbone, self.detector = model, labels, backbone, detector
-        self.settings, self.holistic_text = settings, holistic_text
-        self.segmenter = Segmenter(model, len(labels), settings)
-        self.tracker = PersonTracker(tracker_params(settings))
-        self.grounder = Grounder(settings)
+    def __init__(self, model, backbone, detector, config: NodeConfig):
+        """``config`` from ``resolve`` (``from_checkpoint`` loads everything and resolves it). With a
+        checkpoint trained on holistic features conditioned on the referring text
+        (``config.trained.holistic_text``) the frame is encoded with the active query, and a new
+        query restarts the windows."""
+        self.model, self.backbone, self.detector, self.config = model, backbone, detector, config
+        self.labels = list(config.trained.labels)
+        self.segmenter = Segmenter(model, len(self.labels), config.stream)
+        self.tracker = PersonTracker(config.tracker)
+        self.grounder = Grounder(config.grounding)
         self.query = ""
         self._text_emb = None
         self.dropped_boxes = 0
@@ -72,16 +74,64 @@ class RhasPipeline:
         self.last_target: int | None = None
         self.boxes: dict[int, tuple] = {}  # last box per track (for closing messages)
 
-    def apply_settings(self, settings: Settings) -> None:
-        """Settings that take effect at once (the node's dynamic parameters)."""
-        if (settings.window, settings.hop) != (self.settings.window, self.settings.hop):
-            raise ValueError("window and hop take effect at configure")
-        self.settings = self.grounder.settings = self.segmenter.cfg = settings
-        self.tracker.params = tracker_params(settings)
+    @classmethod
+    def from_checkpoint(cls, settings: Settings, log=None, backbone=None) -> RhasPipeline:
+        """Load the checkpoint, backbone and detector and resolve the settings against them: every
+        check happens here, cheapest first (a wrong checkpoint or backbone fails in well under a
+        second, before anything is loaded from disk or the hub). ``log(message)`` gets warnings;
+        ``backbone``: one already built (benchmarks of published configurations with random
+        weights), checked like a loaded one."""
+        import torch
+
+        from hopadiff import load_checkpoint
+        from hopadiff.features import load_backbone
+        from hopadiff.runtime import prepare_for_inference
+
+        from .detectors import make_detector
+
+        s = settings
+        check(s)  # the parameters on their own, before any file is read
+        if s.torch_threads > 0:
+            torch.set_num_threads(s.torch_threads)
+        model, cfg, labels, _ = load_checkpoint(s.checkpoint)
+        config = resolve(s, TrainedWith.of(s.checkpoint, cfg, labels))
+        trained = config.trained
+        if trained.backbone and trained.backbone != s.backbone:
+            raise ValueError(f"{s.checkpoint} was trained on {trained.backbone} features; parameter backbone is "
+                             f"{s.backbone!r}")  # fmt: skip
+        if backbone is None:
+            backbone = load_backbone(s.backbone, s.backbone_model or None, s.device, s.precision, s.local_files_only)
+        if trained.feature_dim != backbone.feature_dim:
+            raise ValueError(f"{s.checkpoint}: trained on {trained.feature_dim}-dim features, the backbone gives "
+                             f"{backbone.feature_dim}")  # fmt: skip
+        if trained.holistic_text and not backbone.conditions_on_text:
+            raise ValueError(
+                f"{s.checkpoint} was trained on holistic features conditioned on the referring text, "
+                f"which the {s.backbone} backbone cannot compute (use blip2)"
+            )
+        for message in config.warnings:  # allowed (the model is convolutional in time), worth a warning
+            if log is not None:
+                log(message)
+        model = prepare_for_inference(model, s.device, s.precision, compile=s.compile_model)
+        if s.compile_model:  # compile now, not on the first live window (referring mode batches one person)
+            model.warm_up(config.stream.window, (1, 2) if s.segment_all_persons else (1,))
+        detector = make_detector(s.detector, s.detector_model, str(backbone.device), s.local_files_only, s.hog_upscale)
+        return cls(model, backbone, detector, config)
+
+    def resolve(self, settings: Settings) -> NodeConfig:
+        """New parameter values resolved against this pipeline's checkpoint (ValueError: refused)."""
+        return resolve(settings, self.config.trained)
+
+    def apply(self, config: NodeConfig) -> None:
+        """Run with ``config`` from the next frame on (from ``resolve``: the dynamic parameters)."""
+        self.segmenter.apply(config.stream)
+        self.tracker.params = config.tracker
+        self.grounder.cfg = config.grounding
+        self.config = config
 
     @property
     def referring(self) -> bool:
-        return not self.settings.segment_all_persons
+        return self.config.referring
 
     # ------------------------------------------------------------------ state
     def reset(self) -> list[PersonOutput]:
@@ -103,17 +153,14 @@ class RhasPipeline:
     def set_query(self, text: str) -> tuple[str, list[PersonOutput]]:
         """Set (or, with an empty string, clear) the referring text -> (the text in use, closing
         outputs: a changed or cleared query ends the segments grounded to the old one)."""
-        # Control and format characters (ESC sequences, zero-width marks) never reach the query
-        # that is republished; whitespace runs become one space.
-        text = "".join(ch for ch in str(text) if unicodedata.category(ch)[0] != "C" or ch.isspace())
-        text = " ".join(text.split())[: self.settings.max_text_chars]
+        text, _ = clean_query(text, self.config.settings.max_text_chars)
         closed = []
         if text != self.query:
             if self.referring:
                 closed = self.close_all()
             self.grounder.reset()
             self.last_target = None
-            if self.holistic_text:  # the buffered holistic features belong to the old text
+            if self.config.trained.holistic_text:  # the buffered holistic features belong to the old text
                 self.segmenter.clear_holistic()
         self.query = text
         self._text_emb = self.backbone.encode_texts([text])[0] if text else None
@@ -132,28 +179,30 @@ class RhasPipeline:
             ext_ids = None
         else:
             boxes, scores, ext_ids = np.zeros((0, 4)), np.zeros(0), None
-        boxes, scores, ext_ids = self.sanitize(boxes, scores, ext_ids)
+        dets = self.sanitize(boxes, scores, ext_ids)
+        boxes, scores = dets.boxes, dets.scores
         # Every detection the tracker may use is encoded before tracking: the crop features are
         # HopaDIFF's person-specific input, the tracker's appearance for re-identification, and
         # (with the text) the grounding evidence, all from one batched forward with the frame.
-        dets, crops = [], []
-        for d in np.flatnonzero(scores >= self.settings.track_low_score):
+        encoded, crops = [], []  # detection indices, their crops
+        for d in np.flatnonzero(scores >= self.config.tracker.low_score):
             c = crop(rgb, boxes[d])  # the crop extraction trains on
             if c is not None:
-                dets.append(int(d))
+                encoded.append(int(d))
                 crops.append(c)
         # For a checkpoint trained on text-conditioned holistic features, the frame's features
         # with the query come from the same vision pass.
-        condition = self.query if self.holistic_text and self.query and self.referring else None
+        condition = self.query if self.config.trained.holistic_text and self.query and self.referring else None
         enc = self.backbone.encode_images([rgb, *crops], condition_first=condition)
         feats = enc.features.cpu().numpy()
         holistic = feats[0] if condition is None else enc.first_conditioned.cpu().numpy()
-        det_feats = dict(zip(dets, feats[1:], strict=True))
-        tracks = self.tracker.update(boxes, scores, ext_ids, self.appearance(rgb, boxes, det_feats), stamp_ns)
-        seen = {t.track_id: t.detection for t in tracks if t.missed == 0 and t.detection in det_feats}
+        det_feats = dict(zip(encoded, feats[1:], strict=True))
+        dets.embeddings = self.appearance(rgb, boxes, det_feats)
+        tracks = self.tracker.update(dets, stamp_ns)
+        seen = {t.track_id: t.detection for t in tracks if t.seen and t.detection in det_feats}
         sims = {}
         if self._text_emb is not None and seen:
-            row = {d: i for i, d in enumerate(dets, start=1)}  # detection -> its row in the batch
+            row = {d: i for i, d in enumerate(encoded, start=1)}  # detection -> its row in the batch
             rows = [row[d] for d in seen.values()]
             s = self.backbone.similarity(enc.joint[rows], self._text_emb.to(enc.joint.device)).cpu().numpy()
             sims = dict(zip(seen, s.tolist(), strict=True))
@@ -162,36 +211,23 @@ class RhasPipeline:
 
     def appearance(self, rgb: np.ndarray, boxes: np.ndarray, det_feats: dict) -> list | None:
         """The tracker's appearance descriptor per detection (``reid_appearance``)."""
-        kind = self.settings.reid_appearance
+        kind = self.config.settings.reid_appearance
         if kind == "color":
             return color_descriptors(rgb, boxes)
         if kind == "backbone":
             return [det_feats.get(d) for d in range(len(boxes))]
         return None
 
-    def sanitize(self, boxes, scores, ext_ids=None):
-        """One frame's boxes made safe: finite, non-empty, at most max_boxes (highest scores)."""
-        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-        if len(scores) != len(boxes):
-            scores = np.ones(len(boxes))
-        sane = np.isfinite(boxes).all(axis=1) & (boxes[:, 2] > 0) & (boxes[:, 3] > 0) & np.isfinite(scores)
-        if not sane.all():  # NaN/inf or empty boxes from a detector or the persons topic are dropped
-            self.dropped_boxes += int((~sane).sum())
-            boxes, scores = boxes[sane], scores[sane]
-            ext_ids = None if ext_ids is None else [e for e, ok in zip(ext_ids, sane, strict=True) if ok]
-        if len(boxes) > self.settings.max_boxes:  # bounded work and memory whatever a detector or topic sends
-            keep = np.argsort(-scores, kind="stable")[: self.settings.max_boxes]
-            self.dropped_boxes += len(boxes) - len(keep)
-            boxes, scores = boxes[keep], scores[keep]
-            ext_ids = None if ext_ids is None else [ext_ids[i] for i in keep]
-        return boxes, scores, ext_ids
+    def sanitize(self, boxes, scores, ext_ids=None) -> Detections:
+        """One frame's boxes made safe (``Detections.sanitized``); what is dropped is counted."""
+        dets, dropped = Detections.sanitized(boxes, scores, ext_ids, self.config.settings.max_boxes)
+        self.dropped_boxes += dropped
+        return dets
 
     def track(self, boxes, scores, ext_ids=None, stamp_ns: int = 0) -> list[Track]:
         """Sanitise one frame's boxes and update the tracker, without appearance (replays of
         recorded boxes)."""
-        boxes, scores, ext_ids = self.sanitize(boxes, scores, ext_ids)
-        return self.tracker.update(boxes, scores, ext_ids, None, stamp_ns)
+        return self.tracker.update(self.sanitize(boxes, scores, ext_ids), stamp_ns)
 
     def step(self, stamp_ns: int, tracks: list[Track], holistic, partial: dict, sims: dict) -> FrameResult:
         """Everything after the backbone for one sampled frame: ``partial`` maps the ids of tracks
@@ -210,8 +246,12 @@ class RhasPipeline:
         self.last_target = target
         # Inference for persons seen in this frame: a lost person's buffer keeps its place (the
         # missing frames masked) until they come back or the tracker drops them.
-        seen = [t for t in tracks if t.missed == 0]
-        todo = seen[: self.settings.max_persons] if not self.referring else [t for t in seen if t.track_id == target]
+        seen = [t for t in tracks if t.seen]
+        todo = (
+            seen[: self.config.settings.max_persons]
+            if not self.referring
+            else [t for t in seen if t.track_id == target]
+        )
         inference_ms = None
         # Everyone mode may spread persons over the hop (inference_phases); the one target of
         # referring mode keeps the plain schedule (the offline streaming evaluation's).

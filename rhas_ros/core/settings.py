@@ -3,29 +3,51 @@ description, allowed range or choices and whether it may change while the node r
 
 rhas_ros.parameters declares the ROS parameters (with descriptors) from these fields,
 config/rhas.yaml is generated from them (``python -m rhas_ros.core.settings > config/rhas.yaml``;
-a test keeps the shipped file equal), and the pipeline reads the same object. The streaming
-fields (window, hop, smoothing, ...) come from hopadiff.streaming.StreamConfig, the definition
-``hopadiff-eval --streaming`` shares. ROS-free.
+a test keeps the shipped file equal), and ``check`` holds every rule between them. The values as
+set ("0 = the checkpoint's") are resolved against the checkpoint by rhas_ros.core.resolve into
+the frozen configuration the pipeline runs. The tracker's and the streaming values take their
+defaults from the dataclasses that use them (TrackerParams, hopadiff's StreamConfig): one
+definition of each. ROS-free.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 
-from hopadiff.streaming import StreamConfig, setting
+from hopadiff.streaming import StreamConfig
 
-from .tracker import TrackerParams
-
-
-def tracker_setting(param: str, description: str, range):
-    """A dynamic setting that is the tracker's ``TrackerParams.<param>``: its default is read from
-    there and ``tracker_params`` maps it back (one definition of each tracker value)."""
-    base = setting(getattr(TrackerParams, param), "tracker: " + description, range=range, dynamic=True)
-    return field(default=base.default, metadata={**base.metadata, "tracker": param})
+from .grounding import GroundingConfig
+from .tracking import TrackerParams
 
 
-@dataclass
-class Settings(StreamConfig):
+def setting(default, description: str, *, range=None, choices=None, dynamic: bool = False, yaml_note: str = "",
+            **extra):  # fmt: skip
+    """A dataclass field with what a ROS parameter declaration needs: description, allowed range
+    or choices, and whether it may change while the node runs (dynamic)."""
+    meta = {"description": description, "range": range, "choices": choices, "dynamic": dynamic, "yaml_note": yaml_note}
+    return field(default=default, metadata={**meta, **extra})
+
+
+def part_of(config: type, name: str, description: str, *, range=None, default=MISSING, dynamic: bool = True):
+    """A setting that is ``config.<name>`` of one of the frozen configs the pipeline's parts take
+    (TrackerParams, GroundingConfig, hopadiff's StreamConfig): its default is read from there
+    (unless given: the "0 = the checkpoint's" ones) and ``part`` maps it back. One definition of
+    each value."""
+    if default is MISSING:
+        default = config.__dataclass_fields__[name].default
+    return setting(default, description, range=range, dynamic=dynamic, part=(config, name))
+
+
+def part(config: type, s: Settings, **resolved):
+    """``config`` built from the settings that are its fields (``part_of``), ``resolved`` on top."""
+    mine = [f for f in fields(Settings) if f.metadata.get("part", (None,))[0] is config]
+    return config(**{**{f.metadata["part"][1]: getattr(s, f.name) for f in mine}, **resolved})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The parameters as set (frozen: a change builds a new value, checked by ``check``)."""
+
     checkpoint: str = setting("", "HopaDIFF checkpoint (.pt written by hopadiff-train)",
                               yaml_note="REQUIRED")  # fmt: skip
     backbone: str = setting("blip2", "vision-language backbone: blip2 (paper) or clip; must match the checkpoint",
@@ -39,35 +61,30 @@ class Settings(StreamConfig):
         "people from 98 px; cost grows with the square)", range=(1.0, 4.0),
     )  # fmt: skip
     detector_model: str = setting("", "hub name or folder for grounding_dino ('' = IDEA-Research/grounding-dino-tiny)")
-    # The tracker's values (defaults from TrackerParams; tracker_params maps them back).
-    track_high_score: float = tracker_setting(
-        "high_score",
-        "detections scoring at least this are matched first and may start tracks (ByteTrack's "
-        "high-score stage)", range=(0.0, 1.0),
+    # The tracker's values (defaults from TrackerParams; ``part`` maps them back).
+    track_high_score: float = part_of(
+        TrackerParams, "high_score", "tracker: detections scoring at least this are matched first and may start "
+        "tracks (ByteTrack's high-score stage)", range=(0.0, 1.0),
     )  # fmt: skip
-    track_low_score: float = tracker_setting(
-        "low_score",
-        "detections below are ignored; between this and track_high_score they only continue "
-        "tracks seen a frame ago (partly occluded persons)", range=(0.0, 1.0),
+    track_low_score: float = part_of(
+        TrackerParams, "low_score", "tracker: detections below are ignored; between this and track_high_score they "
+        "only continue tracks seen a frame ago (partly occluded persons)", range=(0.0, 1.0),
     )  # fmt: skip
-    track_match_iou: float = tracker_setting(
-        "match_iou",
-        "IoU a detection needs with a track's predicted box to be matched to it", range=(0.0, 1.0),
+    track_match_iou: float = part_of(
+        TrackerParams, "match_iou", "tracker: IoU a detection needs with a track's predicted box to be matched to it",
+        range=(0.0, 1.0),
     )  # fmt: skip
-    track_confirm_frames: int = tracker_setting(
-        "confirm_frames",
-        "consecutive sampled frames a new track must be matched before it gets an id (one-frame "
-        "false detections never do)", range=(1, 100),
+    track_confirm_frames: int = part_of(
+        TrackerParams, "confirm_frames", "tracker: consecutive sampled frames a new track must be matched before it "
+        "gets an id (one-frame false detections never do)", range=(1, 100),
     )  # fmt: skip
-    track_lost_seconds: float = tracker_setting(
-        "lost_seconds",
-        "a person not detected is kept this long (buffers continue with the frames masked) and can "
-        "come back with the same id by position or appearance", range=(0.0, 600.0),
+    track_lost_seconds: float = part_of(
+        TrackerParams, "lost_seconds", "tracker: a person not detected is kept this long (buffers continue with the "
+        "frames masked) and can come back with the same id by position or appearance", range=(0.0, 600.0),
     )  # fmt: skip
-    reid_min_similarity: float = tracker_setting(
-        "reid_min_similarity",
-        "cosine similarity of appearance descriptors a lost person needs to be re-identified",
-        range=(-1.0, 1.0),
+    reid_min_similarity: float = part_of(
+        TrackerParams, "reid_min_similarity", "tracker: cosine similarity of appearance descriptors a lost person "
+        "needs to be re-identified", range=(-1.0, 1.0),
     )  # fmt: skip
     reid_appearance: str = setting(
         "color", "tracker: appearance descriptor of each person crop, for re-identification and to keep persons "
@@ -75,12 +92,11 @@ class Settings(StreamConfig):
         "features the backbone computes anyway; set reid_appearance_gate for its weights, README) or none "
         "(motion only)", choices=("color", "backbone", "none"),
     )  # fmt: skip
-    reid_appearance_gate: float = tracker_setting(
-        "appearance_gate",
-        "a track and a detection whose appearance descriptors are less similar than this never match, "
-        "however well the boxes agree (keeps two persons apart after they crossed); -1: off. The default is "
-        "measured for reid_appearance color; for backbone set it between its same-person and two-person crop "
-        "similarities (README, Tracking)", range=(-1.0, 1.0),
+    reid_appearance_gate: float = part_of(
+        TrackerParams, "appearance_gate", "tracker: a track and a detection whose appearance descriptors are less "
+        "similar than this never match, however well the boxes agree (keeps two persons apart after they crossed); "
+        "-1: off. The default is measured for reid_appearance color; for backbone set it between its same-person "
+        "and two-person crop similarities (docs/benchmarks.md, Tracking)", range=(-1.0, 1.0),
     )  # fmt: skip
     persons_stamp_tolerance: float = setting(
         0.05, "external detector: boxes are taken from the persons message with the frame's stamp, else the "
@@ -94,23 +110,74 @@ class Settings(StreamConfig):
         False, "torch.compile the denoising step (about 2x faster DDIM steps); configure compiles it: about 1 min "
         "(2 in everyone mode) on 2 CPU cores the first time, seconds once torch's on-disk cache holds it",
     )  # fmt: skip
-    sample_fps: float = setting(0.0, "frames per second kept from the camera, by header stamp (0 = the checkpoint's "
-                                "training rate)", range=(0.0, 1000.0), dynamic=True)  # fmt: skip
+    sample_fps: float = setting(
+        0.0, "frames per second kept from the camera, by header stamp (0 = the checkpoint's training rate)",
+        range=(0.0, 1000.0), dynamic=True,
+    )  # fmt: skip
+    # The streaming values (defaults from hopadiff's StreamConfig; ``part`` maps them back).
+    window: int = part_of(
+        StreamConfig, "window", "W: sampled frames per HopaDIFF window (0 = the checkpoint's training window)",
+        range=(0, 100000), default=0, dynamic=False,
+    )  # fmt: skip
+    hop: int = part_of(
+        StreamConfig, "hop", "run HopaDIFF every hop sampled frames (0 = the checkpoint's)", range=(0, 100000),
+        default=0, dynamic=False,
+    )  # fmt: skip
+    min_window_frames: int = part_of(
+        StreamConfig, "min_window_frames", "first inference once a person has this many frames", range=(2, 100000),
+        dynamic=False,
+    )  # fmt: skip
+    inference_phases: int = part_of(
+        StreamConfig, "inference_phases", "everyone mode: spread the persons' windows over this many frames of each "
+        "hop (person p in phase p mod N, phases hop/N frames apart): 1 = every person in one batched pass (most "
+        "frames/s); more = fewer persons per inference frame (lower latency, each person still updated once per "
+        "hop)", range=(1, 1000),
+    )  # fmt: skip
+    ddim_steps: int = part_of(
+        StreamConfig, "ddim_steps", "DDIM sampling steps (0 = the checkpoint's config; at most the checkpoint's "
+        "training timesteps)", range=(0, 1000), default=0,
+    )  # fmt: skip
+    eta: float = part_of(
+        StreamConfig, "eta", "DDIM eta; 0 = deterministic output (no flicker between windows)", range=(0.0, 1.0)
+    )
+    seed: int = part_of(StreamConfig, "seed", "seed of the start noise (the same for every window)")
+    threshold: float = part_of(
+        StreamConfig, "threshold", "probability at which a (multi-label) action counts as active", range=(0.0, 1.0)
+    )
+    at_least_one_action: bool = part_of(
+        StreamConfig, "at_least_one_action", "multi-label: report the most probable action on every frame (and all "
+        "above threshold)",
+    )  # fmt: skip
+    smooth: int = part_of(
+        StreamConfig, "smooth", "median filter length along time, in sampled frames (1 = off)", range=(1, 99)
+    )
+    warm_start: bool = part_of(
+        StreamConfig, "warm_start", "start each window's DDIM chain from the previous window's estimate, re-noised, "
+        "and run only warm_start_steps steps (first window and after a target switch or reset: cold)",
+    )  # fmt: skip
+    warm_start_steps: int = part_of(
+        StreamConfig, "warm_start_steps", "DDIM steps of a warm-started window (the last ones of the schedule; at "
+        "most ddim_steps are run)", range=(1, 1000),
+    )  # fmt: skip
     max_persons: int = setting(8, "persons segmented at most in everyone mode", range=(1, 64))
     segment_all_persons: bool = setting(
         False, "everyone mode: segment every tracked person instead of the referred one"
     )
-    grounding_window: int = setting(
-        256, "sampled frames over which a person's text-crop similarity is averaged into the grounding score",
-        range=(1, 100000), dynamic=True,
+    # Grounding (defaults from GroundingConfig; ``part`` maps them back).
+    grounding_window: int = part_of(
+        GroundingConfig, "window", "sampled frames over which a person's text-crop similarity is averaged into the "
+        "grounding score", range=(1, 100000),
     )  # fmt: skip
-    grounding_min_score: float = setting(0.0, "grounding score needed to select a target", range=(0.0, 1.0),
-                                         dynamic=True)  # fmt: skip
-    grounding_switch_margin: float = setting(0.05, "score margin a new target needs over the current one",
-                                             range=(0.0, 1.0), dynamic=True)  # fmt: skip
-    grounding_switch_frames: int = setting(
-        3, "consecutive sampled frames the margin must hold before switching target", range=(1, 1000), dynamic=True
+    grounding_min_score: float = part_of(
+        GroundingConfig, "min_score", "grounding score needed to select a target", range=(0.0, 1.0)
     )
+    grounding_switch_margin: float = part_of(
+        GroundingConfig, "switch_margin", "score margin a new target needs over the current one", range=(0.0, 1.0)
+    )
+    grounding_switch_frames: int = part_of(
+        GroundingConfig, "switch_frames", "consecutive sampled frames the margin must hold before switching target",
+        range=(1, 1000),
+    )  # fmt: skip
     image_topic: str = setting("image", "camera image topic (sensor_msgs/Image; /compressed appended when "
                                "use_compressed)")  # fmt: skip
     use_compressed: bool = setting(False, "subscribe to sensor_msgs/CompressedImage on <image_topic>/compressed")
@@ -135,31 +202,18 @@ class Settings(StreamConfig):
     autostart: bool = setting(False, "configure and activate at start (without a lifecycle manager)", dynamic=True)
 
 
-def tracker_params(s: Settings):
-    """The tracker's parameters from the settings (every ``tracker_setting``, and max_boxes)."""
-    mapped = {f.metadata["tracker"]: getattr(s, f.name) for f in fields(Settings) if "tracker" in f.metadata}
-    return TrackerParams(**mapped, max_tracks=s.max_boxes)
+def tracker_params(s: Settings) -> TrackerParams:
+    """The tracker's parameters from the settings (every ``part_of(TrackerParams, ...)``, and max_boxes)."""
+    return part(TrackerParams, s, max_tracks=s.max_boxes)
 
 
-def ordered_fields() -> list:
-    """Fields in reading order: what to run first, then the streaming settings after sample_fps."""
-    own = [f for f in fields(Settings) if f.name not in StreamConfig.stream_fields()]
-    stream = [f for f in fields(Settings) if f.name in StreamConfig.stream_fields()]
-    at = next(i for i, f in enumerate(own) if f.name == "sample_fps") + 1
-    return own[:at] + stream + own[at:]
-
-
-def describe(name: str) -> dict:
-    return next(f.metadata for f in fields(Settings) if f.name == name)
-
-
-DESCRIPTIONS = {f.name: f.metadata["description"] for f in ordered_fields()}
+DESCRIPTIONS = {f.name: f.metadata["description"] for f in fields(Settings)}
 DYNAMIC = frozenset(f.name for f in fields(Settings) if f.metadata["dynamic"])
 
 
 def validate(name: str, value) -> str | None:
-    """The reason a value is not allowed for parameter ``name``, or None."""
-    meta = describe(name)
+    """The reason a value is not allowed for parameter ``name`` on its own, or None."""
+    meta = Settings.__dataclass_fields__[name].metadata
     if meta["choices"] and value not in meta["choices"]:
         return f"{name}={value!r} not allowed; use one of {', '.join(meta['choices'])}"
     lo_hi = meta["range"]
@@ -169,7 +223,9 @@ def validate(name: str, value) -> str | None:
 
 
 def check(s: Settings) -> None:
-    """Every value and the rules between them; ValueError names the bad parameter."""
+    """Every value on its own and the rules between them that need no checkpoint (configure and
+    runtime changes alike); ValueError names the bad parameter. The rules that need the
+    checkpoint's values are rhas_ros.core.resolve's."""
     for f in fields(Settings):
         reason = validate(f.name, getattr(s, f.name))
         if reason:
@@ -203,7 +259,7 @@ def yaml_text() -> str:
         "/**:",
         "  ros__parameters:",
     ]
-    for f in ordered_fields():
+    for f in fields(Settings):
         m = f.metadata
         note = f"{m['yaml_note']}: " if m["yaml_note"] else ""
         dyn = " (dynamic)" if m["dynamic"] else ""

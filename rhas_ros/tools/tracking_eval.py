@@ -25,7 +25,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from rhas_ros.core.appearance import color_descriptors
-from rhas_ros.core.tracker import iou_matrix
+from rhas_ros.core.tracking import Detections, iou_matrix
 
 Box = tuple[float, float, float, float]
 
@@ -96,8 +96,8 @@ def track_clip(tracker, truth: list[dict[int, Box]], detections, fps: float, app
     tracked = []
     for k, (boxes, scores) in enumerate(detections):
         embs = appearance(k, boxes) if appearance else None
-        tracks = tracker.update(boxes, scores, embeddings=embs, stamp_ns=round(k * 1e9 / fps))
-        tracked.append({t.track_id: t.box if t.missed == 0 else None for t in tracks})
+        tracks = tracker.update(Detections.of(boxes, scores, embeddings=embs), round(k * 1e9 / fps))
+        tracked.append({t.track_id: t.box if t.seen else None for t in tracks})
     return identity_errors(truth, tracked)
 
 

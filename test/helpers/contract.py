@@ -5,7 +5,9 @@ segments [{id, rev, status, start, end, conf, ...}], in arrival order."""
 
 from __future__ import annotations
 
-ONGOING, FINAL = 0, 1
+from rhas_msgs.msg import ActionSegment
+
+FINAL = ActionSegment.STATUS_FINAL
 
 
 def contract_violations(messages: list[dict], sent_stamps=None) -> list[str]:

@@ -1,0 +1,69 @@
+"""Running a lifecycle node as a process: autostart, spin, and an orderly stop on a signal.
+
+rclpy's own SIGINT/SIGTERM handler invalidates the context at once, under a worker that may be
+publishing and an executor that may be taking a message (both failed that way). Here a signal
+ends the spin loop between two spins (or interrupts start-up and autostart's configure), the
+node's ``finish`` runs (stop intake, close what is open), the node is destroyed, and the context
+is shut down last.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Callable
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from rclpy.signals import SignalHandlerOptions
+
+
+class _Stop:
+    spinning = False  # in the spin loop: finish the current spin, then stop
+    requested = False
+
+    def on_signal(self, signum, frame) -> None:
+        if self.spinning:
+            self.requested = True
+        else:  # start-up or autostart's configure: nothing to finish
+            raise KeyboardInterrupt
+
+
+def autostart(node: LifecycleNode) -> None:
+    """configure -> activate when the node's ``autostart`` parameter says so (no lifecycle manager)."""
+    if not node.get_parameter("autostart").value:
+        return
+    if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+        node.get_logger().fatal("autostart: configure failed (see above); staying unconfigured")
+    elif node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+        node.get_logger().fatal("autostart: activate failed")
+
+
+def run(make_node: Callable[[], LifecycleNode], args=None, finish: Callable[[LifecycleNode], None] | None = None,
+        name: str = "node") -> None:  # fmt: skip
+    """Create the node, autostart it, spin until SIGINT/SIGTERM, then ``finish(node)`` and destroy it.
+    A ValueError or ParameterException while creating the node exits with status 2 and the reason."""
+    stop = _Stop()
+    signal.signal(signal.SIGINT, stop.on_signal)
+    signal.signal(signal.SIGTERM, stop.on_signal)
+    try:
+        with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
+            try:
+                node = make_node()
+            except (rclpy.exceptions.ParameterException, ValueError) as e:
+                print(f"{name}: error: {e}", file=sys.stderr)
+                sys.exit(2)
+            try:
+                autostart(node)
+                executor = SingleThreadedExecutor()
+                executor.add_node(node)
+                stop.spinning = True
+                while rclpy.ok() and not stop.requested:
+                    executor.spin_once(timeout_sec=0.25)  # returns often enough to see a signal
+            finally:
+                if finish is not None:
+                    finish(node)
+                node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
