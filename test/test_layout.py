@@ -107,3 +107,33 @@ def test_files_found_relative_to_moved_modules_exist():
 
     assert small_config_path() == REPO / "config" / "hopadiff" / "small.yaml"
     assert RHAS133_CLASSES.exists()
+
+
+ROS_PARAMETER_METADATA = {"description", "dynamic", "range", "choices", "yaml_note"}
+
+
+def test_hopadiff_carries_no_ros_parameter_metadata():
+    """The ML package's configs are plain dataclasses: ROS parameter descriptions, ranges and dynamic
+    flags live in rhas_ros.core.settings only."""
+    import dataclasses
+    import importlib
+
+    for path in sorted((REPO / "hopadiff").rglob("*.py")):
+        text = path.read_text()
+        assert "ros__parameters" not in text and "ParameterDescriptor" not in text, path
+        module = importlib.import_module(_module_name(path))
+        for obj in vars(module).values():
+            if dataclasses.is_dataclass(obj) and isinstance(obj, type) and obj.__module__ == module.__name__:
+                for f in dataclasses.fields(obj):
+                    assert not ROS_PARAMETER_METADATA & set(f.metadata), f"{obj.__name__}.{f.name}: {dict(f.metadata)}"
+
+
+def test_every_module_is_one_room():
+    """One job per file: no source file grows past 400 lines (the style's ~300, with some room)."""
+    long = {}
+    for pkg in PACKAGES:
+        for path in (REPO / pkg).rglob("*.py"):
+            n = len(path.read_text().splitlines())
+            if n > 400:
+                long[str(path.relative_to(REPO))] = n
+    assert not long, long

@@ -2,12 +2,14 @@
 
 kalman.py    BoxKalman: the constant-velocity motion model on a person's box
 matching.py  iou_matrix, enlarge, unit/cosine, assign: costs and the minimum-cost matching
-tracker.py   PersonTracker, Track, TrackState, Detections, TrackerParams
+track.py     Track, TrackState (tentative, tracked, lost), Detections: one frame's boxes as one object
+tracker.py   PersonTracker, TrackerParams: the association, step by step
 """
 
 from .kalman import BoxKalman, xywh_to_z, z_to_xywh
 from .matching import assign, iou_matrix
-from .tracker import Detections, PersonTracker, Track, TrackerParams, TrackState
+from .track import Detections, Track, TrackState
+from .tracker import PersonTracker, TrackerParams
 
 __all__ = [
     "BoxKalman",

@@ -1,0 +1,120 @@
+"""The node's intake policy and diagnostics (rhas_ros.core.intake, .diagnostics), without ROS: which
+frames are kept by stamp, the bounded latest-wins queue, texts delivered twice, boxes by stamp."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from rhas_ros.core.diagnostics import OK, WARN, Counters, pipeline_status
+from rhas_ros.core.intake import Inbox, Stamp, StampGate, TextGate, Throttle, clean_query, shown
+
+S = 1_000_000_000
+
+
+def test_stamps_are_subsampled_refused_or_reset():
+    gate = StampGate()
+    verdicts = [gate.check(sec, ns, sample_fps=5.0) for sec, ns in [
+        (10, 0), (10, 100_000_000), (10, 200_000_000), (10, 200_000_000), (10, 400_000_000),  # 5 fps of 10
+        (10, 1_000_000_000), (-1, 0), (9, 0), (9, 150_000_000), (9, 200_000_000),
+    ]]  # fmt: skip
+    assert verdicts == [
+        Stamp.ACCEPTED, Stamp.SUBSAMPLED, Stamp.ACCEPTED, Stamp.REPEATED, Stamp.ACCEPTED,
+        Stamp.INVALID, Stamp.INVALID, Stamp.BACKWARDS, Stamp.SUBSAMPLED, Stamp.ACCEPTED,
+    ]  # fmt: skip
+    assert gate.last_ns == 9 * S + 200_000_000, "a backwards stamp restarts the clock; invalid ones never count"
+
+
+def test_inbox_keeps_the_latest_frames_and_counts_drops():
+    counts = Counters()
+    inbox = Inbox(counts)
+    inbox.start()
+    for i in range(5):
+        inbox.put_frame(i, limit=2)
+    assert len(inbox) == 2 and counts["dropped"] == 3
+    inbox.put_query("the man in red")
+    work = inbox.take(timeout=0)
+    assert (work.frame, work.query, work.reset, work.config) == (3, "the man in red", False, None)
+    inbox.put_reset()
+    work = inbox.take(timeout=0)
+    assert work.reset and work.frame is None, "a reset drops the frames taken before it"
+    assert inbox.take(timeout=0).frame is None and inbox.take(timeout=0).query is None
+
+
+def test_a_closed_inbox_ends_the_worker_and_keeps_what_the_node_was_told():
+    inbox = Inbox()
+    inbox.start()
+    got = []
+    worker = threading.Thread(target=lambda: got.append(inbox.take(timeout=10)))
+    worker.start()
+    time.sleep(0.05)
+    inbox.close()
+    worker.join(timeout=2)
+    assert not worker.is_alive() and got == [None]
+    inbox.put_frame("frame", limit=2)
+    inbox.put_query("kept")
+    inbox.close()
+    inbox.start()
+    work = inbox.take(timeout=0)
+    assert work.query == "kept" and work.frame is None, "the text survives a stop; queued frames do not"
+
+
+def test_boxes_are_matched_to_a_frame_by_stamp_within_the_tolerance():
+    inbox = Inbox()
+    inbox.start()
+    inbox.put_persons(100 * S, "exact")
+    inbox.put_persons(101 * S + 20_000_000, "late by 20 ms")
+    assert inbox.persons_for(100 * S, 0.05, wait_s=0) == "exact"
+    assert inbox.persons_for(101 * S, 0.05, wait_s=0) == "late by 20 ms"
+    t0 = time.monotonic()
+    assert inbox.persons_for(50 * S, 0.05, wait_s=5) is None, "none near, and newer boxes arrived: no wait"
+    assert time.monotonic() - t0 < 1
+    assert inbox.persons_for(150 * S, 0.05, wait_s=0.1) is None, "none near after waiting for them"
+    threading.Timer(0.05, inbox.put_persons, (200 * S, "on its way")).start()
+    assert inbox.persons_for(200 * S, 0.05, wait_s=5) == "on its way", "waits for boxes still in flight"
+    for i in range(100):
+        inbox.put_persons(300 * S + i, i)
+    assert inbox.persons_for(100 * S, 0.05, wait_s=0) is None, "only the newest 64 messages are kept"
+
+
+def test_texts_delivered_twice_are_applied_once_and_a_flood_is_logged_once_a_second():
+    gate = TextGate()
+    first = gate.receive("  the man \x1b[31min red\t", b"pub", 1, max_chars=512)
+    assert (first.text, first.truncated) == ("the man [31min red", False) and first.log.startswith("referring text:")
+    assert gate.receive("  the man \x1b[31min red\t", b"pub", 1, max_chars=512) is None, "the other subscription's copy"
+    again = gate.receive("the man [31min red", b"other", 7, max_chars=512)
+    assert again.text == first.text and again.log is None, "the same text from a republisher: applied, not logged"
+    logs = [gate.receive(f"flood {i}", b"pub", 10 + i, max_chars=512).log for i in range(50)]
+    assert sum(line is not None for line in logs) <= 1
+    assert gate.receive("", b"pub", None, 512).text == "", "an empty text clears (no sequence number: never a copy)"
+
+
+def test_clean_query_bounds_work_and_strips_control_characters():
+    text, truncated = clean_query("x" * 1_000_000, 512)
+    assert len(text) == 512 and truncated
+    assert clean_query("a\u200bb\x07  c\n d", 512) == ("ab c d", False)
+    assert shown("y" * 500).endswith("... (500 chars)") and shown("\x1b") == "'\\x1b'"
+
+
+def test_throttle_once_per_key_per_period():
+    th = Throttle(period_s=60.0)
+    assert [th.ready("a"), th.ready("a"), th.ready("b")] == [True, False, True]
+
+
+@pytest.mark.parametrize(
+    ("counts", "level", "message"),
+    [
+        ({}, OK, "ok"),
+        ({"stamp_repeated": 3}, WARN, "images with repeated stamps: 3"),
+        ({"dropped": 2, "stamp_repeated": 3}, WARN, "frames dropped (queue full): 2; images with repeated stamps: 3"),
+        ({"decode_errors": 1, "bad_stamps": 2}, WARN, "images rejected: 3"),
+        ({"frames_in": 100, "frames_skipped_fps": 50}, OK, "ok"),
+    ],
+)
+def test_diagnostics_level_and_message_follow_the_counters(counts, level, message):
+    st = pipeline_status(Counters(counts), {"queue_length": 1})
+    assert (st.level, st.message) == (level, message)
+    assert st.values["queue_length"] == "1" and float(st.values["max_rss_mib"]) > 0
+    assert st.values["frames_received"] == str(counts.get("frames_in", 0))
