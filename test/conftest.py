@@ -52,6 +52,42 @@ def worker_domain_id():
 
 
 @pytest.fixture(scope="session")
+def node_assets(tmp_path_factory) -> Path:
+    """What the DDS tests' rhas_node runs on: a 60-frame synthetic clip of three persons (clip/), a
+    tiny CLIP (clip_model/) and a tiny untrained HopaDIFF checkpoint for the clip's labels (model.pt)."""
+    from tiny import tiny_model_config
+
+    import hopadiff
+    from hopadiff.config import Config
+    from hopadiff.features.tiny import make_tiny_clip
+    from hopadiff.synth.video import write_video_dataset
+
+    root = tmp_path_factory.mktemp("node_assets")
+    labels = write_video_dataset(root / "clip", clips=1, frames=60, persons=3, fps=10)["classes"]
+    make_tiny_clip(root / "clip_model")
+    cfg = Config(model=tiny_model_config(feature_dim=24, num_classes=len(labels)))
+    hopadiff.save_checkpoint(root / "model.pt", hopadiff.HopaDIFF(cfg.model), cfg, labels)
+    return root
+
+
+@pytest.fixture
+def dds_client(node_assets, ros_env):
+    """``make(env=ros_env, t0=..., reliable_images=...)`` -> a RhasClient on the domain of ``env``;
+    closed after the test."""
+    from rhas_client import RhasClient
+
+    made = []
+
+    def make(env=ros_env, **kw):
+        made.append(RhasClient(node_assets / "clip", int(env["ROS_DOMAIN_ID"]), **kw))
+        return made[-1]
+
+    yield make
+    for c in made:
+        c.close()
+
+
+@pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> dict[str, Path]:
     """A tiny random CLIP and BLIP-2 saved once per test session, loaded by path like real weights."""
     from hopadiff.features.tiny import make_tiny_blip2, make_tiny_clip

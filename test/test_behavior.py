@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -14,12 +15,14 @@ import torch
 import yaml
 from conftest import REPO
 from dds_processes import spawn
+from node_process import node_args
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from test_node_dds import assets, node_args, run_client  # noqa: F401  (the DDS tests' tiny assets)
+from std_msgs.msg import String
 
 import hopadiff
 from hopadiff.synth.vocab import VIDEO_ACTIONS as ACTIONS
+from rhas_msgs.msg import ActionSegmentArray
 from rhas_ros.behavior import BehaviorNode, RulesError, check_labels, load_rules
 
 RULE = {"name": "r", "action": "falling", "publish": {"topic": "speech", "text": "hi"}}
@@ -89,7 +92,7 @@ def test_configure_fails_cleanly_on_a_bad_rules_file_or_no_label_set(tmp_path, r
         rclpy.shutdown()
 
 
-def always(assets, label: str) -> Path:  # noqa: F811
+def always(assets, label: str) -> Path:
     """A checkpoint whose decoders say ``label`` on every frame (output layer: zero weights, a
     bias of +8 for that class, -8 for the others): which actions rhas_node reports is then known."""
     model, cfg, labels, _ = hopadiff.load_checkpoint(assets / "model.pt")
@@ -105,7 +108,7 @@ def always(assets, label: str) -> Path:  # noqa: F811
 
 
 @pytest.mark.dds
-def test_rules_fire_for_reported_actions_only_over_dds(assets, ros_env, tmp_path):  # noqa: F811
+def test_rules_fire_for_reported_actions_only_over_dds(node_assets, ros_env, dds_client, tmp_path):
     """One rule per label (no thresholds), rhas_node reporting "falling" on every frame: the only
     rule that fires is falling's, within a second of its first segment; and the README's
     20-line behaviour node (rhas_ros/examples/fall_watcher.py) says its line."""
@@ -121,9 +124,17 @@ def test_rules_fire_for_reported_actions_only_over_dds(assets, ros_env, tmp_path
     behavior_args = ["-m", "rhas_ros.behavior", "--ros-args", "-p", f"rules_file:={rules_file}",
                      "-p", "autostart:=true", "-p", "labels_timeout:=60.0"]  # fmt: skip
     example = ["-m", "rhas_ros.examples.fall_watcher"]
-    node_cmd = node_args(assets, checkpoint=str(always(assets, "falling")))
+    node_cmd = node_args(node_assets, checkpoint=str(always(node_assets, "falling")))
     with spawn(node_cmd, env) as node, spawn(behavior_args, env) as behavior, spawn(example, env) as watcher:
-        report = run_client(assets, env, "behavior", "--frames", "48", timeout=180)
+        c = dds_client()
+        said, seen = {}, {}  # text / label -> when it was first said / seen in a segment
+        c.node.create_subscription(String, "said", lambda m: said.setdefault(m.data, time.monotonic()), 100)
+        c.node.create_subscription(ActionSegmentArray, "action_segments", lambda m: [
+            seen.setdefault(s.label, time.monotonic()) for s in m.segments if s.confidence > 0], 100)  # fmt: skip
+        c.wait_for_node()
+        c.send_text(c.texts[0])
+        c.play(0, 48)
+        c.spin_for(2.0)
         outputs = []
         for proc in (behavior, watcher):
             proc.send_signal(signal.SIGINT)
@@ -134,16 +145,9 @@ def test_rules_fire_for_reported_actions_only_over_dds(assets, ros_env, tmp_path
         b_err, w_err = outputs
         node.send_signal(signal.SIGINT)
     assert behavior.returncode == 0, b_err[-2000:]
-    first_seen = {}
-    for t, seg_labels in report["seen"]:
-        for label in seg_labels:
-            first_seen.setdefault(label, t)
-    said = {}
-    for t, text in report["said"]:
-        said.setdefault(text, t)
-    assert first_seen, "rhas_node published no segment"
-    assert set(said) == set(first_seen), (sorted(said), sorted(first_seen), b_err[-1500:])
-    assert all(said[a] - first_seen[a] < 1.0 for a in said), {a: said[a] - first_seen[a] for a in said}
+    assert seen, "rhas_node published no segment"
+    assert set(said) == set(seen), (sorted(said), sorted(seen), b_err[-1500:])
+    assert all(said[a] - seen[a] < 1.0 for a in said), {a: said[a] - seen[a] for a in said}
     assert set(said) == {"falling"}, "only the reported action's rule fires"
     assert "rule 'falling' fired: person" in b_err
     assert "is falling (p=" in w_err and watcher.returncode == 0, w_err[-1500:]

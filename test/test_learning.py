@@ -8,8 +8,7 @@ import os
 
 import numpy as np
 import pytest
-from test_training import C, D, make_dataset
-from train_util import tiny_experiment
+from train_util import C, D, make_dataset, tiny_experiment
 
 from hopadiff.data import load_manifest
 from hopadiff.evaluate import main as eval_main

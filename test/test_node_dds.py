@@ -1,255 +1,310 @@
-"""rhas_node over real DDS: the node and its clients run in separate processes on an isolated domain."""
+"""rhas_node over real DDS: the node runs in its own process on an isolated domain; each test
+publishes to it from a client in the test's process (test/helpers/rhas_client.py) and checks what
+the node publishes: segments, tracked persons, /diagnostics."""
 
 from __future__ import annotations
 
 import itertools
-import json
 import signal
-import subprocess
-import threading
-import time
 
+import cv2
 import pytest
-from conftest import REPO
-from contract import contract_violations, open_after
-from dds_processes import HELPERS, spawn
-from tiny import tiny_model_config, tiny_node_params
+from contract import FINAL, contract_violations, open_after
+from node_process import rhas_node
+from rhas_client import FRAME_GAP, PERIOD_NS
+from sensor_msgs.msg import CompressedImage, Image, RegionOfInterest
+from std_msgs.msg import Header
 
-import hopadiff
-from hopadiff.config import Config
-from hopadiff.features.tiny import make_tiny_clip
-from hopadiff.synth.video import write_video_dataset
+from rhas_msgs.msg import TrackedPerson, TrackedPersonArray
+from rhas_ros.conversions import ns_to_stamp, stamp_to_ns
 
 pytestmark = pytest.mark.dds
 
 
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    root = tmp_path_factory.mktemp("node_assets")
-    summary = write_video_dataset(root / "clip", clips=1, frames=60, persons=3, fps=10)
-    labels = summary["classes"]
-    make_tiny_clip(root / "clip_model")
-    cfg = Config(model=tiny_model_config(feature_dim=24, num_classes=len(labels)))
-    hopadiff.save_checkpoint(root / "model.pt", hopadiff.HopaDIFF(cfg.model), cfg, labels)
-    return root
-
-
-def node_args(assets, **params):
-    base = tiny_node_params(
-        assets / "model.pt",
-        assets / "clip_model",
-        detector="external",
-        sample_fps=100.0,
-        window=16,
-        hop=4,
-        min_window_frames=4,
-        ddim_steps=3,
-        torch_threads=1,
-        autostart=True,
-        image_qos="reliable",
-    )
-    base.update(params)
-    # The shipped parameter file first (as without launch_ros), test overrides after it.
-    out = ["-m", "rhas_ros.node", "--ros-args", "--params-file", str(REPO / "config" / "rhas.yaml")]
-    for k, v in base.items():
-        v = str(v).lower() if isinstance(v, bool) else v
-        out += ["-p", f"{k}:={v}"]
-    return out
-
-
-def run_client(assets, env, scenario, *client_args, timeout=120, node_log=lambda: ""):
-    with spawn([str(HELPERS / "node_client.py"), scenario, str(assets / "clip"), *client_args], env) as client:
-        out, err = client.communicate(timeout=timeout)
-    assert client.returncode == 0, f"client failed: {err[-3000:]}\nnode: {node_log()[-3000:]}"
-    return json.loads(out.strip().splitlines()[-1])
-
-
-def run_scenario(assets, ros_env, scenario, node_params=None, *client_args, timeout=120):
-    """A node of its own for scenarios that need parameters fixed at configure time."""
-    env = dict(ros_env, OMP_NUM_THREADS="1")
-    with spawn(node_args(assets, **(node_params or {})), env) as node:
-        report = run_client(assets, env, scenario, *client_args, timeout=timeout)
-        alive = node.poll() is None
-        node.send_signal(signal.SIGINT)
-        try:
-            _, node_err = node.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            node_err = ""
-    return report, alive, node_err
-
-
 class SharedNode:
-    """One node (referring mode, default test parameters) serving several scenarios in turn.
+    """One node (referring mode, the test parameters) serving several tests in turn, on a domain of
+    its own. Each test gets its own camera clock, so the clock never goes backwards between them."""
 
-    Its log is collected by a thread; each scenario reads what was logged during its own run.
-    Every scenario gets its own camera clock (``--t0``), so clocks never go backwards between them."""
+    def __init__(self, node, env):
+        self.node, self.env, self.runs = node, env, 0
 
-    def __init__(self, proc):
-        self.proc, self.lines, self.runs = proc, [], 0
-        self.reader = threading.Thread(target=lambda: self.lines.extend(iter(proc.stderr.readline, "")), daemon=True)
-        self.reader.start()
-
-    def run(self, assets, env, scenario, *client_args):
+    def client(self, make):
         self.runs += 1
-        t0 = 1_000_000_000_000 + self.runs * 10**12
-        mark = len(self.lines)
-        report = run_client(assets, env, scenario, "--t0", str(t0), *client_args, node_log=lambda: "".join(self.lines))
-        time.sleep(0.2)  # the log lines of the last frame
-        report["t0"] = t0
-        return report, self.proc.poll() is None, "".join(self.lines[mark:])
+        c = make(env=self.env, t0=self.runs * 10**12)
+        c.wait_for_node()
+        c.log_mark = len(self.node.lines)
+        return c
+
+    def log(self, c) -> str:
+        return self.node.log(c.log_mark)
 
 
 @pytest.fixture(scope="module")
-def shared_node(assets, second_ros_env):
-    env = dict(second_ros_env, OMP_NUM_THREADS="1")
-    with spawn(node_args(assets), env) as proc:
-        yield SharedNode(proc), env
+def shared_node(node_assets, second_ros_env):
+    with rhas_node(node_assets, second_ros_env) as node:
+        yield SharedNode(node, second_ros_env)
 
 
-def test_referring_mode_publishes_consistent_segments(assets, shared_node):
-    node, env = shared_node
-    report, alive, log = node.run(assets, env, "play")
-    assert alive, log[-2000:]
-    msgs = report["segments"]
-    assert msgs, f"no ActionSegmentArray received; node log: {log[-2000:]}"
-    assert report["labels"][:3] == ["walking", "running", "jumping"]
-    assert report["debug_images"] and report["debug_images"][0] == [320, 240, "bgr8"], "debug image while subscribed"
-    targets = {t for t in report["targets"] if t >= 0}
+def test_referring_mode_publishes_consistent_segments(shared_node, dds_client):
+    c = shared_node.client(dds_client)
+    c.send_text(c.texts[0])
+    c.play(0, 40)
+    msgs = c.segments()
+    assert msgs, f"no ActionSegmentArray received; node log: {shared_node.log(c)[-2000:]}"
+    assert c.labels[:3] == ["walking", "running", "jumping"]
+    assert [(m.width, m.height, m.encoding) for m in c.debug_images[:1]] == [(320, 240, "bgr8")], "debug image"
+    targets = {t for t in c.targets() if t >= 0}
     assert len(targets) >= 1
-    T0, period = report["t0"], 100_000_000
-    sent = {T0 + i * period for i in range(40)}
-    last_rev = {}
-    finals = {}
+    sent = {c.stamp(i) for i in range(40)}
+    last_rev, finals = {}, {}
     for m in msgs:
         assert m["frame_id"] == "head_camera"
         assert m["stamp"] in sent and m["stamp"] == m["window"][1], "header stamp = newest frame of the window"
-        assert m["window"][0] <= m["window"][1]
-        assert m["person_id"] in targets
+        assert m["window"][0] <= m["window"][1] and m["person_id"] in targets
         assert m["query"].startswith("the ") and 0 <= m["conf"] <= 1
         for s in m["segments"]:
             assert s["start"] <= s["end"] and s["start"] in sent and s["end"] in sent
-            assert report["labels"][s["class_id"]] == s["label"]
+            assert c.labels[s["class_id"]] == s["label"]
             assert s["rev"] >= last_rev.get(s["id"], 0), "revisions never go back"
             last_rev[s["id"]] = s["rev"]
             if s["id"] in finals:
                 assert s == finals[s["id"]], "a FINAL segment never changes"
-            if s["status"] == 1:
+            if s["status"] == FINAL:
                 finals[s["id"]] = s
 
 
-def test_everyone_mode_three_stable_ids(assets, ros_env):
-    report, _, log = run_scenario(assets, ros_env, "play", {"segment_all_persons": True})
-    ids = {m["person_id"] for m in report["segments"]}
-    assert ids == {1, 2, 3}, (ids, log[-2000:])
-    assert report["track_ids"] == [1, 2, 3]
-    assert all(m["query"] == "" and m["conf"] == 0 for m in report["segments"])
+def test_everyone_mode_three_stable_ids(node_assets, ros_env, dds_client):
+    with rhas_node(node_assets, ros_env, segment_all_persons=True) as node:
+        c = dds_client()
+        c.wait_for_node()
+        c.send_text(c.texts[0])  # ignored in everyone mode
+        c.play(0, 40)
+        ids = {m["person_id"] for m in c.segments()}
+        assert ids == {1, 2, 3}, (ids, node.log()[-2000:])
+        assert c.track_ids() == {1, 2, 3}
+        assert all(m["query"] == "" and m["conf"] == 0 for m in c.segments())
 
 
-def test_clearing_the_query_closes_segments_and_stops_output(assets, shared_node):
-    node, env = shared_node
-    report, _, log = node.run(assets, env, "clear")
-    assert report["before_clear"] > 0
-    after = report["segments"][report["before_clear"] :]
+def test_clearing_the_query_closes_segments_and_stops_output(shared_node, dds_client):
+    c = shared_node.client(dds_client)
+    c.send_text(c.texts[0])
+    c.play(0, 40)
+    before = len(c.received)
+    assert before > 0
+    c.send_text("")
+    c.wait_all_final()
+    cleared_at = len(c.received)
+    after = c.segments(before)
     assert after, "clearing the query publishes the open segments once more, FINAL"
-    assert all(s["status"] == 1 for m in after for s in m["segments"]), "nothing but FINAL after the clear"
-    assert not open_after(report["segments"], len(report["segments"]))
-    assert len(report["segments"]) == report["cleared_at"], "no segments for frames after the clear"
-    assert "referring text cleared" in log
+    assert all(s["status"] == FINAL for m in after for s in m["segments"]), "nothing but FINAL after the clear"
+    c.play(40, 40)
+    assert not open_after(c.segments(), len(c.received))
+    assert len(c.received) == cleared_at, "no segments for frames after the clear"
+    assert c.tracks[-1].query == "" and c.tracks[-1].target_person_id == -1, "tracked_persons shows no query"
 
 
-def test_segment_contract_holds_through_every_way_a_segment_ends(assets, ros_env):
+def test_segment_contract_holds_through_every_way_a_segment_ends(node_assets, ros_env, dds_client):
     """Query changed, target lost (switch), query cleared, deactivate, shutdown: every segment ever
     published ONGOING is published FINAL exactly once, revisions only grow, FINAL never changes,
     and every header stamp is the newest frame's."""
-    env = dict(ros_env, OMP_NUM_THREADS="1")
     # The target is hidden for 1.6 s: longer than the tracker keeps a lost person here.
-    with spawn(node_args(assets, track_lost_seconds=0.5), env) as node:
-        report = run_client(assets, env, "contract", "--node-pid", str(node.pid), timeout=180)
-        _, err = node.communicate(timeout=20)
-    msgs, marks = report["segments"], report["marks"]
-    assert msgs and node.returncode == 0, err[-2000:]
-    assert contract_violations(msgs, report["sent"]) == []
+    with rhas_node(node_assets, ros_env, track_lost_seconds=0.5) as node:
+        c = dds_client()
+        c.wait_for_node()
+        marks = {}
+        c.send_text(c.texts[0])
+        c.play(0, 24)
+        c.send_text(c.texts[1])  # a changed query
+        c.wait_all_final()
+        marks["query_changed"] = len(c.received)
+        c.play(24, 16)
+        target = next(t for t in reversed(c.targets()) if t >= 0)
+        c.play(40, 16, hidden={target})  # the target leaves: another person becomes the target
+        c.send_text("")  # cleared
+        c.wait_all_final()
+        marks["query_cleared"] = len(c.received)
+        c.play(56, 8)
+        c.send_text(c.texts[0])
+        c.play(64, 20)
+        assert c.transition("deactivate")
+        c.wait_all_final()
+        marks["deactivated"] = len(c.received)
+        assert c.transition("activate")
+        c.spin_for(0.5)
+        c.play(84, 20)
+        code = node.stop(signal.SIGINT)
+        c.spin_for(1.0)  # the closing messages
+        marks["shutdown"] = len(c.received)
+        assert code == 0, node.log()[-2000:]
+    msgs = c.segments()
+    assert msgs and contract_violations(msgs, [c.stamp(i) for i in range(104)]) == []
     for event in ("query_changed", "query_cleared", "deactivated", "shutdown"):
         assert not open_after(msgs, marks[event]), f"segments left ONGOING after {event}"
     assert marks["shutdown"] > marks["deactivated"] > marks["query_cleared"], "every phase published something"
-    switched = [t for t in report["targets"] if t >= 0]
-    changes = sum(a != b for a, b in itertools.pairwise(switched))
-    assert changes >= 2, f"the target should have switched (query change, target lost): {switched}"
+    switched = [t for t in c.targets() if t >= 0]
+    assert sum(a != b for a, b in itertools.pairwise(switched)) >= 2, f"the target should have switched: {switched}"
 
 
-def test_malformed_input_is_survived(assets, shared_node):
-    node, env = shared_node
-    report, alive, log = node.run(assets, env, "malformed")
-    assert alive
-    assert "step 100 < 960" in log
-    assert "unsupported encoding 'bayer_weird16'" in log
-    assert "empty image: 0x0" in log
-    assert "7680x4320 has more than max_image_pixels" in log
-    assert "truncated to 512" in log
-    assert report["segments"], "good frames after the bad ones must still be served"
-    assert report["segments"][-1]["query"] == report["text"], "the query is the text without surrounding whitespace"
+def test_malformed_input_is_survived(shared_node, dds_client):
+    c = shared_node.client(dds_client)
+    c.send_text(c.texts[0])
+    errors_before = int(c.diag(fresh_after=2.0)["decode_errors"])
+    good = c.frames[0]
+    h = Header(frame_id="head_camera")
+    bad = [
+        Image(header=h, height=240, width=320, encoding="rgb8", step=100, data=good.tobytes()),  # wrong step
+        Image(header=h, height=240, width=320, encoding="bayer_weird16", step=640, data=bytes(240 * 640)),
+        Image(header=h, height=0, width=0, encoding="rgb8", step=0, data=b""),
+        Image(header=h, height=4320, width=7680, encoding="mono8", step=7680, data=bytes(7680 * 4320)),  # 8K
+        Image(header=h, height=240, width=320, encoding="rgb8", step=960, data=good.tobytes()[:1000]),  # short
+    ]
+    for j, msg in enumerate(bad):
+        msg.header.stamp = ns_to_stamp(c.stamp(j * 10))
+        c.image_pub.publish(msg)
+        c.spin_for(0.3)
+    text = c.texts[0]
+    for t in ["", "x" * 1_000_000, "der ältere Mann im roten Hemd 👴🏻 — 红衬衫", f"  {text}\t\n"]:
+        c.send_text(t)
+        if len(t) > 1000:  # a 1 MB sample takes a while to fragment across; the latched writer keeps
+            c.spin_for(1.5)  # only the newest text, so let it arrive first
+    c.play(60, 40)
+    assert shared_node.node.alive
+    assert int(c.diag(fresh_after=2.0)["decode_errors"]) - errors_before == len(bad), "each bad image counted"
+    log = shared_node.log(c)  # ... and named with its reason
+    for reason in ("step 100 < 960", "unsupported encoding 'bayer_weird16'", "empty image: 0x0",
+                   "7680x4320 has more than max_image_pixels", "truncated to 512"):  # fmt: skip
+        assert reason in log, reason
+    assert c.segments(), "good frames after the bad ones must still be served"
+    assert c.received[-1].query == text, "the query is the text without surrounding whitespace"
 
 
-def test_compressed_images_full_frame_detector_and_a_corrupt_jpeg(assets, ros_env):
+def test_compressed_images_full_frame_detector_and_a_corrupt_jpeg(node_assets, ros_env, dds_client):
     """CompressedImage input with the full_frame detector in everyone mode: the whole image is the
     one person (id 1); a corrupt JPEG every fifth frame is skipped and counted."""
     params = {"use_compressed": True, "detector": "full_frame", "segment_all_persons": True}
-    report, alive, log = run_scenario(assets, ros_env, "compressed", params)
-    assert alive and "corrupt or unsupported compressed image" in log and "detector full_frame" in log
-    assert {m["person_id"] for m in report["segments"]} == {1} and report["track_ids"] == [1]
-    assert int(report["diagnostics"]["decode_errors"]) >= 1
+    with rhas_node(node_assets, ros_env, **params) as node:
+        c = dds_client()
+        c.wait_for_node()
+        for i in range(40):
+            _, jpg = cv2.imencode(".jpg", cv2.cvtColor(c.frames[i], cv2.COLOR_RGB2BGR))
+            data = jpg.tobytes()
+            if i % 5 == 2:
+                data = data[: len(data) // 3] + b"\x00garbage"  # corrupt JPEG
+            header = Header(stamp=ns_to_stamp(c.stamp(i)), frame_id="head_camera")
+            c.compressed_pub.publish(CompressedImage(header=header, format="jpeg", data=data))
+            c.spin_for(FRAME_GAP)
+        c.wait_processed(c.stamp(39))
+        assert node.alive and "corrupt or unsupported compressed image" in node.log()
+        assert {m["person_id"] for m in c.segments()} == {1} and c.track_ids() == {1}
+        assert int(c.diag(fresh_after=2.0)["decode_errors"]) == 8
 
 
-def test_stamps_going_backwards_reset_and_continue(assets, shared_node):
-    node, env = shared_node
-    report, alive, log = node.run(assets, env, "backwards")
-    assert alive and log.count("went backwards") == 1, log
-    assert len(report["segments"]) > report["before_loop"] > 0
+def test_stamps_going_backwards_reset_and_continue(shared_node, dds_client):
+    c = shared_node.client(dds_client)
+    backwards = int(c.diag(fresh_after=2.0)["stamps_went_backwards"])
+    c.send_text(c.texts[0])
+    c.play(0, 40)
+    before_loop = len(c.received)
+    c.tracks.clear()
+    c.t0 -= 10**11  # the bag loops: the clock restarts, earlier
+    c.play(0, 40)
+    assert shared_node.node.alive and int(c.diag(fresh_after=2.0)["stamps_went_backwards"]) == backwards + 1
+    assert len(c.received) > before_loop > 0
 
 
-def test_external_boxes_are_matched_to_frames_by_stamp(assets, shared_node):
+def test_external_boxes_are_matched_to_frames_by_stamp(shared_node, dds_client):
     """Boxes stamped like the frame, or within persons_stamp_tolerance (50 ms), are used; a frame
     with no boxes near its stamp is processed without boxes and counted in /diagnostics."""
-    node, env = shared_node
-    report, _, _ = node.run(assets, env, "persons_stamps")
-    t0, period = report["t0"], 100_000_000
-    with_boxes = {(m["stamp"] - t0) // period for m in report["tracked"] if any(p["seen"] for p in m["persons"])}
+    c = shared_node.client(dds_client)
+    without = int(c.diag(fresh_after=2.0)["frames_without_persons"])
+    c.send_text(c.texts[0])
+    for i, offset in enumerate([0] * 16 + [20_000_000] * 8 + [1_000_000_000] * 8):
+        c.send_frame(i, persons_offset_ns=offset)
+        c.spin_for(FRAME_GAP)
+    c.wait_processed(c.stamp(31))
+    with_boxes = {(stamp_to_ns(m.header.stamp) - c.t0) // PERIOD_NS for m in c.tracks
+                  if any(p.frames_since_seen == 0 for p in m.persons)}  # fmt: skip
     assert set(range(24)) <= with_boxes, "exact and 20 ms-late boxes are used"
     assert not with_boxes & set(range(25, 32)), "boxes 1 s away are not taken for a frame"
-    assert int(report["diagnostics"]["frames_without_persons"]) >= 7
+    assert int(c.diag(fresh_after=2.0)["frames_without_persons"]) - without >= 7
 
 
-def test_lifecycle_transitions(assets, ros_env):
+def test_lifecycle_transitions(node_assets, ros_env, dds_client):
     """configure with a missing checkpoint fails cleanly; a later configure with a good one succeeds."""
-    params = {"autostart": False, "checkpoint": str(assets / "missing.pt")}
-    report, alive, log = run_scenario(assets, ros_env, "lifecycle", params, "--text", str(assets / "model.pt"))
-    steps = report["steps"]
-    assert steps[0] == ["configure (missing checkpoint)", False, "unconfigured"]
-    assert "missing.pt does not exist" in log
-    assert steps[1][:2] == ["set checkpoint", True]
-    assert steps[2:] == [
-        ["configure", True, "inactive"],
-        ["activate", True, "active"],
-        ["deactivate", True, "inactive"],
-        ["cleanup", True, "unconfigured"],
-    ]
-    assert alive
+    with rhas_node(node_assets, ros_env, autostart=False, checkpoint=str(node_assets / "missing.pt")) as node:
+        c = dds_client()
+        assert c.state(attempts=5) == "unconfigured"  # warm-up: both directions of the services matched ...
+        assert not c.transition("activate", attempts=5), "... (activating an unconfigured node is refused)"
+        assert not c.transition("configure") and c.state() == "unconfigured"
+        assert "missing.pt does not exist" in node.log()
+        assert c.set_parameters(checkpoint=str(node_assets / "model.pt"), attempts=3)[0].successful
+        steps = [(name, c.transition(name), c.state()) for name in ("configure", "activate", "deactivate", "cleanup")]
+        assert steps == [
+            ("configure", True, "inactive"),
+            ("activate", True, "active"),
+            ("deactivate", True, "inactive"),
+            ("cleanup", True, "unconfigured"),
+        ]
+        assert node.alive
 
 
-def test_ten_thousand_boxes_per_frame_are_capped(assets, shared_node, capsys):
+def test_runtime_parameters_are_checked_as_configure_checks_them(node_assets, ros_env, dds_client):
+    """Over DDS, as `ros2 param set` does it: values that cannot run are refused with the reason and
+    change nothing, the node keeps segmenting; sample_fps 0.0 means the checkpoint's rate (5 fps)."""
+    with rhas_node(node_assets, ros_env) as node:
+        c = dds_client()
+        c.wait_for_node()
+        c.send_text(c.texts[0])
+        c.play(0, 12)
+        refused = {
+            "ddim_steps": (1000, "ddim_steps=1000 must be in 1..100"),  # the tiny checkpoint's schedule
+            "track_low_score": (0.9, "track_low_score=0.9 is above track_high_score=0.5"),
+            "window": (64, "window takes effect at configure"),
+            "eta": (2.0, ""),  # outside its declared range: rclpy refuses it
+        }
+        for name, (value, reason) in refused.items():
+            (result,) = c.set_parameters(**{name: value})
+            assert not result.successful and reason in result.reason, (name, result.reason)
+        c.play(12, 20)
+        errors = c.diag(fresh_after=2.0)
+        assert errors["worker_errors"] == errors["callback_errors"] == "0", errors
+        published = len(c.received)
+        assert published > 0
+        (result,) = c.set_parameters(sample_fps=0.0)
+        assert result.successful, result.reason
+        c.play(32, 20)  # stamps 100 ms apart: at 5 fps every other frame is kept
+        assert len(c.received) > published, "still segmenting"
+        kept = [stamp_to_ns(m.header.stamp) for m in c.tracks if stamp_to_ns(m.header.stamp) >= c.stamp(32)]
+        assert len(kept) <= 11 and all(b - a >= 200_000_000 for a, b in itertools.pairwise(kept)), kept
+        assert c.diag(fresh_after=2.0)["worker_errors"] == "0" and node.alive
+
+
+def test_ten_thousand_boxes_per_frame_are_capped(shared_node, dds_client, capsys):
     """10,000 boxes per persons message with new ids every frame (once 2.7-5.3 GB of RSS and 17 s
     of latency): boxes are capped at max_boxes, counted, and ordinary frames still get segments.
     The referred target may be one of the flood's boxes, which the tracker no longer hands to a
     real person (they look different): it is kept, lost, for track_lost_seconds (8 s of camera
     time), so the ordinary frames run 12 s."""
-    node, env = shared_node
-    report, alive, log = node.run(assets, env, "boxflood", "--frames", "120")
-    assert alive, log[-2000:]
-    diag = report["diagnostics"]
+    c = shared_node.client(dds_client)
+    dropped_before = int(c.diag(fresh_after=2.0)["boxes_dropped_over_max_boxes"])
+    c.send_text(c.texts[0])
+    for i in range(30):  # 10,000 boxes a frame, ids changing every frame
+        msg = TrackedPersonArray(header=Header(stamp=ns_to_stamp(c.stamp(i)), frame_id="head_camera"))
+        msg.persons = [
+            TrackedPerson(person_id=i * 10_000 + j, detection_confidence=0.5,
+                          roi=RegionOfInterest(x_offset=j % 300, y_offset=(j // 300) % 200, width=20, height=40))
+            for j in range(10_000)
+        ]  # fmt: skip
+        c.persons_pub.publish(msg)
+        c.image_pub.publish(c.image(c.frames[i % len(c.frames)], c.stamp(i)))
+        c.spin_for(0.15)
+    c.play(30, 120)
+    assert shared_node.node.alive, shared_node.log(c)[-2000:]
+    diag = c.diag(fresh_after=2.0)
     # every processed flood frame dropped all but 64 boxes (a loaded machine processes fewer frames)
-    dropped = int(diag["boxes_dropped_over_max_boxes"])
+    dropped = int(diag["boxes_dropped_over_max_boxes"]) - dropped_before
     assert dropped >= 10_000 - 64 and dropped % (10_000 - 64) == 0
     with capsys.disabled():
         print(f"\n10,000-box flood: node max RSS {diag['max_rss_mib']} MiB")
     assert float(diag["max_rss_mib"]) < 2500
-    assert report["segments"] and max(m["stamp"] for m in report["segments"]) >= report["t0"] + 30 * 100_000_000
+    assert c.received and max(stamp_to_ns(m.header.stamp) for m in c.received) >= c.stamp(30)

@@ -9,25 +9,15 @@ import sys
 
 import pytest
 import torch
-from train_util import tiny_experiment
+from train_util import C, D, make_dataset, tiny_experiment
 
 from hopadiff.checkpoint import read_checkpoint
-from hopadiff.synth.features import write_feature_dataset
 from hopadiff.train import main as train_main
-
-C, D = 8, 32
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     return make_dataset(tmp_path_factory)
-
-
-def make_dataset(tmp_path_factory):
-    """The synthetic features the training tests and the learning test train on."""
-    root = tmp_path_factory.mktemp("data")
-    write_feature_dataset(root, num_classes=C, samples=(40, 8, 8), length=(120, 300), persons=3, dim=D, noise=0.3)
-    return root / "manifest"
 
 
 def _weights(path):

@@ -1,6 +1,6 @@
 """The segment contract of rhas_msgs/ActionSegment, checked on a stream of published messages.
 
-Messages are dicts as node_client.report() writes them: stamp, window [start, end], person_id and
+Messages are dicts as rhas_client.segment_dict() writes them: stamp, window [start, end], person_id and
 segments [{id, rev, status, start, end, conf, ...}], in arrival order."""
 
 from __future__ import annotations

@@ -11,6 +11,16 @@ from pathlib import Path
 from hopadiff.config import load_config, save_config
 
 SMALL = Path(__file__).resolve().parents[2] / "config" / "hopadiff" / "small.yaml"
+C, D = 8, 32  # classes and feature width of the training tests' synthetic features
+
+
+def make_dataset(tmp_path_factory) -> Path:
+    """The synthetic features the training tests and the learning test train on -> their manifest folder."""
+    from hopadiff.synth.features import write_feature_dataset
+
+    root = tmp_path_factory.mktemp("data")
+    write_feature_dataset(root, num_classes=C, samples=(40, 8, 8), length=(120, 300), persons=3, dim=D, noise=0.3)
+    return root / "manifest"
 
 
 def tiny_experiment(path: Path, data_root: Path, out_dir: Path, feature_dim: int, num_classes: int, **train) -> Path:

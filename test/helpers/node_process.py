@@ -1,0 +1,73 @@
+"""rhas_node in a process of its own, as a robot runs it: its command line, its log, its stop."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from dds_processes import spawn
+from tiny import tiny_node_params
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def node_args(assets: Path, **params) -> list[str]:
+    """``python -m rhas_ros.node`` with the shipped parameter file, the test assets (tiny CLIP, tiny
+    checkpoint, external boxes, small windows, autostart) and ``params`` on top."""
+    base = tiny_node_params(
+        assets / "model.pt", assets / "clip_model", detector="external", sample_fps=100.0, window=16, hop=4,
+        min_window_frames=4, ddim_steps=3, torch_threads=1, autostart=True, image_qos="reliable",
+    )  # fmt: skip
+    base.update(params)
+    out = ["-m", "rhas_ros.node", "--ros-args", "--params-file", str(REPO / "config" / "rhas.yaml")]
+    for k, v in base.items():
+        out += ["-p", f"{k}:={str(v).lower() if isinstance(v, bool) else v}"]
+    return out
+
+
+class NodeProcess:
+    """A started rhas_node; its stderr (the log) is collected by a thread."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc, self.lines = proc, []
+        self._reader = threading.Thread(target=lambda: self.lines.extend(iter(proc.stderr.readline, "")), daemon=True)
+        self._reader.start()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log(self, since: int = 0) -> str:
+        return "".join(self.lines[since:])
+
+    def wait_for_log(self, text: str, timeout: float = 60) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and text not in self.log():
+            time.sleep(0.05)
+        return text in self.log()
+
+    def stop(self, sig=signal.SIGINT, timeout: float = 20) -> int | None:
+        """Send ``sig`` and wait for the exit -> the exit code (None: still running after ``timeout``)."""
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        self._reader.join(timeout=5)
+        return self.proc.returncode
+
+
+@contextlib.contextmanager
+def rhas_node(assets: Path, env: dict, **params):
+    """Start rhas_node with ``node_args(assets, **params)``; always reaped."""
+    with spawn(node_args(assets, **params), dict(env, OMP_NUM_THREADS="1")) as proc:
+        yield NodeProcess(proc)

@@ -1,0 +1,219 @@
+"""A small DDS client for the tests of a rhas_node running in another process: it publishes what a
+camera, an upstream detector and an operator would (a synthetic clip's frames and person boxes,
+referring texts), records what the node publishes, and calls its lifecycle and parameter
+services. The test says what to send and what to check; this only knows how.
+
+It runs in the test's own process on its own rclpy context (the test's isolated domain).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from rcl_interfaces.srv import SetParameters
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, Image, RegionOfInterest
+from std_msgs.msg import Header, String
+
+from hopadiff.frames import read_frames
+from rhas_msgs.msg import ActionLabels, ActionSegment, ActionSegmentArray, TrackedPerson, TrackedPersonArray
+from rhas_ros import qos
+from rhas_ros.conversions import ns_to_stamp, stamp_to_ns
+
+FRAME_GAP = 0.03  # s between frames: slower than the test node processes one, so none is dropped
+PERIOD_NS = 100_000_000  # camera stamps 10 frames/s apart
+TRANSITIONS = {
+    "configure": Transition.TRANSITION_CONFIGURE,
+    "activate": Transition.TRANSITION_ACTIVATE,
+    "deactivate": Transition.TRANSITION_DEACTIVATE,
+    "cleanup": Transition.TRANSITION_CLEANUP,
+}
+
+
+def segment_dict(m: ActionSegmentArray) -> dict:
+    """An ActionSegmentArray as the dict the contract checks read (test/helpers/contract.py)."""
+    return {
+        "stamp": stamp_to_ns(m.header.stamp),
+        "frame_id": m.header.frame_id,
+        "person_id": m.person_id,
+        "query": m.query,
+        "conf": m.grounding_confidence,
+        "window": [stamp_to_ns(m.window_start), stamp_to_ns(m.window_end)],
+        "segments": [
+            {"id": s.segment_id, "rev": s.revision, "status": s.status, "class_id": s.class_id, "label": s.label,
+             "conf": s.confidence, "start": stamp_to_ns(s.start), "end": stamp_to_ns(s.end)}
+            for s in m.segments
+        ],
+    }  # fmt: skip
+
+
+class RhasClient:
+    def __init__(self, clip_dir: Path, domain_id: int, reliable_images: bool = True, t0: int = 10**12):
+        os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # read when the context starts
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.node = rclpy.create_node("rhas_test_client", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        doc = json.loads((clip_dir / "extract.json").read_text())
+        video = doc["videos"][0]
+        self.frames = read_frames(clip_dir / video["video"])
+        self.persons = video["persons"]  # the clip's persons: "text", per frame "boxes"
+        self.texts = [p["text"] for p in self.persons]
+        self.t0 = t0  # camera clock of frame 0, ns
+        n = self.node
+        img_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE) if reliable_images else (
+            qos_profile_sensor_data)  # fmt: skip
+        self.image_pub = n.create_publisher(Image, "image", img_qos)
+        self.compressed_pub = n.create_publisher(CompressedImage, "image/compressed", img_qos)
+        self.persons_pub = n.create_publisher(TrackedPersonArray, "persons", qos.RELIABLE)
+        self.text_pub = n.create_publisher(String, "referring_text", qos.LATCHED)
+        self.received: list[ActionSegmentArray] = []
+        self.tracks: list[TrackedPersonArray] = []
+        self.diagnostics: list[DiagnosticArray] = []
+        self.debug_images: list[Image] = []
+        self.labels: list[str] = []
+        self._clients: dict = {}  # service name -> client, made on first use
+        n.create_subscription(ActionSegmentArray, "action_segments", self.received.append, 100)
+        n.create_subscription(TrackedPersonArray, "tracked_persons", self.tracks.append, 100)
+        n.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)
+        n.create_subscription(Image, "/rhas_node/debug_image", self.debug_images.append, 10)
+        n.create_subscription(ActionLabels, "action_labels", lambda m: setattr(self, "labels", list(m.labels)),
+                              qos.LATCHED)  # fmt: skip
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+    # ------------------------------------------------------------------ time
+    def spin_for(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.executor.spin_once(timeout_sec=min(0.01, max(0.0, end - time.monotonic())))
+
+    def spin_until(self, done, timeout: float, step: float = 0.02) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and not done():
+            self.spin_for(step)
+        return bool(done())
+
+    def stamp(self, i: int, period_ns: int = PERIOD_NS) -> int:
+        return self.t0 + i * period_ns
+
+    # ------------------------------------------------------------------ stimulus
+    def wait_for_node(self, timeout: float = 60) -> None:
+        """Until the node is active: its label set arrived and it subscribes to the camera."""
+        subscribed = lambda: self.image_pub.get_subscription_count() + self.compressed_pub.get_subscription_count()  # noqa: E731
+        assert self.spin_until(lambda: self.labels and subscribed(), timeout), "rhas_node did not come up"
+
+    def send_text(self, text: str) -> None:
+        self.text_pub.publish(String(data=text))
+        self.spin_for(0.3)
+
+    def persons_msg(self, i: int, stamp_ns: int, hidden=()) -> TrackedPersonArray:
+        """The clip's person boxes of frame i (person ids 1, 2, ...; ``hidden`` left out)."""
+        msg = TrackedPersonArray(header=Header(stamp=ns_to_stamp(stamp_ns), frame_id="head_camera"))
+        t = i % len(self.frames)
+        for pid, p in enumerate(self.persons, 1):
+            if p["boxes"][t] and pid not in hidden:
+                x, y, w, h = p["boxes"][t]
+                roi = RegionOfInterest(x_offset=x, y_offset=y, width=w, height=h)
+                msg.persons.append(TrackedPerson(person_id=pid, detection_confidence=1.0, roi=roi))
+        return msg
+
+    def image(self, rgb: np.ndarray, stamp_ns: int) -> Image:
+        header = Header(stamp=ns_to_stamp(stamp_ns), frame_id="head_camera")
+        return Image(header=header, height=rgb.shape[0], width=rgb.shape[1], encoding="rgb8",
+                     step=rgb.shape[1] * 3, data=rgb.tobytes())  # fmt: skip
+
+    def send_frame(self, i: int, stamp_ns: int | None = None, rgb=None, hidden=(), persons_offset_ns: int = 0):
+        """Frame i of the clip (or ``rgb``) and its person boxes (stamped ``persons_offset_ns`` later)."""
+        stamp_ns = self.stamp(i) if stamp_ns is None else stamp_ns
+        self.persons_pub.publish(self.persons_msg(i, stamp_ns + persons_offset_ns, hidden))
+        self.image_pub.publish(self.image(self.frames[i % len(self.frames)] if rgb is None else rgb, stamp_ns))
+        self.spin_for(0.005)
+
+    def play(self, first: int, n: int, **kw) -> None:
+        """Frames first .. first+n-1, FRAME_GAP apart, then until the node processed the last."""
+        for i in range(first, first + n):
+            self.send_frame(i, **kw)
+            self.spin_for(FRAME_GAP)
+        self.wait_processed(self.stamp(first + n - 1))
+
+    def wait_processed(self, stamp_ns: int, timeout: float = 15.0) -> None:
+        """Until the node has processed the frame stamped ``stamp_ns`` (its tracked_persons carries
+        that stamp; the frame's segments are published right after it)."""
+        self.spin_until(lambda: any(stamp_to_ns(m.header.stamp) >= stamp_ns for m in self.tracks), timeout)
+        self.spin_for(0.2)
+
+    def wait_all_final(self, timeout: float = 20.0) -> None:
+        """Until every segment received so far is FINAL in its latest message."""
+        self.spin_until(lambda: not self.open_segments(), timeout, step=0.05)
+        self.spin_for(0.2)
+
+    # ------------------------------------------------------------------ what the node published
+    def segments(self, since: int = 0) -> list[dict]:
+        return [segment_dict(m) for m in self.received[since:]]
+
+    def open_segments(self) -> set[int]:
+        status = {s.segment_id: s.status for m in self.received for s in m.segments}
+        return {sid for sid, st in status.items() if st != ActionSegment.STATUS_FINAL}
+
+    def targets(self) -> list[int]:
+        return [m.target_person_id for m in self.tracks]
+
+    def track_ids(self) -> set[int]:
+        return {p.person_id for m in self.tracks for p in m.persons}
+
+    def diag(self, fresh_after: float | None = None) -> dict[str, str]:
+        """The newest /diagnostics values (waiting for one published after now when asked)."""
+        if fresh_after is not None:
+            n = len(self.diagnostics)
+            self.spin_until(lambda: len(self.diagnostics) > n, fresh_after)
+        out = {}
+        for d in self.diagnostics[-1:]:
+            for st in d.status:
+                out.update({kv.key: kv.value for kv in st.values} | {"level": int.from_bytes(st.level, "big"),
+                                                                    "message": st.message})  # fmt: skip
+        return out
+
+    # ------------------------------------------------------------------ services
+    def call(self, srv_type, name: str, request, attempts: int = 1):
+        """One service call. DDS may match a service's request path before its response path, so a
+        reply can be lost right after discovery: a new service gets a moment after it appears, and
+        idempotent calls may retry (``attempts``)."""
+        client = self._clients.get(name)
+        if client is None:
+            client = self._clients[name] = self.node.create_client(srv_type, name)
+            assert client.wait_for_service(timeout_sec=30), f"service {name} not available"
+            self.spin_for(0.5)
+        for _ in range(attempts):
+            future = client.call_async(request)
+            self.executor.spin_until_future_complete(future, timeout_sec=10)
+            if future.result() is not None:
+                return future.result()
+        raise AssertionError(f"no reply from {name} after {attempts} attempt(s)")
+
+    def transition(self, name: str, node: str = "/rhas_node", attempts: int = 1) -> bool:
+        req = ChangeState.Request(transition=Transition(id=TRANSITIONS[name]))
+        return self.call(ChangeState, f"{node}/change_state", req, attempts).success
+
+    def state(self, node: str = "/rhas_node", attempts: int = 1) -> str:
+        return self.call(GetState, f"{node}/get_state", GetState.Request(), attempts).current_state.label
+
+    def set_parameters(self, node: str = "/rhas_node", attempts: int = 1, **values) -> list:
+        """-> one SetParametersResult per value (successful, reason)."""
+        params = [Parameter(k, value=v).to_parameter_msg() for k, v in values.items()]
+        req = SetParameters.Request(parameters=params)
+        return self.call(SetParameters, f"{node}/set_parameters", req, attempts).results
