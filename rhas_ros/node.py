@@ -34,14 +34,11 @@ from . import lifecycle, qos
 from .core.debug_image import current_actions, draw
 from .core.diagnostics import Counters, pipeline_status
 from .core.image_codec import ImageDecodeError
-from .core.intake import Inbox, Stamp, StampGate, TextGate, Throttle, shown
+from .core.intake import STAMP_EVENTS, Inbox, Stamp, StampGate, TextGate, Throttle, shown
 from .core.pipeline import RhasPipeline
 from .core.resolve import NodeConfig
 from .core.settings import DYNAMIC
 from .parameters import declare_parameters, help_text, read_settings, unknown_overrides
-
-STAMP_COUNTERS = {Stamp.INVALID: "bad_stamps", Stamp.REPEATED: "stamp_repeated",
-                  Stamp.BACKWARDS: "stamp_went_backwards", Stamp.SUBSAMPLED: "frames_skipped_fps"}  # fmt: skip
 
 
 class RhasNode(LifecycleNode):
@@ -207,16 +204,13 @@ class RhasNode(LifecycleNode):
             s, stamp = self._config.settings, msg.header.stamp
             verdict = self._stamps.check(stamp.sec, stamp.nanosec, self._config.sample_fps)
             if verdict is not Stamp.ACCEPTED:
-                self._counts[STAMP_COUNTERS[verdict]] += 1
-            if verdict is Stamp.INVALID:
-                return self._warn(f"skipping image with invalid stamp sec={stamp.sec} nanosec={stamp.nanosec}")
-            if verdict is Stamp.REPEATED:
-                return self._warn("images arrive with the stamp of the previous image (is the camera stamping frames?)")
-            if verdict is Stamp.SUBSAMPLED:
-                return None
-            if verdict is Stamp.BACKWARDS:
-                self._warn("image stamp went backwards (bag loop?): resetting buffers", key="backwards")
-                self._inbox.put_reset()
+                counter, warning = STAMP_EVENTS[verdict]
+                self._counts[counter] += 1
+                if warning:
+                    self._warn(warning.format(sec=stamp.sec, nanosec=stamp.nanosec), key=verdict.value)
+                if verdict is not Stamp.BACKWARDS:
+                    return
+                self._inbox.put_reset()  # a backwards frame is kept: the stream restarts with it
             try:
                 rgb = decode(msg, s.max_image_pixels)
             except (ImageDecodeError, ValueError) as e:

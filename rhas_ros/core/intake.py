@@ -47,6 +47,18 @@ class Stamp(Enum):
     SUBSAMPLED = "subsampled"  # closer to the previous kept frame than 1 / sample_fps
 
 
+# What the node counts (rhas_ros.core.diagnostics) and warns for each stamp that is not simply kept.
+STAMP_EVENTS = {
+    Stamp.INVALID: ("bad_stamps", "skipping image with invalid stamp sec={sec} nanosec={nanosec}"),
+    Stamp.REPEATED: (
+        "stamp_repeated",
+        "images arrive with the stamp of the previous image (is the camera stamping frames?)",
+    ),
+    Stamp.BACKWARDS: ("stamp_went_backwards", "image stamp went backwards (bag loop?): resetting buffers"),
+    Stamp.SUBSAMPLED: ("frames_skipped_fps", None),
+}
+
+
 class StampGate:
     """Keeps a frame when its stamp is at least 1 / sample_fps after the previous kept one."""
 
