@@ -21,7 +21,6 @@ from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.srv import SetParameters
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, RegionOfInterest
 from std_msgs.msg import Header, String
 
@@ -72,8 +71,7 @@ class RhasClient:
         self.texts = [p["text"] for p in self.persons]
         self.t0 = t0  # camera clock of frame 0, ns
         n = self.node
-        img_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE) if reliable_images else (
-            qos_profile_sensor_data)  # fmt: skip
+        img_qos = qos.image_qos("reliable" if reliable_images else "sensor_data", 10)  # the node's profiles
         self.image_pub = n.create_publisher(Image, "image", img_qos)
         self.compressed_pub = n.create_publisher(CompressedImage, "image/compressed", img_qos)
         self.persons_pub = n.create_publisher(TrackedPersonArray, "persons", qos.RELIABLE)

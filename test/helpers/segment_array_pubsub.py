@@ -15,11 +15,11 @@ import time
 import rclpy
 from builtin_interfaces.msg import Time
 from msg_dict import to_dict
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import RegionOfInterest
 from std_msgs.msg import Header
 
 from rhas_msgs.msg import ActionSegment, ActionSegmentArray
+from rhas_ros import qos
 
 TOPIC = "action_segments"
 
@@ -53,12 +53,12 @@ def sample_message() -> ActionSegmentArray:
 
 def main() -> int:
     mode = sys.argv[1]
-    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    reliable = qos.RELIABLE  # what rhas_node publishes with
     rclpy.init()
     node = rclpy.create_node(f"segment_array_{mode}")
     try:
         if mode == "pub":
-            pub = node.create_publisher(ActionSegmentArray, TOPIC, qos)
+            pub = node.create_publisher(ActionSegmentArray, TOPIC, reliable)
             msg = sample_message()
             while rclpy.ok():
                 pub.publish(msg)
@@ -66,7 +66,7 @@ def main() -> int:
             return 0
         timeout = float(sys.argv[2]) if len(sys.argv) > 2 else 20.0
         received: list[ActionSegmentArray] = []
-        node.create_subscription(ActionSegmentArray, TOPIC, received.append, qos)
+        node.create_subscription(ActionSegmentArray, TOPIC, received.append, reliable)
         deadline = time.monotonic() + timeout
         while not received and time.monotonic() < deadline:
             rclpy.spin_once(node, timeout_sec=0.1)
