@@ -121,6 +121,7 @@ def default_rules_file() -> str:
 class BehaviorNode(LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__("rhas_behavior", **kwargs)
+        self.finalized = False  # the shutdown transition done: the process ends
         d = ParameterDescriptor
         self.declare_parameter("rules_file", "", d(description="rules YAML ('' = the installed config/behavior.yaml)"))
         self.declare_parameter(
@@ -200,6 +201,11 @@ class BehaviorNode(LifecycleNode):
         for client in self._rule_clients.values():
             self.destroy_client(client)
         self._rule_pubs, self._rule_clients, self.rules, self.timeline = {}, {}, [], None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """As rhas_node: finalized means the process ends (rhas_ros.lifecycle.run)."""
+        self.finalized = True
         return TransitionCallbackReturn.SUCCESS
 
     def _fire(self, rule: Rule, seg: Segment) -> None:

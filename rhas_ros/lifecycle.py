@@ -4,19 +4,23 @@ rclpy's own SIGINT/SIGTERM handler invalidates the context at once, under a work
 publishing and an executor that may be taking a message (both failed that way). Here a signal
 ends the spin loop between two spins (or interrupts start-up and autostart's configure), the
 node's ``finish`` runs (stop intake, close what is open), the node is destroyed, and the context
-is shut down last.
+is shut down last. A node that reaches the finalized state (the lifecycle ``shutdown``
+transition) ends the process too, once the transition's reply is on its way.
 """
 
 from __future__ import annotations
 
 import signal
 import sys
+import time
 from collections.abc import Callable
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.signals import SignalHandlerOptions
+
+FINALIZED_GRACE_S = 0.5  # after the shutdown transition, before the process exits
 
 
 class _Stop:
@@ -59,8 +63,12 @@ def run(make_node: Callable[[], LifecycleNode], args=None, finish: Callable[[Lif
                 executor = SingleThreadedExecutor()
                 executor.add_node(node)
                 stop.spinning = True
-                while rclpy.ok() and not stop.requested:
+                while rclpy.ok() and not stop.requested and not getattr(node, "finalized", False):
                     executor.spin_once(timeout_sec=0.25)  # returns often enough to see a signal
+                if getattr(node, "finalized", False):  # the shutdown transition: let its reply reach the caller
+                    end = time.monotonic() + FINALIZED_GRACE_S
+                    while rclpy.ok() and time.monotonic() < end:
+                        executor.spin_once(timeout_sec=0.05)
             finally:
                 if finish is not None:
                     finish(node)

@@ -11,6 +11,7 @@ config/rhas.yaml; topics and messages: README.md.
 
 from __future__ import annotations
 
+import itertools
 import sys
 import threading
 import time
@@ -61,10 +62,15 @@ class RhasNode(LifecycleNode):
         self._inbox = Inbox(self._counts)
         self._stamps = StampGate()
         self._texts = TextGate()
+        # What the node was told outlives every transition that keeps the process: the active
+        # query, and where track ids come from (never reused while the process runs).
+        self._query = ""
+        self._track_ids = itertools.count(1)
+        self.finalized = False  # shutdown transition done: the process exits (rhas_ros.lifecycle)
         self._throttle = Throttle()
         self._last_frame: tuple[Header, tuple[int, int]] = (Header(), (0, 0))  # newest processed: closing messages
         self._current: dict[int, str] = {}  # person id -> current actions, for ~/debug_image
-        self._gauges = {"buffered_frames": 0, "last_inference_ms": 0.0, "last_latency_ms": 0.0}
+        self._gauges = {"buffered_frames": 0, "last_frame_ms": 0.0, "last_inference_ms": 0.0, "last_latency_ms": 0.0}
 
     @property
     def config(self) -> NodeConfig | None:
@@ -104,7 +110,8 @@ class RhasNode(LifecycleNode):
         self.get_logger().info(f"loading checkpoint {s.checkpoint} and {s.backbone} backbone "
                                f"{s.backbone_model or '(paper default)'}")  # fmt: skip
         try:
-            self._pipeline = RhasPipeline.from_checkpoint(s, self.get_logger().warning)
+            self._pipeline = RhasPipeline.from_checkpoint(s, self.get_logger().warning, track_ids=self._track_ids)
+            self._pipeline.set_query(self._query)  # the query given before a cleanup holds after it
         except Exception as e:  # every reason configure can fail, named; the node stays unconfigured
             self.get_logger().error(f"configure failed: {e}")
             return TransitionCallbackReturn.FAILURE
@@ -135,7 +142,9 @@ class RhasNode(LifecycleNode):
         # Two subscriptions, one topic: the transient-local one receives a text latched before the
         # node started; the volatile one matches a volatile publisher (`ros2 topic pub` by default),
         # which a transient-local subscription never does. A latched publisher reaches both: the
-        # copy is recognised by (publisher, sequence number) and dropped (TextGate).
+        # copy is recognised by (publisher, sequence number) and dropped (TextGate). New subscriptions
+        # receive a latched text again: it is applied again, not dropped as a copy.
+        self._texts.new_subscriptions()
         self._subs.append(self.create_subscription(String, s.text_topic, self._on_text, qos.LATCHED))
         self._subs.append(self.create_subscription(String, s.text_topic, self._on_text, qos.TEXT_VOLATILE))
         if s.detector == "external":
@@ -148,6 +157,7 @@ class RhasNode(LifecycleNode):
         ret = super().on_activate(state)
         self.get_logger().info(  # the resolved names (namespace and remappings applied)
             f"active: images on {self._subs[0].topic_name}, text on {self._subs[1].topic_name}, detector {s.detector}"
+            + (f", referring text {shown(self._query)} (kept)" if self._query else "")
         )
         t = self._config.trained
         self._pubs["labels"].publish(ActionLabels(header=Header(stamp=self.get_clock().now().to_msg()),
@@ -164,9 +174,12 @@ class RhasNode(LifecycleNode):
         return super().on_deactivate(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """finalized means done: open segments closed, everything released, and the process exits
+        (rhas_ros.lifecycle.run), so a supervisor (launch's respawn, systemd) sees it end."""
         self.stop()
         self.close_segments(wait_acked=2.0)
         self._release()
+        self.finalized = True
         return TransitionCallbackReturn.SUCCESS
 
     def stop(self) -> None:
@@ -202,21 +215,22 @@ class RhasNode(LifecycleNode):
         try:
             self._counts["frames_in"] += 1
             s, stamp = self._config.settings, msg.header.stamp
-            verdict = self._stamps.check(stamp.sec, stamp.nanosec, self._config.sample_fps)
+            verdict = self._stamps.check(stamp.sec, stamp.nanosec, self._config.sample_fps, s.max_stamp_gap)
             if verdict is not Stamp.ACCEPTED:
                 counter, warning = STAMP_EVENTS[verdict]
                 self._counts[counter] += 1
                 if warning:
-                    self._warn(warning.format(sec=stamp.sec, nanosec=stamp.nanosec), key=verdict.value)
-                if verdict is not Stamp.BACKWARDS:
+                    text = warning.format(sec=stamp.sec, nanosec=stamp.nanosec, gap=self._stamps.gap_s)
+                    self._warn(text, key=verdict.value)
+                if verdict not in (Stamp.BACKWARDS, Stamp.JUMPED):
                     return
-                self._inbox.put_reset()  # a backwards frame is kept: the stream restarts with it
             try:
                 rgb = decode(msg, s.max_image_pixels)
             except (ImageDecodeError, ValueError) as e:
                 self._counts["decode_errors"] += 1
                 return self._warn(f"skipping {what}: {e}")
-            self._inbox.put_frame((rgb, msg.header, time.monotonic()), s.queue_size)
+            restart = verdict is not Stamp.ACCEPTED  # the clock jumped: the stream restarts with this frame
+            self._inbox.put_frame((rgb, msg.header, time.monotonic()), s.queue_size, restart)
         except Exception as e:  # never let one message end rclpy.spin
             self._callback_failed(what, e)
 
@@ -234,6 +248,7 @@ class RhasNode(LifecycleNode):
                            f"{self._config.settings.max_text_chars}", key="text-long")  # fmt: skip
             if event.log:
                 self.get_logger().info(event.log)
+            self._query = event.text
             self._inbox.put_query(event.text)
         except Exception as e:
             self._callback_failed("referring text", e)
@@ -258,12 +273,12 @@ class RhasNode(LifecycleNode):
         pipe = self._pipeline
         while (work := self._inbox.take()) is not None:
             try:
-                if work.reset:
-                    self._publish(pipe.reset())
                 if work.config is not None:
                     pipe.apply(work.config)
                 if work.query is not None:
                     self._publish(pipe.set_query(work.query)[1])
+                if work.restart:
+                    self._publish(pipe.reset())  # closing messages headed by the last frame before the jump
                 if work.frame is not None:
                     self._process(pipe, *work.frame)
             except Exception as e:
@@ -271,6 +286,7 @@ class RhasNode(LifecycleNode):
                 self.get_logger().error(f"frame processing failed: {type(e).__name__}: {e}", throttle_duration_sec=5.0)
 
     def _process(self, pipe: RhasPipeline, rgb, header: Header, received: float) -> None:
+        started = time.monotonic()
         ns = conv.stamp_to_ns(header.stamp)
         persons = None
         if pipe.config.settings.detector == "external":  # the boxes of this frame from the upstream detector
@@ -290,8 +306,10 @@ class RhasNode(LifecycleNode):
         current_actions(result, pipe.labels, self._current)
         if result.inference_ms is not None:
             self._gauges["last_inference_ms"] = round(result.inference_ms, 1)
+        now = time.monotonic()
+        self._gauges["last_frame_ms"] = round((now - started) * 1e3, 1)  # the worker's time for this frame
         if result.outputs:
-            self._gauges["last_latency_ms"] = round((time.monotonic() - received) * 1e3, 1)
+            self._gauges["last_latency_ms"] = round((now - received) * 1e3, 1)
         if self._pubs["debug"].get_subscription_count() > 0:
             img = draw(rgb, result, pipe.labels, self._current)
             data, step = conv.encode_bgr(img)

@@ -118,3 +118,14 @@ def test_hog_survives_images_smaller_than_its_window():
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]
+
+
+def test_hog_shrinks_a_large_frame_and_answers_in_its_pixels():
+    """A frame over max_side is shrunk before detection: the same boxes as on the small frame, scaled
+    to the large frame's pixels (the photo at 3x: 2304x1728, shrunk back to 768)."""
+    photo = cv2.cvtColor(cv2.imread(str(DATA / "vtest_frame100.jpg")), cv2.COLOR_BGR2RGB)
+    small_boxes, _ = HogDetector(upscale=1.0).detect(photo)
+    big = cv2.resize(photo, None, fx=3, fy=3, interpolation=cv2.INTER_LINEAR)
+    boxes, _ = HogDetector(upscale=1.0, max_side=768).detect(big)
+    assert len(small_boxes) >= 3 and len(boxes) == len(small_boxes)
+    assert np.diag(iou_matrix(boxes / 3, small_boxes)).min() > 0.9

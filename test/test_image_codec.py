@@ -63,6 +63,9 @@ def test_row_padding_and_big_endian_mono16():
     ("args", "match"),
     [
         (("bayer_rggb8", 6, 8, 8, bytes(48)), "unsupported encoding 'bayer_rggb8'"),
+        (("16UC1", 6, 8, 16, bytes(96)), "encoding '16UC1' is not a camera picture"),  # a depth image
+        (("32FC1", 6, 8, 32, bytes(192)), "encoding '32FC1' is not a camera picture"),
+        (("8UC1", 6, 8, 8, bytes(48)), "encoding '8UC1' is not a camera picture"),  # a mask
         (("rgb8", 6, 8, 10, bytes(60)), "step 10 < 24"),
         (("rgb8", 0, 0, 0, b""), "empty image: 0x0"),
         (("rgb8", 6, 8, 24, bytes(100)), "data has 100 bytes"),

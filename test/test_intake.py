@@ -14,6 +14,15 @@ from rhas_ros.core.intake import Inbox, Stamp, StampGate, TextGate, Throttle, cl
 S = 1_000_000_000
 
 
+def test_a_jump_forward_is_one_rule_with_going_backwards():
+    gate = StampGate()
+    assert gate.check(100, 0, 5.0, max_gap_s=5.0) is Stamp.ACCEPTED
+    assert gate.check(104, 900_000_000, 5.0, max_gap_s=5.0) is Stamp.ACCEPTED, "4.9 s: dropped frames, not a jump"
+    assert gate.check(3705, 0, 5.0, max_gap_s=5.0) is Stamp.JUMPED and gate.gap_s == pytest.approx(3600.1)
+    assert gate.check(3705, 200_000_000, 5.0, max_gap_s=5.0) is Stamp.ACCEPTED, "the stream goes on from the jump"
+    assert gate.check(99_999, 0, 5.0, max_gap_s=0.0) is Stamp.ACCEPTED, "0: never a jump"
+
+
 def test_stamps_are_subsampled_refused_or_reset():
     gate = StampGate()
     verdicts = [gate.check(sec, ns, sample_fps=5.0) for sec, ns in [
@@ -36,11 +45,27 @@ def test_inbox_keeps_the_latest_frames_and_counts_drops():
     assert len(inbox) == 2 and counts["dropped"] == 3
     inbox.put_query("the man in red")
     work = inbox.take(timeout=0)
-    assert (work.frame, work.query, work.reset, work.config) == (3, "the man in red", False, None)
-    inbox.put_reset()
-    work = inbox.take(timeout=0)
-    assert work.reset and work.frame is None, "a reset drops the frames taken before it"
-    assert inbox.take(timeout=0).frame is None and inbox.take(timeout=0).query is None
+    assert (work.frame, work.query, work.restart, work.config) == (3, "the man in red", False, None)
+    assert inbox.take(timeout=0).frame == 4 and inbox.take(timeout=0).frame is None
+
+
+def test_a_restart_applies_at_its_frame_and_survives_the_queue_dropping_it():
+    """The clock jumped before frame 7: frames queued before it are still processed (the end of
+    the old stream), the restart comes with frame 7; if the queue drops frame 7, the next frame
+    kept carries the restart."""
+    inbox = Inbox()
+    inbox.start()
+    inbox.put_frame(6, limit=3)
+    inbox.put_frame(7, limit=3, restart=True)
+    assert [(w.frame, w.restart) for w in (inbox.take(0), inbox.take(0))] == [(6, False), (7, True)]
+    inbox.put_frame(7, limit=1, restart=True)
+    inbox.put_frame(8, limit=1)  # 7 dropped: 8 starts the new stream
+    work = inbox.take(0)
+    assert (work.frame, work.restart) == (8, True)
+    inbox.put_frame(1, limit=2, restart=True)
+    inbox.put_frame(2, limit=2)
+    inbox.put_frame(3, limit=2)  # 1 dropped: its restart passes to 2, the oldest kept
+    assert [(w.frame, w.restart) for w in (inbox.take(0), inbox.take(0))] == [(2, True), (3, False)]
 
 
 def test_a_closed_inbox_ends_the_worker_and_keeps_what_the_node_was_told():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -353,3 +355,14 @@ def test_assignment_leaves_pairs_unmatched_rather_than_take_two_poor_ones():
     allowed = np.array([[True, True], [True, False]])
     assert assign(cost, allowed) == [(0, 0)]
     assert assign(cost, allowed, unmatched_cost=2.0) == [(0, 1), (1, 0)]
+
+
+def test_a_shared_id_source_never_gives_an_id_twice():
+    """The node keeps one id source for its process: the tracker of a later configure continues it."""
+    ids = itertools.count(1)
+    first = PersonTracker(TrackerParams(confirm_frames=1), ids)
+    assert [t.track_id for t in first.update(*frame([(0, 0, 30, 90), (100, 0, 30, 90)], [0.9, 0.9]))] == [1, 2]
+    first.reset()
+    assert [t.track_id for t in first.update(*frame([(0, 0, 30, 90)], [0.9], stamp_ns=NS))] == [3]
+    second = PersonTracker(TrackerParams(confirm_frames=1), ids)
+    assert [t.track_id for t in second.update(*frame([(0, 0, 30, 90)], [0.9]))] == [4]

@@ -30,18 +30,23 @@ class HogDetector:
     - the SVM margin w becomes a score in [0, 1) by 1 - exp(-w) (0.5 at w = 0.69, 0.9 at
       w = 2.3), so the tracker's high/low score stages (ByteTrack) see weak windows as weak
       detections instead of dropping them.
+    - ``max_side`` 1280: a larger frame is shrunk to it (its longer side) before ``upscale``; the
+      cost grows with the pixels (a 4096x4096 frame took ~8 s on 2 cores, the node's whole frame
+      budget many times over) and a person in such a frame is hundreds of pixels tall anyway.
     """
 
     WINDOW = (64, 128)  # (w, h) of OpenCV's people detector window
 
-    def __init__(self, upscale: float = 1.3, nms_iou: float = 0.4, min_score: float = 0.05):
+    def __init__(self, upscale: float = 1.3, nms_iou: float = 0.4, min_score: float = 0.05, max_side: int = 1280):
         self.hog = cv2.HOGDescriptor()
         self.hog.setSVMDetector(cv2.HOGDescriptor.getDefaultPeopleDetector())
-        self.upscale, self.nms_iou, self.min_score = upscale, nms_iou, min_score
+        self.upscale, self.nms_iou, self.min_score, self.max_side = upscale, nms_iou, min_score, max_side
 
     def detect(self, rgb: np.ndarray):
-        f = self.upscale
-        img = cv2.resize(rgb, None, fx=f, fy=f, interpolation=cv2.INTER_LINEAR) if f != 1.0 else rgb
+        side = max(rgb.shape[:2])
+        f = self.upscale * (min(1.0, self.max_side / side) if self.max_side > 0 and side else 1.0)
+        interpolation = cv2.INTER_LINEAR if f >= 1.0 else cv2.INTER_AREA
+        img = cv2.resize(rgb, None, fx=f, fy=f, interpolation=interpolation) if f != 1.0 else rgb
         # detectMultiScale corrupts the heap on images smaller than its window (OpenCV, seen
         # with 1x1 and 20x20 frames): pad them to the window size; boxes stay in frame coordinates.
         H, W = img.shape[:2]
@@ -101,11 +106,12 @@ class GroundingDinoDetector:
 
 
 def make_detector(
-    name: str, model: str = "", device: str = "cpu", local_files_only: bool = False, hog_upscale: float = 1.3
-):
+    name: str, model: str = "", device: str = "cpu", local_files_only: bool = False, hog_upscale: float = 1.3,
+    hog_max_side: int = 1280,
+):  # fmt: skip
     """None for ``external`` (boxes arrive on a topic)."""
     if name == "hog":
-        return HogDetector(upscale=hog_upscale)
+        return HogDetector(upscale=hog_upscale, max_side=hog_max_side)
     if name == "full_frame":
         return FullFrameDetector()
     if name == "grounding_dino":

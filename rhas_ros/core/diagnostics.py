@@ -25,6 +25,7 @@ COUNTED = {
     "invalid_stamps": "bad_stamps",
     "stamps_repeated": "stamp_repeated",
     "stamps_went_backwards": "stamp_went_backwards",
+    "stamps_jumped_forward": "stamp_jumped_forward",
     "segment_messages": "segment_msgs",
     "segments_closed": "segments_closed",
 }
@@ -35,6 +36,7 @@ PROBLEMS = (
     ("images with repeated stamps", ("stamp_repeated",)),
     ("frames without a persons message", ("frames_without_persons",)),
     ("stamps went backwards", ("stamp_went_backwards",)),
+    ("stamps jumped forward", ("stamp_jumped_forward",)),
     ("callback or worker errors", ("callback_errors", "worker_errors")),
 )
 

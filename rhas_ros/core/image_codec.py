@@ -7,6 +7,7 @@ Every failure raises ImageDecodeError with a message naming the encoding / sizes
 
 from __future__ import annotations
 
+import re
 import zlib
 
 import cv2
@@ -19,15 +20,17 @@ ENCODINGS = {
     "rgba8": (4, np.uint8, cv2.COLOR_RGBA2RGB),
     "bgra8": (4, np.uint8, cv2.COLOR_BGRA2RGB),
     "mono8": (1, np.uint8, cv2.COLOR_GRAY2RGB),
-    "8uc1": (1, np.uint8, cv2.COLOR_GRAY2RGB),
     "mono16": (1, np.uint16, cv2.COLOR_GRAY2RGB),
-    "16uc1": (1, np.uint16, cv2.COLOR_GRAY2RGB),
     "yuv422_yuy2": (2, np.uint8, cv2.COLOR_YUV2RGB_YUY2),
     "yuyv": (2, np.uint8, cv2.COLOR_YUV2RGB_YUY2),
     "yuv422": (2, np.uint8, cv2.COLOR_YUV2RGB_UYVY),  # ROS "yuv422" is UYVY byte order
     "uyvy": (2, np.uint8, cv2.COLOR_YUV2RGB_UYVY),
 }
 SUPPORTED = tuple(ENCODINGS)
+# OpenCV-style type names (8UC1, 16UC1, 32FC1, 64FC3, ...): depth maps (REP-118: 16UC1 in mm,
+# 32FC1 in m), disparity, masks, point data. Not camera pictures: refused by name, never shown to
+# the detector as a dark grey frame.
+NON_COLOUR = re.compile(r"^(8|16|32|64)(u|s|f)c[1-4]$")
 
 
 class ImageDecodeError(ValueError):
@@ -41,6 +44,11 @@ def decode_raw(
     enc = encoding.lower()
     if enc not in ENCODINGS:
         shown = repr(encoding[:32]) + ("..." if len(encoding) > 32 else "")  # the field is untrusted
+        if NON_COLOUR.match(enc):
+            raise ImageDecodeError(
+                f"encoding {shown} is not a camera picture (depth, disparity or other data): the image topic needs "
+                f"one of {', '.join(SUPPORTED)}"
+            )
         raise ImageDecodeError(f"unsupported encoding {shown}; supported: {', '.join(SUPPORTED)}")
     if height <= 0 or width <= 0:
         raise ImageDecodeError(f"empty image: {width}x{height} ({encoding})")

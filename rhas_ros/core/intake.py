@@ -43,7 +43,8 @@ class Stamp(Enum):
     ACCEPTED = "accepted"
     INVALID = "invalid"  # nanosec >= 1e9 or negative seconds: would wrap every stamp derived from it
     REPEATED = "repeated"  # the stamp of the previous frame (a camera that does not stamp)
-    BACKWARDS = "backwards"  # earlier than the previous frame (a bag loop): accepted, buffers reset
+    BACKWARDS = "backwards"  # earlier than the previous frame (a bag loop): accepted, the stream restarts
+    JUMPED = "jumped"  # later than the previous frame by more than max_stamp_gap: accepted, the stream restarts
     SUBSAMPLED = "subsampled"  # closer to the previous kept frame than 1 / sample_fps
 
 
@@ -54,18 +55,30 @@ STAMP_EVENTS = {
         "stamp_repeated",
         "images arrive with the stamp of the previous image (is the camera stamping frames?)",
     ),
-    Stamp.BACKWARDS: ("stamp_went_backwards", "image stamp went backwards (bag loop?): resetting buffers"),
+    Stamp.BACKWARDS: (
+        "stamp_went_backwards",
+        "image stamp went backwards (bag loop?): segments closed, tracks and windows restarted",
+    ),
+    Stamp.JUMPED: (
+        "stamp_jumped_forward",
+        "image stamp jumped {gap:.1f} s forward (more than max_stamp_gap): "
+        "segments closed at the last frame before it, tracks and windows restarted",
+    ),
     Stamp.SUBSAMPLED: ("frames_skipped_fps", None),
 }
 
 
 class StampGate:
-    """Keeps a frame when its stamp is at least 1 / sample_fps after the previous kept one."""
+    """Keeps a frame when its stamp is at least 1 / sample_fps after the previous kept one. A
+    discontinuity of the camera clock in either direction (a bag loop, a driver restart, a clock
+    sync, a recording with a hole) is one rule: the frame is kept and starts the stream anew."""
 
     def __init__(self):
         self.last_ns: int | None = None
+        self.gap_s = 0.0  # the size of the last jump forward
 
-    def check(self, sec: int, nanosec: int, sample_fps: float) -> Stamp:
+    def check(self, sec: int, nanosec: int, sample_fps: float, max_gap_s: float = 0.0) -> Stamp:
+        """``max_gap_s``: a frame later than the previous kept one by more is a jump (0: never)."""
         if not 0 <= nanosec < NS or sec < 0:
             return Stamp.INVALID
         ns = sec * NS + nanosec
@@ -78,6 +91,9 @@ class StampGate:
         if last is not None and ns - last < NS / sample_fps:
             return Stamp.SUBSAMPLED
         self.last_ns = ns
+        if last is not None and max_gap_s > 0 and ns - last > max_gap_s * NS:
+            self.gap_s = (ns - last) / NS
+            return Stamp.JUMPED
         return Stamp.ACCEPTED
 
 
@@ -113,6 +129,11 @@ class TextGate:
         self._last: str | None = None
         self._logged_at, self._unlogged = -1e9, 0
 
+    def new_subscriptions(self) -> None:
+        """The text subscriptions were made anew (activate): a latched text they deliver again is
+        applied again, not taken for the other subscription's copy."""
+        self._seen.clear()
+
     def receive(self, raw: str, publisher: bytes, sequence: int | None, max_chars: int) -> TextEvent | None:
         """None for a copy already received (the same publisher and sequence number)."""
         if sequence is not None:
@@ -144,12 +165,13 @@ def shown(text: str) -> str:
 
 @dataclass
 class Work:
-    """One turn of the worker: apply what changed, then process the frame (any part may be None)."""
+    """One turn of the worker: apply what changed, restart the stream if the frame starts a new one,
+    then process the frame (any part may be None / False)."""
 
-    reset: bool
     config: object | None
     query: str | None
     frame: tuple | None
+    restart: bool = False  # the camera clock jumped before this frame: close and reset first
 
 
 class Inbox:
@@ -158,11 +180,10 @@ class Inbox:
     def __init__(self, counts: collections.Counter | None = None):
         self._cv = threading.Condition()
         self._counts = collections.Counter() if counts is None else counts  # "dropped": frames the queue dropped
-        self._frames: collections.deque = collections.deque()
+        self._frames: collections.deque = collections.deque()  # (frame, restart)
         self._persons: collections.OrderedDict[int, object] = collections.OrderedDict()  # stamp ns -> boxes
         self._query: str | None = None
         self._config = None
-        self._reset = False
         self.open = False
 
     def start(self) -> None:
@@ -180,12 +201,20 @@ class Inbox:
     def __len__(self) -> int:
         return len(self._frames)
 
-    def put_frame(self, item, limit: int) -> None:
+    def put_frame(self, item, limit: int, restart: bool = False) -> None:
+        """Queue a frame (latest wins beyond ``limit``). ``restart``: the stream starts anew with it;
+        the frames queued before it are still processed first (they are the end of the old stream),
+        and a dropped restart passes to the next frame kept."""
         with self._cv:
+            carried = False
             while len(self._frames) >= limit:
-                self._frames.popleft()  # latest wins
+                carried |= self._frames.popleft()[1]
                 self._counts["dropped"] += 1
-            self._frames.append(item)
+            if carried and self._frames:
+                self._frames[0] = (self._frames[0][0], True)
+            else:
+                restart |= carried
+            self._frames.append((item, restart))
             self._cv.notify_all()
 
     def put_query(self, text: str) -> None:
@@ -198,25 +227,19 @@ class Inbox:
             self._config = config
             self._cv.notify_all()
 
-    def put_reset(self) -> None:
-        """The frames before now are obsolete (stamps went backwards)."""
-        with self._cv:
-            self._reset = True
-            self._frames.clear()
-            self._cv.notify_all()
-
     def take(self, timeout: float = 0.5) -> Work | None:
         """The next turn of work, waiting up to ``timeout``; None once closed."""
         with self._cv:
             self._cv.wait_for(lambda: not self.open or self._frames or self._pending(), timeout)
             if not self.open:
                 return None
-            work = Work(self._reset, self._config, self._query, self._frames.popleft() if self._frames else None)
-            self._reset, self._config, self._query = False, None, None
+            frame, restart = self._frames.popleft() if self._frames else (None, False)
+            work = Work(self._config, self._query, frame, restart)
+            self._config, self._query = None, None
             return work
 
     def _pending(self) -> bool:
-        return self._query is not None or self._config is not None or self._reset
+        return self._query is not None or self._config is not None
 
     # ---------------------------------------------------------------- person boxes by stamp
     def put_persons(self, stamp_ns: int, boxes) -> None:

@@ -60,6 +60,10 @@ class Settings:
         1.3, "hog detector: the frame is enlarged by this factor first (its window is 128 px tall: 1.3 finds "
         "people from 98 px; cost grows with the square)", range=(1.0, 4.0),
     )  # fmt: skip
+    hog_max_side: int = setting(
+        1280, "hog detector: a frame longer than this on its longer side is shrunk to it before detection (the "
+        "cost grows with the pixels: a 4096x4096 frame took 8 s); 0 = never", range=(0, 100000),
+    )  # fmt: skip
     detector_model: str = setting("", "hub name or folder for grounding_dino ('' = IDEA-Research/grounding-dino-tiny)")
     # The tracker's values (defaults from TrackerParams; ``part`` maps them back).
     track_high_score: float = part_of(
@@ -109,6 +113,11 @@ class Settings:
     compile_model: bool = setting(
         False, "torch.compile the denoising step (about 2x faster DDIM steps); configure compiles it: about 1 min "
         "(2 in everyone mode) on 2 CPU cores the first time, seconds once torch's on-disk cache holds it",
+    )  # fmt: skip
+    max_stamp_gap: float = setting(
+        5.0, "seconds between two camera stamps that count as a new stream, as a stamp going backwards does: open "
+        "segments end FINAL at the last frame before the gap, tracks and windows restart (a camera restart, a bag "
+        "with a hole); 0 = never", range=(0.0, 86400.0), dynamic=True,
     )  # fmt: skip
     sample_fps: float = setting(
         0.0, "frames per second kept from the camera, by header stamp (0 = the checkpoint's training rate)",

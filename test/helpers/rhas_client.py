@@ -36,6 +36,7 @@ TRANSITIONS = {
     "activate": Transition.TRANSITION_ACTIVATE,
     "deactivate": Transition.TRANSITION_DEACTIVATE,
     "cleanup": Transition.TRANSITION_CLEANUP,
+    "active_shutdown": Transition.TRANSITION_ACTIVE_SHUTDOWN,
 }
 
 

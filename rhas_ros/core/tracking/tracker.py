@@ -42,6 +42,8 @@ KalmanFilter would add matplotlib for the 20 lines of kalman.py.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 
@@ -108,10 +110,12 @@ class _Frame:
 
 
 class PersonTracker:
-    def __init__(self, params: TrackerParams | None = None):
+    def __init__(self, params: TrackerParams | None = None, ids: Iterator[int] | None = None):
+        """``ids``: where new track ids come from (default: 1, 2, ...). The node passes one source
+        for its whole process, so ids are never reused, not even by the tracker of a later configure."""
         self.params = params or TrackerParams()  # replaced as a whole when parameters change
         self.tracks: list[Track] = []
-        self._next_id = 1
+        self._ids = itertools.count(1) if ids is None else ids
 
     def reset(self) -> None:
         """Forget every track; ids keep counting (an id is never reused within a run, even across a
@@ -185,9 +189,8 @@ class PersonTracker:
             t.mean, t.cov = BoxKalman.predict(t.mean, t.cov)
 
     def _confirm(self, t: Track) -> None:
-        t.track_id = self._next_id
+        t.track_id = next(self._ids)
         t.state = TrackState.TRACKED
-        self._next_id += 1
 
     def _associate(self, tracks: list[Track], cand: list[int], f: _Frame, stage: _Stage) -> list[int]:
         """Match ``tracks`` to the candidate detections ``cand`` (indices) by IoU of the predicted box

@@ -1,0 +1,142 @@
+"""rhas_node keeps what it was told through the lifecycle and across jumps of the camera clock,
+over real DDS with real footage (test/helpers/footage.py: pedestrians of OpenCV's vtest.avi, the
+node's HOG detector and tracker): a cleanup -> configure cycle keeps the latched referring text and
+never reuses a person id; a +1 h stamp jump closes the open segments at the gap; a depth image is
+refused; a 4096x4096 frame fits the frame budget; the shutdown transition ends the process."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import cv2
+import pytest
+from contract import FINAL, contract_violations
+from footage import PHOTO, pan
+from node_process import rhas_node
+from rhas_client import FRAME_GAP
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header, String
+
+from rhas_ros.conversions import ns_to_stamp, stamp_to_ns
+
+pytestmark = pytest.mark.dds
+
+TEXT = "the person in the dark coat"
+HOG = {"detector": "hog", "hog_upscale": 1.0}  # the footage's persons are 100-200 px tall: no upscale needed
+
+
+def play_footage(c, first: int, n: int) -> None:
+    for k in range(first, first + n):
+        c.image_pub.publish(c.image(pan(k), c.stamp(k)))
+        c.spin_for(FRAME_GAP + 0.02)
+    c.wait_processed(c.stamp(first + n - 1))
+
+
+def test_a_lifecycle_cycle_keeps_the_latched_query_and_never_reuses_a_person_id(node_assets, ros_env, dds_client):
+    """deactivate -> cleanup -> configure -> activate (what nav2's lifecycle manager does on a
+    reset) with the latched text publisher still up: segments resume for the same query within a
+    window, and the persons after the cycle get ids never used before it."""
+    with rhas_node(node_assets, ros_env, **HOG) as node:
+        c = dds_client()
+        c.wait_for_node()
+        c.text_pub.publish(String(data=TEXT))  # latched (transient local); the publisher stays up
+        play_footage(c, 0, 40)
+        ids_before = c.track_ids()
+        assert c.received and ids_before, node.log()[-2000:]
+        for step in ("deactivate", "cleanup", "configure", "activate"):
+            assert c.transition(step, attempts=1), step
+        c.wait_for_node()
+        c.tracks.clear()
+        mark = len(c.received)
+        play_footage(c, 40, 40)
+        after = c.received[mark:]
+        assert after, f"no segments after the cycle; node log: {node.log()[-2000:]}"
+        assert {m.query for m in after} == {TEXT} and c.tracks[-1].query == TEXT
+        first = min(stamp_to_ns(m.header.stamp) for m in after)
+        assert first <= c.stamp(40 + 16 + 4), "segments resume within a window (W=16, hop 4)"
+        ids_after = c.track_ids()
+        assert ids_after and not ids_before & ids_after, (ids_before, ids_after)
+        assert "(kept)" in node.log(), "the kept query is named when the node becomes active again"
+
+
+@pytest.fixture(scope="module")
+def hog_node(node_assets, second_ros_env):
+    with rhas_node(node_assets, second_ros_env, **HOG) as node:
+        yield node, second_ros_env
+
+
+def test_a_forward_jump_of_the_camera_clock_ends_every_segment_at_the_gap(hog_node, dds_client):
+    node, env = hog_node
+    c = dds_client(env=env, t0=10**13)
+    c.wait_for_node()
+    jumps = int(c.diag(fresh_after=2.0)["stamps_jumped_forward"])
+    c.send_text(TEXT)
+    play_footage(c, 0, 30)
+    last_before = c.stamp(29)
+    c.t0 += 3600 * 10**9  # the camera driver restarts an hour later
+    play_footage(c, 30, 30)
+    c.send_text("")  # the end: every segment FINAL
+    c.wait_all_final()
+    msgs = c.segments()
+    assert contract_violations(msgs) == [], contract_violations(msgs)[:5]
+    spans = [(s["start"], s["end"]) for m in msgs for s in m["segments"]]
+    assert spans and not [sp for sp in spans if sp[0] <= last_before < sp[1]], "no segment spans the gap"
+    assert max(e - s for s, e in spans) < 10 * 10**9
+    closing = [m for m in msgs if m["stamp"] == last_before and all(s["status"] == FINAL for s in m["segments"])]
+    assert closing, "the open segments were closed, headed by the last frame before the gap"
+    assert any(m["stamp"] > last_before for m in msgs), "segmenting goes on after the gap"
+    diag = c.diag(fresh_after=2.0)
+    assert int(diag["stamps_jumped_forward"]) == jumps + 1 and "stamps jumped forward" in diag["message"]
+    assert "image stamp jumped 3600.1 s forward" in node.log()  # frame 29 -> 30: 0.1 s + the hour
+
+
+def test_a_depth_image_is_refused_and_counted(hog_node, dds_client):
+    node, env = hog_node
+    c = dds_client(env=env, t0=2 * 10**13)
+    c.wait_for_node()
+    errors = int(c.diag(fresh_after=2.0)["decode_errors"])
+    depth = Image(header=Header(stamp=ns_to_stamp(c.stamp(0)), frame_id="depth_camera"), height=240, width=330,
+                  encoding="16UC1", step=660, data=bytes(240 * 660))  # fmt: skip
+    c.image_pub.publish(depth)
+    c.spin_for(0.5)
+    assert int(c.diag(fresh_after=2.0)["decode_errors"]) == errors + 1
+    assert "encoding '16UC1' is not a camera picture" in node.log()
+    assert not any(stamp_to_ns(m.header.stamp) == c.stamp(0) for m in c.tracks), "never processed as a frame"
+
+
+def test_a_16_megapixel_frame_fits_the_frame_budget(hog_node, dds_client, capsys):
+    """4096x4096 (max_image_pixels' default): the HOG detector sees it shrunk to hog_max_side, so the
+    worker takes well under a second for it, and /diagnostics keeps its 1 s period meanwhile."""
+    _, env = hog_node
+    c = dds_client(env=env, t0=3 * 10**13)
+    c.wait_for_node()
+    photo = cv2.cvtColor(cv2.imread(str(PHOTO)), cv2.COLOR_BGR2RGB)  # 768x576 -> 4096x3072, padded to 4096x4096
+    big = cv2.copyMakeBorder(cv2.resize(photo, (4096, 3072)), 0, 1024, 0, 0, cv2.BORDER_CONSTANT, value=0)
+    frame_ms = []
+    for k in range(3):  # a new person is confirmed after 3 frames (track_confirm_frames)
+        c.image_pub.publish(c.image(big, c.stamp(k)))
+        c.wait_processed(c.stamp(k), timeout=30)
+        frame_ms.append(float(c.diag(fresh_after=2.0)["last_frame_ms"]))
+    tracked = next(m for m in c.tracks if stamp_to_ns(m.header.stamp) == c.stamp(2))
+    assert tracked.persons and max(p.roi.height for p in tracked.persons) > 300, "boxes in the big frame's pixels"
+    assert max(frame_ms) < 1000, frame_ms
+    with capsys.disabled():
+        print(f"\n4096x4096 frames: the worker took {frame_ms} ms")
+    stamps = [stamp_to_ns(d.header.stamp) for d in c.diagnostics[-4:]]
+    assert max(b - a for a, b in itertools.pairwise(stamps)) < 2.5e9, "diagnostics kept publishing"
+
+
+def test_the_shutdown_transition_ends_the_process_with_every_segment_final(node_assets, ros_env, dds_client):
+    with rhas_node(node_assets, ros_env, **HOG) as node:
+        c = dds_client()
+        c.wait_for_node()
+        c.send_text(TEXT)
+        play_footage(c, 0, 30)
+        assert c.open_segments(), "segments are open before the shutdown"
+        t0 = time.monotonic()
+        assert c.transition("active_shutdown")
+        code = node.proc.wait(timeout=15)
+        c.spin_for(0.5)
+        assert code == 0 and time.monotonic() - t0 < 10, node.log()[-2000:]
+        assert not c.open_segments(), "finalizing closed every open segment"
