@@ -18,13 +18,11 @@ import time
 from dataclasses import replace
 
 import torch
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.publisher import Publisher
 from rclpy.subscription import Subscription
-from rclpy.timer import Timer
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header, String
 
@@ -33,12 +31,14 @@ from rhas_msgs.msg import ActionLabels, ActionSegment, ActionSegmentArray, Track
 from . import conversions as conv
 from . import lifecycle, qos
 from .core.debug_image import current_actions, draw
-from .core.diagnostics import Counters, pipeline_status
+from .core.diagnostics import Counters
 from .core.image_codec import ImageDecodeError
 from .core.intake import STAMP_EVENTS, Inbox, Stamp, StampGate, TextGate, Throttle, shown
 from .core.pipeline import RhasPipeline
 from .core.resolve import NodeConfig
+from .core.settings import DESCRIPTIONS as SETTINGS
 from .core.settings import DYNAMIC
+from .diagnostics import NodeDiagnostics
 from .parameters import declare_parameters, help_text, read_settings, unknown_overrides
 
 
@@ -56,7 +56,6 @@ class RhasNode(LifecycleNode):
         # activate / deactivate
         self._subs: list[Subscription] = []
         self._worker: threading.Thread | None = None
-        self._diag_timer: Timer | None = None
         # what the callbacks and the worker share (rhas_ros.core.intake, .diagnostics)
         self._counts = Counters()
         self._inbox = Inbox(self._counts)
@@ -67,6 +66,10 @@ class RhasNode(LifecycleNode):
         self._query = ""
         self._track_ids = itertools.count(1)
         self.finalized = False  # shutdown transition done: the process exits (rhas_ros.lifecycle)
+        self._state = "unconfigured"  # or inactive / active / finalized / "configure failed: <reason>"
+        self._someone_to_segment = False  # the newest frame had a person to segment (target / a track)
+        self._diag = NodeDiagnostics(self, self._counts, self._diagnostic_gauges, lambda: self._state,
+                                     lambda: self._someone_to_segment)  # fmt: skip
         self._throttle = Throttle()
         self._last_frame: tuple[Header, tuple[int, int]] = (Header(), (0, 0))  # newest processed: closing messages
         self._current: dict[int, str] = {}  # person id -> current actions, for ~/debug_image
@@ -85,7 +88,8 @@ class RhasNode(LifecycleNode):
     def _on_set_parameters(self, params) -> SetParametersResult:
         """Unconfigured: everything is read at configure. Configured: a dynamic change is resolved the
         way configure resolves it and applied from the next frame; anything refused changes nothing."""
-        if self._pipeline is None:
+        params = [p for p in params if p.name in SETTINGS]  # not QoS overrides, diagnostic_updater's, use_sim_time
+        if self._pipeline is None or not params:
             return SetParametersResult(successful=True)
         fixed = [p.name for p in params if p.name not in DYNAMIC]
         if fixed:
@@ -98,6 +102,7 @@ class RhasNode(LifecycleNode):
         for message in set(config.warnings) - set(self._config.warnings):
             self.get_logger().warning(message)
         self._config = config
+        self._diag.configure(config)
         if self._worker is not None:
             self._inbox.put_config(config)  # the worker applies it between two frames
         else:
@@ -113,7 +118,8 @@ class RhasNode(LifecycleNode):
             self._pipeline = RhasPipeline.from_checkpoint(s, self.get_logger().warning, track_ids=self._track_ids)
             self._pipeline.set_query(self._query)  # the query given before a cleanup holds after it
         except Exception as e:  # every reason configure can fail, named; the node stays unconfigured
-            self.get_logger().error(f"configure failed: {e}")
+            self._state = f"configure failed: {e}"
+            self.get_logger().error(self._state)
             return TransitionCallbackReturn.FAILURE
         self._config = c = self._pipeline.config
         self._pubs = {
@@ -121,14 +127,16 @@ class RhasNode(LifecycleNode):
             "labels": self.create_lifecycle_publisher(ActionLabels, s.labels_topic, qos.LATCHED),
             "tracks": self.create_lifecycle_publisher(TrackedPersonArray, s.tracks_topic, qos.RELIABLE),
             "debug": self.create_lifecycle_publisher(Image, "~/debug_image", qos.DEBUG_IMAGE),
-            "diagnostics": self.create_publisher(DiagnosticArray, "/diagnostics", qos.RELIABLE),
         }
+        self._diag.configure(c)
+        self._state = "inactive"
         self.get_logger().info(f"configured: {len(c.trained.labels)} classes, W={c.stream.window}, "
                                f"hop={c.stream.hop}, {'referring' if c.referring else 'everyone'} mode")  # fmt: skip
         return TransitionCallbackReturn.SUCCESS
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._release()
+        self._state = "unconfigured"
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -153,7 +161,8 @@ class RhasNode(LifecycleNode):
         self._inbox.start()
         self._worker = threading.Thread(target=self._work, name="rhas_worker", daemon=True)
         self._worker.start()
-        self._diag_timer = self.create_timer(1.0, self._publish_diagnostics)
+        self._diag.activated(True)
+        self._state = "active"
         ret = super().on_activate(state)
         self.get_logger().info(  # the resolved names (namespace and remappings applied)
             f"active: images on {self._subs[0].topic_name}, text on {self._subs[1].topic_name}, detector {s.detector}"
@@ -168,9 +177,8 @@ class RhasNode(LifecycleNode):
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.stop()
         self.close_segments()  # publishers are still active here
-        if self._diag_timer is not None:
-            self.destroy_timer(self._diag_timer)
-            self._diag_timer = None
+        self._diag.activated(False)
+        self._state = "inactive"
         return super().on_deactivate(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -179,6 +187,8 @@ class RhasNode(LifecycleNode):
         self.stop()
         self.close_segments(wait_acked=2.0)
         self._release()
+        self._diag.activated(False)
+        self._state = "finalized"
         self.finalized = True
         return TransitionCallbackReturn.SUCCESS
 
@@ -196,8 +206,8 @@ class RhasNode(LifecycleNode):
 
     def _release(self) -> None:
         """configure's twin: publishers and the pipeline."""
-        for name, pub in self._pubs.items():
-            (self.destroy_publisher if name == "diagnostics" else self.destroy_lifecycle_publisher)(pub)
+        for pub in self._pubs.values():
+            self.destroy_lifecycle_publisher(pub)
         self._pubs, self._pipeline, self._config = {}, None, None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -229,6 +239,7 @@ class RhasNode(LifecycleNode):
             except (ImageDecodeError, ValueError) as e:
                 self._counts["decode_errors"] += 1
                 return self._warn(f"skipping {what}: {e}")
+            self._diag.image(stamp.sec * 1_000_000_000 + stamp.nanosec)
             restart = verdict is not Stamp.ACCEPTED  # the clock jumped: the stream restarts with this frame
             self._inbox.put_frame((rgb, msg.header, time.monotonic()), s.queue_size, restart)
         except Exception as e:  # never let one message end rclpy.spin
@@ -304,6 +315,9 @@ class RhasNode(LifecycleNode):
         self._pubs["tracks"].publish(conv.tracked_persons(result, pipe.query, header, size))
         self._publish(result.outputs)
         current_actions(result, pipe.labels, self._current)
+        self._someone_to_segment = (
+            (result.target_id is not None) if pipe.referring else any(t.seen for t in result.tracks)
+        )
         if result.inference_ms is not None:
             self._gauges["last_inference_ms"] = round(result.inference_ms, 1)
         now = time.monotonic()
@@ -322,6 +336,7 @@ class RhasNode(LifecycleNode):
         for out in outputs:
             self._pubs["segments"].publish(conv.segment_array(out, self._pipeline.labels, header, size))
             self._counts["segment_msgs"] += 1
+            self._diag.segment_message()
             self._counts["segments_closed"] += sum(s.status == ActionSegment.STATUS_FINAL for s in out.segments)
 
     def close_segments(self, wait_acked: float = 0.0) -> None:
@@ -339,7 +354,8 @@ class RhasNode(LifecycleNode):
             self.get_logger().error(f"closing open segments failed: {type(e).__name__}: {e}")
 
     # ------------------------------------------------------------------ diagnostics
-    def _publish_diagnostics(self) -> None:
+    def _diagnostic_gauges(self) -> dict:
+        """Values read when /diagnostics is published (rhas_ros.diagnostics)."""
         gauges = {
             "boxes_dropped_over_max_boxes": self._pipeline.dropped_boxes if self._pipeline is not None else 0,
             "queue_length": len(self._inbox),
@@ -347,15 +363,7 @@ class RhasNode(LifecycleNode):
         }
         if torch.cuda.is_available():
             gauges["cuda_allocated_mib"] = round(torch.cuda.memory_allocated() / 2**20, 1)
-        st = pipeline_status(self._counts, gauges)
-        status = DiagnosticStatus(
-            level=bytes([st.level]), name=f"{self.get_fully_qualified_name()}: pipeline", hardware_id="rhas",
-            message=st.message, values=[KeyValue(key=k, value=v) for k, v in st.values.items()],
-        )  # fmt: skip
-        if "diagnostics" in self._pubs:
-            self._pubs["diagnostics"].publish(
-                DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=[status])
-            )
+        return gauges
 
 
 def main(args=None) -> None:

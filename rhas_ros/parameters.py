@@ -20,6 +20,11 @@ parameters (config/rhas.yaml has them all with their defaults):
 """
 
 
+# Parameters that ROS libraries declare on the node themselves: QoS overrides (rclpy), the
+# diagnostics updater's.
+ROS_OWNED = ("qos_overrides.", "diagnostic_updater.")
+
+
 def help_text() -> str:
     width = max(map(len, DESCRIPTIONS))
     return USAGE + "\n".join(f"  {k:<{width}}  {v}" for k, v in DESCRIPTIONS.items())
@@ -57,6 +62,8 @@ def unknown_overrides(node) -> list[str]:
     declared = [f.name for f in fields(Settings)]
     out = []
     for name in sorted(set(node._parameter_overrides) - set(declared) - {"use_sim_time"}):
+        if name.startswith(ROS_OWNED):
+            continue
         close = difflib.get_close_matches(name, declared, n=1)
         out.append(f"{name!r} is not a parameter of rhas_node and is ignored" + (f" (did you mean {close[0]!r}?)"
                                                                                  if close else ""))  # fmt: skip

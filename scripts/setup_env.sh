@@ -8,7 +8,9 @@
 #   1. python -m venv .venv                          (PYTHON or python3.11 / python3)
 #   2. pip install -r requirements.lock              (ROS 2 Kilted wheels, torch, transformers, ...)
 #      + scripts/fix_ros_cmake.py                    (see that file: wheel CMake exports)
-#   3. cmake build + install of rhas_msgs into .venv (reruns when rhas_msgs/ changes)
+#   3. cmake build + install of rhas_msgs into .venv (reruns when rhas_msgs/ changes), and of
+#      vision_msgs, hri_msgs (+ pip install of diagnostic_updater) from ../shared/ros-extra
+#      where it exists (RHAS_ROS_EXTRA names another)
 #   4. pip install -e . (rhas_ros + hopadiff)        (reruns when setup.py/setup.cfg/package.xml change)
 #   5. ../shared/ros-launch/install.sh .venv         (the ROS 2 launch system and `ros2` CLI as wheels,
 #                                                     when that folder exists, or next to the local
@@ -59,26 +61,52 @@ if ! stamp_ok deps "$deps_key"; then
   "${PIP[@]}" install --quiet -r requirements.lock
   "$VPY" scripts/fix_ros_cmake.py "$VENV"
   write_stamp deps "$deps_key"
-  rm -f "$VENV/.rhas-msgs"
+  rm -f "$VENV"/.rhas-msgs-*
 fi
 
-# 3. rhas_msgs
-msgs_key="$(cd rhas_msgs && digest $(find . -type f | LC_ALL=C sort))"
-if ! stamp_ok msgs "$msgs_key"; then
-  log "building rhas_msgs into $VENV"
-  build="$VENV/build/rhas_msgs"
+# 3. message packages built with cmake into the venv: rhas_msgs, then (where ../shared/ros-extra
+#    has them) vision_msgs and hri_msgs, which are not on PyPI; each rebuilt when its sources change.
+build_msgs() {  # build_msgs NAME SOURCE_DIR
+  local name="$1" src="$2" key
+  key="$(cd "$src" && digest $(find . -type f | LC_ALL=C sort))"
+  stamp_ok "msgs-$name" "$key" && return 0
+  log "building $name into $VENV"
+  local build="$VENV/build/$name"
   rm -rf "$build" && mkdir -p "$build"
   (
     cd "$build"
-    cmake "$ROOT/rhas_msgs" -DCMAKE_PREFIX_PATH="$VENV" -DCMAKE_INSTALL_PREFIX="$VENV" \
+    AMENT_PREFIX_PATH="$VENV" cmake "$src" -DCMAKE_PREFIX_PATH="$VENV" -DCMAKE_INSTALL_PREFIX="$VENV" \
       -DPython3_EXECUTABLE="$VPY" -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release > cmake.log 2>&1 \
-      || { tail -40 cmake.log >&2; log "cmake configure of rhas_msgs failed (full log: $build/cmake.log)"; exit 1; }
+      || { tail -40 cmake.log >&2; log "cmake configure of $name failed (full log: $build/cmake.log)"; exit 1; }
     make -j"$(nproc)" > make.log 2>&1 && make install > install.log 2>&1 \
-      || { tail -40 make.log >&2; log "build of rhas_msgs failed (logs in $build)"; exit 1; }
+      || { tail -40 make.log >&2; log "build of $name failed (logs in $build)"; exit 1; }
   )
-  "$VPY" -c "from rhas_msgs.msg import ActionSegmentArray" \
-    || { log "rhas_msgs built but does not import"; exit 1; }
-  write_stamp msgs "$msgs_key"
+  "$VPY" -c "import $name.msg" || { log "$name built but does not import"; exit 1; }
+  write_stamp "msgs-$name" "$key"
+}
+build_msgs rhas_msgs "$ROOT/rhas_msgs"
+
+# Where a shared/ folder is: RHAS_<NAME>, else next to this checkout, else next to the local
+# repository this one was cloned from (a scratch clone of a checkout that sits next to shared/).
+origin="$(git -C "$ROOT" config --get remote.origin.url 2>/dev/null || true)"
+shared_dir() {  # shared_dir FOLDER MARKER_FILE [OVERRIDE]
+  local folder="$1" marker="$2" override="${3:-}"
+  if [ -n "$override" ]; then echo "$override"; return; fi
+  if [ -e "$ROOT/../shared/$folder/$marker" ]; then (cd "$ROOT/../shared/$folder" && pwd); return; fi
+  if [ -n "$origin" ] && [ -e "$origin/../shared/$folder/$marker" ]; then (cd "$origin/../shared/$folder" && pwd); return; fi
+  echo "$ROOT/../shared/$folder"
+}
+ROS_EXTRA="$(shared_dir ros-extra README.md "${RHAS_ROS_EXTRA:-}")"
+if [ -d "$ROS_EXTRA/vision_msgs" ]; then
+  build_msgs vision_msgs "$ROS_EXTRA/vision_msgs"
+  build_msgs hri_msgs "$ROS_EXTRA/hri_msgs"
+  extra_key="$(digest $(find "$ROS_EXTRA/diagnostic_updater" -type f | LC_ALL=C sort))"
+  if ! stamp_ok diagnostic-updater "$extra_key"; then
+    "${PIP[@]}" install --quiet --no-deps --no-build-isolation "$ROS_EXTRA/diagnostic_updater"
+    write_stamp diagnostic-updater "$extra_key"
+  fi
+else
+  log "no $ROS_EXTRA: vision_msgs, hri_msgs, diagnostic_updater not installed (their tests skip; a ROS distro has them)"
 fi
 
 # 4. this package, editable
@@ -90,14 +118,7 @@ if ! stamp_ok pkg "$pkg_key"; then
   write_stamp pkg "$pkg_key"
 fi
 # 5. the launch system and the ros2 CLI, where this machine has them as wheels
-# Where: RHAS_ROS_LAUNCH, else shared/ next to this checkout, else shared/ next to the local
-# repository this one was cloned from (a scratch clone of a checkout that sits next to shared/).
-ROS_LAUNCH="${RHAS_ROS_LAUNCH:-$ROOT/../shared/ros-launch}"
-origin="$(git -C "$ROOT" config --get remote.origin.url 2>/dev/null || true)"
-if [ -z "${RHAS_ROS_LAUNCH:-}" ] && [ ! -f "$ROS_LAUNCH/install.sh" ] && [ -n "$origin" ] \
-   && [ -f "$origin/../shared/ros-launch/install.sh" ]; then
-  ROS_LAUNCH="$(cd "$origin/../shared/ros-launch" && pwd)"
-fi
+ROS_LAUNCH="$(shared_dir ros-launch install.sh "${RHAS_ROS_LAUNCH:-}")"
 if [ -f "$ROS_LAUNCH/install.sh" ]; then
   bash "$ROS_LAUNCH/install.sh" "$VENV" > "$VENV/.rhas-ros-launch.log" 2>&1 \
     || { tail -20 "$VENV/.rhas-ros-launch.log" >&2; log "installing the launch system from $ROS_LAUNCH failed"; exit 1; }

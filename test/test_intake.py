@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from rhas_ros.core.diagnostics import OK, WARN, Counters, pipeline_status
+from rhas_ros.core.diagnostics import ERROR, OK, WARN, Counters, RecentCounts, pipeline_status
 from rhas_ros.core.intake import Inbox, Stamp, StampGate, TextGate, Throttle, clean_query, shown
 
 S = 1_000_000_000
@@ -138,8 +138,35 @@ def test_throttle_once_per_key_per_period():
         ({"frames_in": 100, "frames_skipped_fps": 50}, OK, "ok"),
     ],
 )
-def test_diagnostics_level_and_message_follow_the_counters(counts, level, message):
-    st = pipeline_status(Counters(counts), {"queue_length": 1})
+def test_diagnostics_level_and_message_follow_what_happened_recently(counts, level, message):
+    st = pipeline_status(Counters(counts), counts, {"queue_length": 1}, "active", image_silence_s=0.5)
     assert (st.level, st.message) == (level, message)
-    assert st.values["queue_length"] == "1" and float(st.values["max_rss_mib"]) > 0
+    assert st.values["queue_length"] == "1" and float(st.values["max_rss_mib"]) > 0 and st.values["state"] == "active"
     assert st.values["frames_received"] == str(counts.get("frames_in", 0))
+
+
+def test_the_level_recovers_after_a_burst_and_the_totals_stay():
+    counts, recent = Counters(), RecentCounts(window_s=10.0)
+    assert recent.update(counts, now=0.0) == {}
+    counts["dropped"] += 1  # one dropped frame at t = 0.5
+    levels = []
+    for t in range(1, 25):
+        st = pipeline_status(counts, recent.update(counts, now=float(t)), {}, "active", image_silence_s=0.1)
+        levels.append(st.level)
+    assert levels[:10] == [WARN] * 10 and levels[11:] == [OK] * 13, levels
+    assert st.values["frames_dropped_queue_full"] == "1", "the total stays in the values"
+
+
+@pytest.mark.parametrize(
+    ("state", "silence", "level", "message"),
+    [
+        ("unconfigured", None, WARN, "unconfigured: not processing"),
+        ("configure failed: /x.pt does not exist", None, ERROR, "configure failed: /x.pt does not exist"),
+        ("inactive", None, WARN, "inactive: not processing"),
+        ("active", 7.2, ERROR, "no image for 7 s"),
+        ("active", 4.0, OK, "ok"),
+    ],
+)
+def test_the_lifecycle_state_and_the_camera_watchdog(state, silence, level, message):
+    st = pipeline_status(Counters(), {}, {}, state, silence, image_timeout_s=5.0)
+    assert st.level == level and st.message.startswith(message)

@@ -161,24 +161,35 @@ def test_runtime_values_configure_would_refuse_are_refused_and_change_nothing(as
     assert node.pipeline.segmenter.cfg.ddim_steps == 5, "0 = the checkpoint's DDIM steps"
 
 
-def test_diagnostics_level_and_message_follow_what_happened(assets, make_node):
-    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+def test_diagnostics_are_published_from_construction_and_name_the_state(assets, make_node):
+    """diagnostic_updater's statuses, from the node's construction: unconfigured, then a failed
+    configure with its reason (ERROR), then configured; the names carry the node's full name."""
+    from diagnostic_msgs.msg import DiagnosticStatus
 
-    node = make_node(**_params(assets))
-    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    node = make_node(**_params(assets, checkpoint="/nonexistent/model.pt"))
     published = []
-    node._pubs["diagnostics"].publish = published.append  # capture what the timer would send
-    node._publish_diagnostics()
-    ok = published[-1].status[0]
-    assert isinstance(published[-1], DiagnosticArray)
-    assert ok.level == DiagnosticStatus.OK and ok.message == "ok"
+    node._diag.updater.publisher.publish = published.append  # capture what the steady timer would send
+
+    def pipeline():
+        node._diag.updater.force_update()
+        (st,) = [s for s in published[-1].status if s.name.endswith(": pipeline")]
+        return st
+
+    st = pipeline()
+    assert st.name == "/in_process_test/rhas_node: pipeline" and st.level == DiagnosticStatus.WARN
+    assert st.message == "unconfigured: not processing"
+    names = {s.name.rsplit(": ", 1)[1] for s in published[-1].status}
+    assert names == {"pipeline", "images in", "image stamps", "segments out"}
+    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    st = pipeline()
+    assert st.level == DiagnosticStatus.ERROR and "configure failed" in st.message and "model.pt" in st.message
+    node.set_parameters([Parameter("checkpoint", value=str(assets / "good.pt"))])
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert pipeline().message == "inactive: not processing"
     node._counts["stamp_repeated"] += 3
-    node._publish_diagnostics()
-    warn = published[-1].status[0]
-    assert warn.level == DiagnosticStatus.WARN and warn.message == "images with repeated stamps: 3"
-    node._counts["dropped"] += 2
-    node._publish_diagnostics()
-    assert published[-1].status[0].message == "frames dropped (queue full): 2; images with repeated stamps: 3"
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    st = pipeline()
+    assert st.level == DiagnosticStatus.WARN and st.message == "images with repeated stamps: 3"
 
 
 def test_misspelled_parameters_are_named(assets, make_node, capfd):

@@ -1,7 +1,11 @@
 """The node's health as /diagnostics shows it, computed from its counters (free of ROS).
 
-``Counters`` are the events the node counts; ``pipeline_status`` turns them (and the gauges the
-node reads at the time) into a level, a one-line message and the key/value pairs published.
+``Counters`` are the events the node counts since it started (published as they are: monitoring
+tools plot them). The level is decided on what happened *recently* (``RecentCounts``: the last
+``window_s`` seconds), so it recovers after a burst: one dropped frame or one bag loop must not
+leave the node at WARN for good. ``pipeline_status`` adds the node's lifecycle state (a failed
+configure is an ERROR with its reason) and the camera watchdog (active, and no image for
+``image_timeout_s``: ERROR, whatever else looks fine).
 """
 
 from __future__ import annotations
@@ -26,15 +30,18 @@ COUNTED = {
     "stamps_repeated": "stamp_repeated",
     "stamps_went_backwards": "stamp_went_backwards",
     "stamps_jumped_forward": "stamp_jumped_forward",
+    "persons_rejected": "persons_rejected",
     "segment_messages": "segment_msgs",
     "segments_closed": "segments_closed",
 }
-# What makes the status WARN: a name shown in the message, and the counters it adds up.
+# What makes the status WARN when it happened within the window: a name shown in the message, and
+# the counters it adds up.
 PROBLEMS = (
     ("frames dropped (queue full)", ("dropped",)),
     ("images rejected", ("decode_errors", "bad_stamps")),
     ("images with repeated stamps", ("stamp_repeated",)),
     ("frames without a persons message", ("frames_without_persons",)),
+    ("person boxes rejected", ("persons_rejected",)),
     ("stamps went backwards", ("stamp_went_backwards",)),
     ("stamps jumped forward", ("stamp_jumped_forward",)),
     ("callback or worker errors", ("callback_errors", "worker_errors")),
@@ -45,6 +52,23 @@ class Counters(collections.Counter):
     """Event counts by name (the values of ``COUNTED``); incremented from the callbacks and the worker."""
 
 
+class RecentCounts:
+    """How much each counter grew over the last ``window_s`` seconds (snapshots at each update)."""
+
+    def __init__(self, window_s: float = 10.0):
+        self.window_s = window_s
+        self._snaps: collections.deque[tuple[float, dict]] = collections.deque()
+
+    def update(self, counts: Counters, now: float) -> dict[str, int]:
+        self._snaps.append((now, dict(counts)))
+        while len(self._snaps) > 1 and now - self._snaps[1][0] >= self.window_s:
+            self._snaps.popleft()  # the base: the newest snapshot at least window_s old
+        t0, base = self._snaps[0]
+        if now - t0 < self.window_s:
+            base = {}  # nothing that old yet: everything since the start is recent
+        return {k: v - base.get(k, 0) for k, v in counts.items()}
+
+
 @dataclass(frozen=True)
 class Status:
     level: int
@@ -52,10 +76,22 @@ class Status:
     values: dict[str, str]
 
 
-def pipeline_status(counts: Counters, gauges: dict) -> Status:
-    """``gauges``: values read now (queue length, buffered frames, last inference ms, ...)."""
+def pipeline_status(counts: Counters, recent: dict[str, int], gauges: dict, state: str = "active",
+                    image_silence_s: float | None = None, image_timeout_s: float = 5.0) -> Status:  # fmt: skip
+    """``recent``: the counters' growth over the window (``RecentCounts``); ``gauges``: values read
+    now (queue length, buffered frames, ...); ``state``: the lifecycle state, or "configure failed:
+    <reason>"; ``image_silence_s``: seconds since the last image, or since activation when none came."""
     values = {key: counts.get(name, 0) for key, name in COUNTED.items()}
     values.update(gauges)
     values["max_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    seen = [f"{what}: {n}" for what, names in PROBLEMS if (n := sum(counts.get(c, 0) for c in names))]
-    return Status(WARN if seen else OK, "; ".join(seen) if seen else "ok", {k: str(v) for k, v in values.items()})
+    values["state"] = state
+    strings = {k: str(v) for k, v in values.items()}
+    if state.startswith("configure failed"):
+        return Status(ERROR, state, strings)
+    if state != "active":
+        return Status(WARN, f"{state}: not processing", strings)
+    if image_silence_s is not None and image_silence_s > image_timeout_s:
+        message = f"no image for {image_silence_s:.0f} s (is the camera publishing, with a compatible QoS?)"
+        return Status(ERROR, message, strings)
+    seen = [f"{what}: {n}" for what, names in PROBLEMS if (n := sum(recent.get(c, 0) for c in names))]
+    return Status(WARN if seen else OK, "; ".join(seen) if seen else "ok", strings)

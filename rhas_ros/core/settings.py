@@ -208,6 +208,14 @@ class Settings:
                                   dynamic=True)  # fmt: skip
     max_boxes: int = setting(64, "person boxes kept per frame, highest scores first (bounded memory; extra boxes "
                              "are counted)", range=(1, 1000), dynamic=True)  # fmt: skip
+    image_timeout_s: float = setting(
+        5.0, "/diagnostics: active and no image for this long is an ERROR (a camera that stopped, a QoS that does "
+        "not match)", range=(0.5, 3600.0), dynamic=True,
+    )  # fmt: skip
+    diagnostics_window_s: float = setting(
+        10.0, "/diagnostics: problems (drops, rejected input, errors) count towards the level for this long, then "
+        "it recovers; the totals stay in the values", range=(1.0, 3600.0), dynamic=True,
+    )  # fmt: skip
     autostart: bool = setting(False, "configure and activate at start (without a lifecycle manager)", dynamic=True)
 
 

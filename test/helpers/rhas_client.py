@@ -175,17 +175,22 @@ class RhasClient:
     def track_ids(self) -> set[int]:
         return {p.person_id for m in self.tracks for p in m.persons}
 
-    def diag(self, fresh_after: float | None = None) -> dict[str, str]:
-        """The newest /diagnostics values (waiting for one published after now when asked)."""
+    def diag(self, fresh_after: float | None = None, task: str = "pipeline", node: str = "/rhas_node") -> dict:
+        """The newest /diagnostics status ``<node>: <task>`` as a dict of its values plus "level" (int) and
+        "message" (waiting for one published after now when asked)."""
+        name = f"{node}: {task}"
+
+        def statuses():
+            return [st for d in self.diagnostics for st in d.status if st.name == name]
+
         if fresh_after is not None:
-            n = len(self.diagnostics)
-            self.spin_until(lambda: len(self.diagnostics) > n, fresh_after)
-        out = {}
-        for d in self.diagnostics[-1:]:
-            for st in d.status:
-                out.update({kv.key: kv.value for kv in st.values} | {"level": int.from_bytes(st.level, "big"),
-                                                                    "message": st.message})  # fmt: skip
-        return out
+            n = len(statuses())
+            self.spin_until(lambda: len(statuses()) > n, fresh_after)
+        found = statuses()
+        if not found:
+            return {}
+        st = found[-1]
+        return {kv.key: kv.value for kv in st.values} | {"level": st.level[0], "message": st.message}
 
     # ------------------------------------------------------------------ services
     def call(self, srv_type, name: str, request, attempts: int = 1):
