@@ -8,10 +8,12 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import RegionOfInterest
 from std_msgs.msg import Header
+from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
 from rhas_msgs.msg import ActionSegment, ActionSegmentArray, TrackedPerson, TrackedPersonArray
 
 from .core.image_codec import ImageDecodeError, cv_bridge_available, decode_compressed, decode_raw
+from .core.persons import PersonsInput
 
 if TYPE_CHECKING:
     from .core.pipeline import PersonOutput
@@ -81,8 +83,9 @@ def segment_array(out: PersonOutput, labels: list[str], header: Header, size) ->
     return msg
 
 
-def tracked_persons(result, query: str, header: Header, size) -> TrackedPersonArray:
-    """The tracks of one frame; ``header`` and ``size``: that frame's."""
+def tracked_persons(result, query: str, header: Header, size, external=lambda n: "") -> TrackedPersonArray:
+    """The tracks of one frame; ``header`` and ``size``: that frame's; ``external(int)``: a track's
+    upstream id string."""
     msg = TrackedPersonArray(
         header=header,
         query=query,
@@ -97,22 +100,59 @@ def tracked_persons(result, query: str, header: Header, size) -> TrackedPersonAr
             is_target=t.track_id == result.target_id,
             age=int(t.age),
             frames_since_seen=int(t.missed),
+            external_id=external(t.external_id),
         )
         for t in result.tracks
     ]
     return msg
 
 
-NO_PERSONS = (np.zeros((0, 4)), np.zeros(0), [])
+def persons_from_tracked(msg: TrackedPersonArray) -> PersonsInput:
+    """rhas_msgs/TrackedPersonArray (pixel boxes, integer ids)."""
+    boxes = [[p.roi.x_offset, p.roi.y_offset, p.roi.width, p.roi.height] for p in msg.persons]
+    scores = [p.detection_confidence or 1.0 for p in msg.persons]
+    return PersonsInput(np.array(boxes, np.float64).reshape(-1, 4), np.array(scores, np.float64),
+                        [str(p.person_id) for p in msg.persons])  # fmt: skip
 
 
-def persons_from_msg(msg: TrackedPersonArray):
-    """Upstream detector/tracker boxes -> (boxes xywh, scores, external ids)."""
-    boxes = np.array(
-        [[p.roi.x_offset, p.roi.y_offset, p.roi.width, p.roi.height] for p in msg.persons], dtype=np.float64
-    )
-    scores = np.array([p.detection_confidence or 1.0 for p in msg.persons], dtype=np.float64)
-    return boxes.reshape(-1, 4), scores, [int(p.person_id) for p in msg.persons]
+def persons_from_detections(msg, person_classes) -> tuple[PersonsInput, int]:
+    """vision_msgs/Detection2DArray -> (the person detections, how many detections were of other
+    classes). A detection is a person when one of its hypotheses' class_id is in ``person_classes``
+    (its score: the best such hypothesis'); ``id`` non-empty is the upstream track id."""
+    boxes, scores, keys, others = [], [], [], 0
+    for d in msg.detections:
+        person = [r.hypothesis.score for r in d.results if r.hypothesis.class_id in person_classes]
+        if not person:
+            others += 1
+            continue
+        b = d.bbox
+        boxes.append([b.center.position.x - b.size_x / 2, b.center.position.y - b.size_y / 2, b.size_x, b.size_y])
+        scores.append(max(person))
+        keys.append(d.id)
+    return PersonsInput(np.array(boxes, np.float64).reshape(-1, 4), np.array(scores, np.float64), keys), others
+
+
+def person_from_hri_roi(body_id: str, msg) -> PersonsInput:
+    """One ROS4HRI body's hri_msgs/NormalizedRegionOfInterest2D (fractions of the image)."""
+    box = [[msg.xmin, msg.ymin, msg.xmax - msg.xmin, msg.ymax - msg.ymin]]
+    return PersonsInput(np.array(box, np.float64), np.array([msg.c or 1.0], np.float64), [body_id], normalized=True)
+
+
+def detection_array(result, header: Header, size) -> Detection2DArray:
+    """The tracks of one frame as vision_msgs: id = person_id, class "person", score = this frame's
+    detection confidence (0 for a track predicted while unseen)."""
+    msg = Detection2DArray(header=header)
+    for t in result.tracks:
+        r = roi(t.box, *size)
+        det = Detection2D(header=header, id=str(t.track_id))
+        det.bbox.center.position.x = r.x_offset + r.width / 2
+        det.bbox.center.position.y = r.y_offset + r.height / 2
+        det.bbox.size_x, det.bbox.size_y = float(r.width), float(r.height)
+        hyp = ObjectHypothesisWithPose()
+        hyp.hypothesis.class_id, hyp.hypothesis.score = "person", float(t.score) if t.seen else 0.0
+        det.results = [hyp]
+        msg.detections.append(det)
+    return msg
 
 
 def encode_bgr(img: np.ndarray) -> tuple[bytes, int]:

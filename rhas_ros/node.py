@@ -11,6 +11,7 @@ config/rhas.yaml; topics and messages: README.md.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import sys
 import threading
@@ -21,25 +22,26 @@ import torch
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.publisher import Publisher
-from rclpy.subscription import Subscription
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header, String
 
-from rhas_msgs.msg import ActionLabels, ActionSegment, ActionSegmentArray, TrackedPersonArray
-
 from . import conversions as conv
-from . import lifecycle, qos
+from . import lifecycle
 from .core.debug_image import current_actions, draw
 from .core.diagnostics import Counters
 from .core.image_codec import ImageDecodeError
 from .core.intake import STAMP_EVENTS, Inbox, Stamp, StampGate, TextGate, Throttle, shown
+from .core.persons import ExternalIds, PersonsInput
 from .core.pipeline import RhasPipeline
 from .core.resolve import NodeConfig
 from .core.settings import DESCRIPTIONS as SETTINGS
 from .core.settings import DYNAMIC
 from .diagnostics import NodeDiagnostics
+from .inputs import Inputs
+from .outputs import Outputs
 from .parameters import declare_parameters, help_text, read_settings, unknown_overrides
+
+PERSON_KEYS_KEPT = 1000  # person id -> upstream id remembered for closing messages
 
 
 class RhasNode(LifecycleNode):
@@ -52,9 +54,9 @@ class RhasNode(LifecycleNode):
         # configure / cleanup
         self._pipeline: RhasPipeline | None = None
         self._config: NodeConfig | None = None  # the newest accepted configuration (intake reads it)
-        self._pubs: dict[str, Publisher] = {}
+        self._out: Outputs | None = None
         # activate / deactivate
-        self._subs: list[Subscription] = []
+        self._in: Inputs | None = None
         self._worker: threading.Thread | None = None
         # what the callbacks and the worker share (rhas_ros.core.intake, .diagnostics)
         self._counts = Counters()
@@ -65,6 +67,8 @@ class RhasNode(LifecycleNode):
         # query, and where track ids come from (never reused while the process runs).
         self._query = ""
         self._track_ids = itertools.count(1)
+        self._external = ExternalIds()  # upstream ids (Detection2D.id, ROS4HRI body ids) <-> integers
+        self._person_keys: collections.OrderedDict[int, str] = collections.OrderedDict()  # person id -> upstream id
         self.finalized = False  # shutdown transition done: the process exits (rhas_ros.lifecycle)
         self._state = "unconfigured"  # or inactive / active / finalized / "configure failed: <reason>"
         self._someone_to_segment = False  # the newest frame had a person to segment (target / a track)
@@ -122,12 +126,7 @@ class RhasNode(LifecycleNode):
             self.get_logger().error(self._state)
             return TransitionCallbackReturn.FAILURE
         self._config = c = self._pipeline.config
-        self._pubs = {
-            "segments": self.create_lifecycle_publisher(ActionSegmentArray, s.segments_topic, qos.RELIABLE),
-            "labels": self.create_lifecycle_publisher(ActionLabels, s.labels_topic, qos.LATCHED),
-            "tracks": self.create_lifecycle_publisher(TrackedPersonArray, s.tracks_topic, qos.RELIABLE),
-            "debug": self.create_lifecycle_publisher(Image, "~/debug_image", qos.DEBUG_IMAGE),
-        }
+        self._out = Outputs(self, s, self._pipeline.labels)
         self._diag.configure(c)
         self._state = "inactive"
         self.get_logger().info(f"configured: {len(c.trained.labels)} classes, W={c.stream.window}, "
@@ -141,23 +140,10 @@ class RhasNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         s = self._config.settings
-        image_qos = qos.image_qos(s.image_qos, s.image_qos_depth)
-        if s.use_compressed:
-            self._subs.append(self.create_subscription(CompressedImage, s.image_topic + "/compressed",
-                                                       self._on_compressed, image_qos))  # fmt: skip
-        else:
-            self._subs.append(self.create_subscription(Image, s.image_topic, self._on_image, image_qos))
-        # Two subscriptions, one topic: the transient-local one receives a text latched before the
-        # node started; the volatile one matches a volatile publisher (`ros2 topic pub` by default),
-        # which a transient-local subscription never does. A latched publisher reaches both: the
-        # copy is recognised by (publisher, sequence number) and dropped (TextGate). New subscriptions
-        # receive a latched text again: it is applied again, not dropped as a copy.
+        # New subscriptions receive a latched text again: it is applied again, not dropped as the
+        # other text subscription's copy.
         self._texts.new_subscriptions()
-        self._subs.append(self.create_subscription(String, s.text_topic, self._on_text, qos.LATCHED))
-        self._subs.append(self.create_subscription(String, s.text_topic, self._on_text, qos.TEXT_VOLATILE))
-        if s.detector == "external":
-            self._subs.append(self.create_subscription(TrackedPersonArray, s.persons_topic, self._on_persons,
-                                                       qos.RELIABLE))  # fmt: skip
+        self._in = Inputs(self, s)
         self._inbox.start()
         self._worker = threading.Thread(target=self._work, name="rhas_worker", daemon=True)
         self._worker.start()
@@ -165,13 +151,11 @@ class RhasNode(LifecycleNode):
         self._state = "active"
         ret = super().on_activate(state)
         self.get_logger().info(  # the resolved names (namespace and remappings applied)
-            f"active: images on {self._subs[0].topic_name}, text on {self._subs[1].topic_name}, detector {s.detector}"
+            f"active: images on {self._in.image_topic}, text on {self._in.text_topic}, detector {s.detector}"
+            + (f" ({s.external_type})" if s.detector == "external" else "")
             + (f", referring text {shown(self._query)} (kept)" if self._query else "")
         )
-        t = self._config.trained
-        self._pubs["labels"].publish(ActionLabels(header=Header(stamp=self.get_clock().now().to_msg()),
-                                                  checkpoint=t.path, multi_label=t.multi_label,
-                                                  labels=list(t.labels)))  # fmt: skip
+        self._out.labels_msg(self._config.trained, self.get_clock().now().to_msg())
         return ret
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -194,9 +178,9 @@ class RhasNode(LifecycleNode):
 
     def stop(self) -> None:
         """Orderly stop, safe in every state: no new input, worker drained and joined."""
-        for sub in self._subs:
-            self.destroy_subscription(sub)
-        self._subs = []
+        if self._in is not None:
+            self._in.destroy()
+            self._in = None
         self._inbox.close()
         if self._worker is not None:
             self._worker.join(timeout=30)  # at most one inference in flight
@@ -206,9 +190,9 @@ class RhasNode(LifecycleNode):
 
     def _release(self) -> None:
         """configure's twin: publishers and the pipeline."""
-        for pub in self._pubs.values():
-            self.destroy_lifecycle_publisher(pub)
-        self._pubs, self._pipeline, self._config = {}, None, None
+        if self._out is not None:
+            self._out.destroy()
+        self._out, self._pipeline, self._config = None, None, None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
@@ -264,12 +248,17 @@ class RhasNode(LifecycleNode):
         except Exception as e:
             self._callback_failed("referring text", e)
 
-    def _on_persons(self, msg: TrackedPersonArray) -> None:
-        """Keep the latest boxes by stamp; the worker takes the ones stamped like its frame."""
+    def _on_persons(self, stamp_ns: int, persons: PersonsInput, merge: bool = False) -> None:
+        """Upstream boxes (rhas_ros.inputs), kept by stamp: the worker takes the ones of its frame."""
         try:
-            self._inbox.put_persons(conv.stamp_to_ns(msg.header.stamp), msg)
+            self._inbox.put_persons(stamp_ns, persons, merge)
         except Exception as e:
             self._callback_failed("persons", e)
+
+    def _on_bodies(self, ids: list[str]) -> None:
+        """The ROS4HRI bodies tracked now: each gets its actions topic (rhas_ros.outputs)."""
+        if self._out is not None:
+            self._out.track_bodies(ids)
 
     def _callback_failed(self, what: str, e: Exception) -> None:
         self._counts["callback_errors"] += 1
@@ -299,20 +288,30 @@ class RhasNode(LifecycleNode):
     def _process(self, pipe: RhasPipeline, rgb, header: Header, received: float) -> None:
         started = time.monotonic()
         ns = conv.stamp_to_ns(header.stamp)
+        size = (rgb.shape[1], rgb.shape[0])
         persons = None
         if pipe.config.settings.detector == "external":  # the boxes of this frame from the upstream detector
             tolerance = pipe.config.settings.persons_stamp_tolerance
-            msg = self._inbox.persons_for(ns, tolerance)
-            if msg is None:
+            upstream = self._inbox.persons_for(ns, tolerance)
+            if upstream is None:
                 self._counts["frames_without_persons"] += 1
                 self._warn(f"no persons message within {tolerance} s of an image stamp")
-            persons = conv.persons_from_msg(msg) if msg is not None else conv.NO_PERSONS
+                upstream = PersonsInput.empty()
+            boxes, scores, keys, rejected = upstream.in_pixels(*size)
+            if rejected:
+                self._counts["persons_rejected"] += rejected
+                self._warn(f"{rejected} person box(es) dropped: not finite, empty, outside the image or outside "
+                           "[0, 1] (normalised)", key="persons-rejected")  # fmt: skip
+            persons = (boxes, scores, self._external.ints(keys))
         result = pipe.process(rgb, ns, persons)
         self._counts["frames_processed"] += 1
         self._gauges["buffered_frames"] = pipe.memory_frames()
-        size = (rgb.shape[1], rgb.shape[0])
         self._last_frame = (header, size)
-        self._pubs["tracks"].publish(conv.tracked_persons(result, pipe.query, header, size))
+        for t in result.tracks:
+            self._person_keys[t.track_id] = self._external.key(t.external_id)
+        while len(self._person_keys) > PERSON_KEYS_KEPT:
+            self._person_keys.popitem(last=False)
+        self._out.frame(result, pipe.query, header, size, self._external.key)
         self._publish(result.outputs)
         current_actions(result, pipe.labels, self._current)
         self._someone_to_segment = (
@@ -324,20 +323,20 @@ class RhasNode(LifecycleNode):
         self._gauges["last_frame_ms"] = round((now - started) * 1e3, 1)  # the worker's time for this frame
         if result.outputs:
             self._gauges["last_latency_ms"] = round((now - received) * 1e3, 1)
-        if self._pubs["debug"].get_subscription_count() > 0:
+        if self._out.debug.get_subscription_count() > 0:
             img = draw(rgb, result, pipe.labels, self._current)
             data, step = conv.encode_bgr(img)
-            self._pubs["debug"].publish(Image(header=header, height=img.shape[0], width=img.shape[1],
+            self._out.debug.publish(Image(header=header, height=img.shape[0], width=img.shape[1],
                                               encoding="bgr8", step=step, data=data))  # fmt: skip
 
     def _publish(self, outputs) -> None:
         """Segment messages, headed by the newest processed frame (closing messages too)."""
         header, size = self._last_frame
         for out in outputs:
-            self._pubs["segments"].publish(conv.segment_array(out, self._pipeline.labels, header, size))
+            body = self._person_keys.get(out.person_id, "")
+            self._counts["segments_closed"] += self._out.segment_array(out, header, size, body)
             self._counts["segment_msgs"] += 1
             self._diag.segment_message()
-            self._counts["segments_closed"] += sum(s.status == ActionSegment.STATUS_FINAL for s in out.segments)
 
     def close_segments(self, wait_acked: float = 0.0) -> None:
         """Deactivate/shutdown: every open segment is published FINAL (worker already stopped).
@@ -349,7 +348,7 @@ class RhasNode(LifecycleNode):
             outputs = self._pipeline.close_all()
             self._publish(outputs)
             if outputs and wait_acked > 0:
-                self._pubs["segments"].wait_for_all_acked(Duration(seconds=wait_acked))
+                self._out.segments.wait_for_all_acked(Duration(seconds=wait_acked))
         except Exception as e:
             self.get_logger().error(f"closing open segments failed: {type(e).__name__}: {e}")
 

@@ -48,12 +48,13 @@ def descriptor(f) -> ParameterDescriptor:
 
 def declare_parameters(node) -> None:
     for f in fields(Settings):
-        node.declare_parameter(f.name, f.default, descriptor(f))
+        node.declare_parameter(f.name, list(f.default) if isinstance(f.default, tuple) else f.default, descriptor(f))
 
 
 def read_settings(node) -> Settings:
     """The current parameter values (checked when resolved)."""
-    return Settings(**{f.name: node.get_parameter(f.name).value for f in fields(Settings)})
+    values = {f.name: node.get_parameter(f.name).value for f in fields(Settings)}
+    return Settings(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 def unknown_overrides(node) -> list[str]:

@@ -1,8 +1,21 @@
-"""Named QoS profiles: every publisher and subscription of the package takes its profile from here."""
+"""Named QoS profiles: every publisher and subscription of the package takes its profile from here,
+and lets the user override it (``overridable``)."""
 
 from __future__ import annotations
 
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSPolicyKind, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos_overriding_options import QoSOverridingOptions
+
+# The policies a user may override with the standard parameters
+# qos_overrides./<topic>.<publisher|subscription>[_<id>].<policy> (read at creation).
+OVERRIDABLE = (QoSPolicyKind.HISTORY, QoSPolicyKind.DEPTH, QoSPolicyKind.RELIABILITY, QoSPolicyKind.DURABILITY)
+
+
+def overridable(entity_id: str | None = None) -> QoSOverridingOptions:
+    """``qos_overriding_options`` for a publisher or subscription; ``entity_id`` tells apart two on one
+    topic (the text topic's latched and volatile subscriptions)."""
+    return QoSOverridingOptions(OVERRIDABLE, entity_id=entity_id)
+
 
 # Latched: the last message is kept for late joiners (label set, referring text).
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)

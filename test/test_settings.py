@@ -19,7 +19,7 @@ def test_params_file_lists_every_parameter_with_its_default_and_description():
     text = (REPO / "config" / "rhas.yaml").read_text()
     assert text == yaml_text(), "regenerate: python -m rhas_ros.core.settings > config/rhas.yaml"
     params = yaml.safe_load(text)["/**"]["ros__parameters"]
-    assert params == {f.name: f.default for f in fields(Settings)}
+    assert params == {f.name: list(f.default) if isinstance(f.default, tuple) else f.default for f in fields(Settings)}
     for line in text.splitlines()[5:]:
         name, comment = line.split(":", 1)[0].strip(), line.split("#", 1)[1]
         assert DESCRIPTIONS[name] in comment

@@ -242,8 +242,12 @@ class Inbox:
         return self._query is not None or self._config is not None
 
     # ---------------------------------------------------------------- person boxes by stamp
-    def put_persons(self, stamp_ns: int, boxes) -> None:
+    def put_persons(self, stamp_ns: int, boxes, merge: bool = False) -> None:
+        """The upstream boxes of a stamp; ``merge``: added to those already there (one message per
+        person, as ROS4HRI publishes them) instead of replacing them."""
         with self._cv:
+            if merge and stamp_ns in self._persons:
+                boxes = self._persons[stamp_ns].merged(boxes)
             self._persons[stamp_ns] = boxes
             while len(self._persons) > PERSONS_KEPT:
                 self._persons.popitem(last=False)

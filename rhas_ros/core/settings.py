@@ -102,6 +102,21 @@ class Settings:
         "-1: off. The default is measured for reid_appearance color; for backbone set it between its same-person "
         "and two-person crop similarities (docs/benchmarks.md, Tracking)", range=(-1.0, 1.0),
     )  # fmt: skip
+    external_type: str = setting(
+        "tracked_persons", "external detector: what the persons come as: tracked_persons (rhas_msgs/TrackedPersonArray "
+        "on persons_topic), detection2d (vision_msgs/Detection2DArray on persons_topic: YOLO, Isaac ROS, ...) or hri "
+        "(ROS4HRI bodies: ids on hri_bodies_topic, each body's /humans/bodies/<id>/roi)",
+        choices=("tracked_persons", "detection2d", "hri"),
+    )  # fmt: skip
+    person_classes: tuple = setting(
+        ("person", "0"), "external_type detection2d: the hypothesis class_ids that are persons (COCO's name and index)"
+    )
+    hri_bodies_topic: str = setting(
+        "/humans/bodies/tracked", "external_type hri: the tracked body ids (hri_msgs/IdsList)"
+    )
+    hri_actions: bool = setting(
+        True, "external_type hri: publish each body's segments also on /humans/bodies/<body_id>/actions"
+    )
     persons_stamp_tolerance: float = setting(
         0.05, "external detector: boxes are taken from the persons message with the frame's stamp, else the "
         "nearest within this many seconds, else the frame is processed without boxes", range=(0.0, 10.0),
@@ -191,11 +206,12 @@ class Settings:
                                "use_compressed)")  # fmt: skip
     use_compressed: bool = setting(False, "subscribe to sensor_msgs/CompressedImage on <image_topic>/compressed")
     text_topic: str = setting("referring_text", "referring text topic (std_msgs/String; empty clears)")
-    persons_topic: str = setting("persons", "person boxes with ids from an upstream detector "
-                                 "(rhas_msgs/TrackedPersonArray)")  # fmt: skip
+    persons_topic: str = setting("persons", "person boxes from an upstream detector (external_type "
+                                 "tracked_persons or detection2d)")  # fmt: skip
     segments_topic: str = setting("action_segments", "output: rhas_msgs/ActionSegmentArray")
     labels_topic: str = setting("action_labels", "output (latched): rhas_msgs/ActionLabels")
     tracks_topic: str = setting("tracked_persons", "output: rhas_msgs/TrackedPersonArray")
+    detections_topic: str = setting("detections", "output: the tracks as vision_msgs/Detection2DArray (id = person_id)")
     image_qos: str = setting(
         "sensor_data", "sensor_data (best effort) or reliable", choices=("sensor_data", "reliable")
     )
@@ -260,6 +276,8 @@ def check(s: Settings) -> None:
 
 
 def _yaml_value(v) -> str:
+    if isinstance(v, tuple):
+        return "[" + ", ".join(_yaml_value(x) for x in v) + "]"
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
