@@ -10,6 +10,8 @@ transition) ends the process too, once the transition's reply is on its way.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import signal
 import sys
 import time
@@ -21,6 +23,9 @@ from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.signals import SignalHandlerOptions
 
 FINALIZED_GRACE_S = 0.5  # after the shutdown transition, before the process exits
+# Ctrl-C, docker stop / systemd, a closed terminal: each is an orderly stop.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 class _Stop:
@@ -32,6 +37,14 @@ class _Stop:
             self.requested = True
         else:  # start-up or autostart's configure: nothing to finish
             raise KeyboardInterrupt
+
+
+def die_with_parent() -> None:
+    """Linux: SIGTERM this process when its parent dies (ros2 launch killed with SIGKILL, a supervisor
+    that crashed): the node then closes its segments and exits instead of living on orphaned."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def autostart(node: LifecycleNode) -> None:
@@ -46,11 +59,13 @@ def autostart(node: LifecycleNode) -> None:
 
 def run(make_node: Callable[[], LifecycleNode], args=None, finish: Callable[[LifecycleNode], None] | None = None,
         name: str = "node") -> None:  # fmt: skip
-    """Create the node, autostart it, spin until SIGINT/SIGTERM, then ``finish(node)`` and destroy it.
+    """Create the node, autostart it, spin until SIGINT/SIGTERM/SIGHUP (or the finalized state), then
+    ``finish(node)`` and destroy it.
     A ValueError or ParameterException while creating the node exits with status 2 and the reason."""
     stop = _Stop()
-    signal.signal(signal.SIGINT, stop.on_signal)
-    signal.signal(signal.SIGTERM, stop.on_signal)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, stop.on_signal)
+    die_with_parent()
     try:
         with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
             try:

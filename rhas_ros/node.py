@@ -16,6 +16,7 @@ import itertools
 import sys
 import threading
 import time
+import traceback
 from dataclasses import replace
 
 import torch
@@ -283,7 +284,13 @@ class RhasNode(LifecycleNode):
                     self._process(pipe, *work.frame)
             except Exception as e:
                 self._counts["worker_errors"] += 1
-                self.get_logger().error(f"frame processing failed: {type(e).__name__}: {e}", throttle_duration_sec=5.0)
+                ours = [
+                    f
+                    for f in traceback.extract_tb(e.__traceback__)
+                    if "rhas_ros" in f.filename or "hopadiff" in f.filename
+                ] or traceback.extract_tb(e.__traceback__)  # the line a bug report needs
+                self.get_logger().error(f"frame processing failed: {type(e).__name__}: {e} ({ours[-1].filename}:"
+                                        f"{ours[-1].lineno})", throttle_duration_sec=5.0)  # fmt: skip
 
     def _process(self, pipe: RhasPipeline, rgb, header: Header, received: float) -> None:
         started = time.monotonic()
@@ -356,7 +363,7 @@ class RhasNode(LifecycleNode):
     def _diagnostic_gauges(self) -> dict:
         """Values read when /diagnostics is published (rhas_ros.diagnostics)."""
         gauges = {
-            "boxes_dropped_over_max_boxes": self._pipeline.dropped_boxes if self._pipeline is not None else 0,
+            "boxes_dropped": self._pipeline.dropped_boxes if self._pipeline is not None else 0,
             "queue_length": len(self._inbox),
             **self._gauges,
         }

@@ -31,6 +31,8 @@ COUNTED = {
     "stamps_went_backwards": "stamp_went_backwards",
     "stamps_jumped_forward": "stamp_jumped_forward",
     "persons_rejected": "persons_rejected",
+    "detections_not_person": "detections_not_person",
+    "image_qos_incompatible": "image_qos_incompatible",
     "segment_messages": "segment_msgs",
     "segments_closed": "segments_closed",
 }
@@ -42,6 +44,7 @@ PROBLEMS = (
     ("images with repeated stamps", ("stamp_repeated",)),
     ("frames without a persons message", ("frames_without_persons",)),
     ("person boxes rejected", ("persons_rejected",)),
+    ("image publishers with an incompatible QoS", ("image_qos_incompatible",)),
     ("stamps went backwards", ("stamp_went_backwards",)),
     ("stamps jumped forward", ("stamp_jumped_forward",)),
     ("callback or worker errors", ("callback_errors", "worker_errors")),

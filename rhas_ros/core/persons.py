@@ -44,8 +44,9 @@ class PersonsInput:
                             keys, self.normalized, self.rejected + other.rejected)  # fmt: skip
 
     def in_pixels(self, width: int, height: int) -> tuple[np.ndarray, np.ndarray, list[str] | None, int]:
-        """-> (boxes in pixels of a width x height image, scores, keys, rejected): boxes that are not
-        finite, have no area, lie wholly outside the image, or (normalised) leave [0, 1] are dropped."""
+        """-> (boxes in pixels of a width x height image, clipped to it, scores, keys, rejected): boxes
+        that are not finite, have no area, lie wholly outside the image, or (normalised) leave [0, 1]
+        are dropped."""
         b = np.asarray(self.boxes, dtype=np.float64).reshape(-1, 4)
         scores = np.asarray(self.scores, dtype=np.float64).reshape(-1)
         ok = np.isfinite(b).all(axis=1) & (b[:, 2] > 0) & (b[:, 3] > 0) & np.isfinite(scores)
@@ -56,7 +57,10 @@ class PersonsInput:
         with np.errstate(invalid="ignore"):
             ok &= (b[:, 0] < width) & (b[:, 1] < height) & (b[:, 0] + b[:, 2] > 0) & (b[:, 1] + b[:, 3] > 0)
         keys = None if self.keys is None else [k for k, good in zip(self.keys, ok, strict=True) if good]
-        return b[ok], scores[ok], keys, self.rejected + int((~ok).sum())
+        b = b[ok]
+        x0, y0 = np.clip(b[:, 0], 0, width), np.clip(b[:, 1], 0, height)  # the part in view
+        x1, y1 = np.clip(b[:, 0] + b[:, 2], 0, width), np.clip(b[:, 1] + b[:, 3], 0, height)
+        return np.c_[x0, y0, x1 - x0, y1 - y0], scores[ok], keys, self.rejected + int((~ok).sum())
 
 
 @dataclass

@@ -10,6 +10,9 @@ import numpy as np
 
 from .kalman import z_to_xywh
 
+MIN_SIDE_PX = 1.0  # a box smaller than a pixel is no person (and its motion model degenerates)
+MAX_SIDE_PX = 1e5  # nor is one larger than any camera image; its squares overflow the filter
+
 
 class TrackState(Enum):
     TENTATIVE = "tentative"  # not confirmed yet: no id, never reported
@@ -35,13 +38,17 @@ class Detections:
 
     @classmethod
     def sanitized(cls, boxes, scores, external_ids, max_boxes: int) -> tuple[Detections, int]:
-        """Made safe whatever a detector or topic sends -> (finite, non-empty boxes, at most
-        ``max_boxes`` of the highest scores; how many were dropped)."""
+        """Made safe whatever a detector or topic sends -> (finite boxes of MIN_SIDE_PX to MAX_SIDE_PX
+        a side, at most ``max_boxes`` of the highest scores; how many were dropped). A box of a
+        1e-300 pixel side once made the motion model's covariance singular on every later frame."""
         d = cls.of(boxes, scores, external_ids)
         if len(d.scores) != len(d.boxes):
             d.scores = np.ones(len(d.boxes))
         b = d.boxes
-        sane = np.isfinite(b).all(axis=1) & (b[:, 2] > 0) & (b[:, 3] > 0) & np.isfinite(d.scores)
+        with np.errstate(invalid="ignore"):
+            sides = (b[:, 2:] >= MIN_SIDE_PX) & (b[:, 2:] <= MAX_SIDE_PX)
+            sane = np.isfinite(b).all(axis=1) & sides.all(axis=1) & (np.abs(b[:, :2]) <= MAX_SIDE_PX).all(axis=1)
+        sane &= np.isfinite(d.scores)
         keep = np.flatnonzero(sane)
         if len(keep) > max_boxes:  # bounded work and memory
             keep = keep[np.argsort(-d.scores[keep], kind="stable")[:max_boxes]]

@@ -1,0 +1,116 @@
+"""`ros2 launch rhas_ros rhas.launch.py` under a supervisor and next to a user's files: SIGTERM
+(docker stop, systemd) and SIGHUP (a closed terminal) stop it as Ctrl-C does — open segments FINAL,
+the node gone, nothing left — a user's params file wins over the launch defaults, and the README's
+plain `ros2 topic pub --once` text is heard every time without a QoS warning."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+import yaml
+from launch_util import ROS2, Background, argv, make_assets, processes_with_domain, readme_block, run, run_until
+
+pytestmark = [
+    pytest.mark.dds,
+    pytest.mark.skipif(not ROS2.exists(), reason="the ros2 CLI is not in the venv (no ../shared/ros-launch)"),
+]
+
+LAUNCH = readme_block("### In the venv")[0]  # the README's launch line (demo_out/ -> the test's assets)
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    return make_assets(tmp_path_factory.mktemp("launch_signals"))
+
+
+@pytest.fixture
+def env(ros_env):
+    yield dict(ros_env, OMP_NUM_THREADS="1")
+    run([str(ROS2), "daemon", "stop"], dict(ros_env), timeout=30)
+    time.sleep(0.5)
+    left = processes_with_domain(ros_env["ROS_DOMAIN_ID"])
+    assert not left, f"processes left behind: {left}"
+
+
+def segments_open_then_stop(launch, c, sig, twice: bool = False) -> tuple[int | None, float]:
+    """Play until segments are open, send ``sig`` to ros2 launch (twice: again while it stops) ->
+    (its exit code, seconds to exit)."""
+    c.wait_for_node(timeout=120)
+    c.send_text(c.texts[0])
+    c.play(0, 30)
+    assert c.open_segments(), "segments open before the signal"
+    t0 = time.monotonic()
+    launch.proc.send_signal(sig)
+    if twice:
+        time.sleep(0.3)
+        launch.proc.send_signal(sig)
+    try:
+        launch.proc.wait(timeout=20)
+    except Exception:
+        return None, time.monotonic() - t0
+    elapsed = time.monotonic() - t0
+    c.spin_for(1.0)  # the closing messages
+    return launch.proc.returncode, elapsed
+
+
+@pytest.mark.parametrize(("sig", "twice"), [(signal.SIGTERM, False), (signal.SIGHUP, False), (signal.SIGTERM, True)])
+def test_sigterm_and_sighup_stop_the_launch_as_ctrl_c_does(assets, env, dds_client, sig, twice):
+    launch = Background(argv(LAUNCH, assets), env)
+    try:
+        c = dds_client()
+        code, elapsed = segments_open_then_stop(launch, c, sig, twice)
+        assert code == 0 and elapsed < 8, (code, elapsed, launch.text[-2000:])
+        assert not c.open_segments(), "every open segment was published FINAL"
+        assert "process has finished cleanly" in launch.text, launch.text[-2000:]
+    finally:
+        launch.stop()  # reaps; the env fixture checks nothing of the domain is left
+
+
+def test_a_user_params_file_wins_and_a_given_argument_wins_over_it(assets, env, tmp_path):
+    """checkpoint, backbone, backbone_model, detector and device only in the user's file: the node
+    reaches ACTIVE with them (the launch defaults used to override them with '' and blip2); a
+    launch argument given on the command line overrides the file."""
+    params = tmp_path / "robot.yaml"
+    doc = {"/**": {"ros__parameters": {
+        "checkpoint": str(assets / "run" / "best.pt"), "backbone": "clip", "backbone_model": str(assets / "clip_model"),
+        "detector": "external", "device": "cpu", "smooth": 3,
+    }}}  # fmt: skip
+    params.write_text(yaml.safe_dump(doc))
+    spin = ["--no-daemon", "--spin-time", "3"]
+    launch = Background([str(ROS2), "launch", "rhas_ros", "rhas.launch.py", f"params_file:={params}"], env)
+    try:
+        assert launch.wait_for(r"active: images on /image", 120), launch.text[-3000:]
+        got = run_until([str(ROS2), "param", "get", *spin, "/rhas_node", "detector"], env, lambda o: "external" in o)
+        assert "String value is: external" in got.stdout
+    finally:
+        assert launch.stop() == 0
+    launch = Background([str(ROS2), "launch", "rhas_ros", "rhas.launch.py", f"params_file:={params}",
+                         "detector:=full_frame"], env)  # fmt: skip
+    try:
+        assert launch.wait_for(r"active: images on /image, text on /referring_text, detector full_frame", 120), (
+            launch.text[-3000:]
+        )
+    finally:
+        assert launch.stop() == 0
+
+
+def test_the_readme_text_command_is_heard_every_time_without_a_qos_warning(assets, env):
+    """The README's `ros2 topic pub --once ... /referring_text` right after activation, five times
+    (it once went unheard in five tries, and each logged 'incompatible QoS ... No messages will be
+    received' although the message was received)."""
+    (pub,) = [
+        c for c in readme_block("and in another (a test runs all of these") if "topic pub --once --keep-alive" in c
+    ]
+    launch = Background(argv(LAUNCH, assets), env)
+    try:
+        assert launch.wait_for(r"active: images on /image", 120), launch.text[-3000:]
+        for n in range(5):
+            text = f"the person number {n}"
+            res = run(argv(pub.replace("the tall person in the red shirt", text), assets), env, timeout=60)
+            assert res.returncode == 0, res.stderr[-1500:]
+            assert launch.wait_for(rf"referring text: '{text}'", 10), f"try {n} unheard\n{launch.text[-2000:]}"
+        assert "incompatible QoS" not in launch.text and "No messages will be received" not in launch.text
+    finally:
+        assert launch.stop() == 0

@@ -1,0 +1,187 @@
+"""rhas_node next to the packages a robot already runs, over real DDS: persons from a
+vision_msgs/Detection2DArray detector and from ROS4HRI bodies, the tracks out as vision_msgs and each
+body's segments on its ROS4HRI topic, /diagnostics as monitoring tools read them (from
+construction, the camera watchdog, under use_sim_time before /clock), and QoS overrides."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hri_msgs.msg import IdsList, NormalizedRegionOfInterest2D
+from node_process import rhas_node
+from rhas_client import FRAME_GAP
+from std_msgs.msg import Header
+from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
+
+from rhas_msgs.msg import ActionSegmentArray
+from rhas_ros import qos
+from rhas_ros.conversions import ns_to_stamp, stamp_to_ns
+
+pytestmark = pytest.mark.dds
+WIDTH, HEIGHT = 320, 240  # the synthetic clip's frames
+DETECTOR = "detector/detections"  # where the upstream detector publishes (persons_topic)
+
+
+def detection(box, cls="person", score=0.9, ident=""):
+    d = Detection2D(id=ident)
+    x, y, w, h = (float(v) for v in box)  # float64 fields: an int would be sent as its bits
+    d.bbox.center.position.x, d.bbox.center.position.y, d.bbox.size_x, d.bbox.size_y = x + w / 2, y + h / 2, w, h
+    hyp = ObjectHypothesisWithPose()
+    hyp.hypothesis.class_id, hyp.hypothesis.score = cls, score
+    d.results = [hyp]
+    return d
+
+
+def clip_detections(c, k: int, tracked: bool) -> Detection2DArray:
+    """The clip's persons at frame k as a detector node publishes them (ids as strings when tracked),
+    plus a chair (another class)."""
+    msg = Detection2DArray(header=Header(stamp=ns_to_stamp(c.stamp(k)), frame_id="head_camera"))
+    for pid, p in enumerate(c.persons, 1):
+        if p["boxes"][k % len(c.frames)]:
+            msg.detections.append(detection(p["boxes"][k % len(c.frames)], ident=f"yolo_{pid}" if tracked else ""))
+    msg.detections.append(detection((5, 5, 30, 30), cls="chair"))
+    return msg
+
+
+@pytest.mark.parametrize("tracked", [True, False])
+def test_a_detection2d_detector_drives_segments_and_the_tracks_come_back_as_vision_msgs(
+    node_assets, ros_env, dds_client, tracked
+):
+    with rhas_node(
+        node_assets, ros_env, external_type="detection2d", persons_topic=DETECTOR, segment_all_persons=True
+    ) as node:
+        c = dds_client()
+        det_pub = c.node.create_publisher(Detection2DArray, DETECTOR, qos.RELIABLE)
+        out: list[Detection2DArray] = []
+        c.node.create_subscription(Detection2DArray, "detections", out.append, 100)
+        c.wait_for_node()
+        for k in range(40):
+            det_pub.publish(clip_detections(c, k, tracked))
+            c.image_pub.publish(c.image(c.frames[k], c.stamp(k)))
+            c.spin_for(FRAME_GAP + 0.01)
+        c.wait_processed(c.stamp(39))
+        assert {m["person_id"] for m in c.segments()} == {1, 2, 3}, node.log()[-2000:]
+        last = c.tracks[-1]
+        keys = sorted(p.external_id for p in last.persons)
+        assert keys == (["yolo_1", "yolo_2", "yolo_3"] if tracked else ["", "", ""])
+        assert out and out[-1].header.stamp == last.header.stamp and out[-1].header.frame_id == "head_camera"
+        ours = {d.id: d for d in out[-1].detections}
+        assert set(ours) == {str(p.person_id) for p in last.persons}
+        for p in last.persons:
+            d = ours[str(p.person_id)]
+            assert d.results[0].hypothesis.class_id == "person"
+            assert math.isclose(d.bbox.size_x, p.roi.width) and math.isclose(
+                d.bbox.center.position.x, p.roi.x_offset + p.roi.width / 2
+            )
+        assert int(c.diag(fresh_after=2.0)["detections_not_person"]) >= 40, "the chair is not a person"
+
+
+def test_ros4hri_bodies_drive_segments_published_under_each_body(node_assets, ros_env, dds_client):
+    with rhas_node(node_assets, ros_env, external_type="hri", segment_all_persons=True) as node:
+        c = dds_client()
+        ids_pub = c.node.create_publisher(IdsList, "/humans/bodies/tracked", qos.RELIABLE)
+        roi_pubs = {f"body{p}": c.node.create_publisher(NormalizedRegionOfInterest2D, f"/humans/bodies/body{p}/roi",
+                                                        qos.RELIABLE) for p in (1, 2, 3)}  # fmt: skip
+        per_body: dict[str, list[ActionSegmentArray]] = {b: [] for b in roi_pubs}
+        for b in roi_pubs:
+            c.node.create_subscription(ActionSegmentArray, f"/humans/bodies/{b}/actions", per_body[b].append, 100)
+        c.wait_for_node()
+        for k in range(40):
+            header = Header(stamp=ns_to_stamp(c.stamp(k)), frame_id="head_camera")
+            ids_pub.publish(IdsList(header=header, ids=list(roi_pubs)))
+            for pid, p in enumerate(c.persons, 1):
+                box = p["boxes"][k]
+                if box:
+                    x, y, w, h = box
+                    roi_pubs[f"body{pid}"].publish(NormalizedRegionOfInterest2D(
+                        header=header, xmin=x / WIDTH, ymin=y / HEIGHT, xmax=(x + w) / WIDTH, ymax=(y + h) / HEIGHT,
+                        c=0.9))  # fmt: skip
+            c.image_pub.publish(c.image(c.frames[k], c.stamp(k)))
+            c.spin_for(FRAME_GAP + 0.02)
+        c.wait_processed(c.stamp(39))
+        c.spin_for(0.5)
+        body_of = {p.person_id: p.external_id for m in c.tracks for p in m.persons}
+        assert sorted(body_of.values()) == ["body1", "body2", "body3"], (body_of, node.log()[-2000:])
+        for m in c.received:
+            mine = per_body[body_of[m.person_id]]
+            assert any(x.header.stamp == m.header.stamp and x.segments == m.segments for x in mine), \
+                f"person {m.person_id}'s message is on /humans/bodies/{body_of[m.person_id]}/actions"  # fmt: skip
+        assert all(per_body.values())
+
+
+def test_bad_upstream_boxes_are_dropped_and_counted(node_assets, ros_env, dds_client):
+    """NaN, negative, empty and out-of-image boxes, unknown classes, 10,000 detections, duplicate ids:
+    dropped and counted, never a crash; then ordinary detections are served."""
+    with rhas_node(
+        node_assets, ros_env, external_type="detection2d", persons_topic=DETECTOR, segment_all_persons=True
+    ) as node:
+        c = dds_client()
+        det_pub = c.node.create_publisher(Detection2DArray, DETECTOR, qos.RELIABLE)
+        c.wait_for_node()
+        bad = [(math.nan, 10, 20, 40), (10, 10, -20, 40), (10, 10, 0, 40), (5000, 5000, 20, 40), (-900, 10, 20, 40)]
+        for k in range(4):
+            msg = Detection2DArray(header=Header(stamp=ns_to_stamp(c.stamp(k))))
+            msg.detections = [detection(b, ident="x") for b in bad] + [detection((50, 50, 20, 40), cls="dog")]
+            msg.detections += [detection((60, 60, 30, 60), ident="dup"), detection((160, 60, 30, 60), ident="dup")]
+            det_pub.publish(msg)
+            c.image_pub.publish(c.image(c.frames[k], c.stamp(k)))
+            c.spin_for(0.2)
+        flood = Detection2DArray(header=Header(stamp=ns_to_stamp(c.stamp(4))))
+        flood.detections = [detection((j % 300, (j // 300) % 200, 20, 40), ident=str(j)) for j in range(10_000)]
+        det_pub.publish(flood)
+        c.spin_for(1.5)  # 10,000 detections take a while to cross; the image follows them
+        c.image_pub.publish(c.image(c.frames[4], c.stamp(4)))
+        c.wait_processed(c.stamp(4))
+        for k in range(5, 40):
+            det_pub.publish(clip_detections(c, k, tracked=True))
+            c.image_pub.publish(c.image(c.frames[k], c.stamp(k)))
+            c.spin_for(FRAME_GAP + 0.01)
+        c.wait_processed(c.stamp(39))
+        diag = c.diag(fresh_after=2.0)
+        assert node.alive and diag["worker_errors"] == "0" and diag["callback_errors"] == "0", node.log()[-2000:]
+        assert int(diag["persons_rejected"]) == 4 * len(bad)
+        assert int(diag["boxes_dropped"]) >= 10_000 - 64, "the flood capped at max_boxes"
+        assert int(diag["detections_not_person"]) >= 4
+        assert {m["person_id"] for m in c.segments() if m["stamp"] > c.stamp(10)}, "ordinary frames still served"
+
+
+def test_diagnostics_follow_the_lifecycle_and_the_camera(node_assets, ros_env, dds_client):
+    """unconfigured (WARN) -> active and fed (OK) -> images stop (ERROR after image_timeout_s) ->
+    images again (OK): what /diagnostics shows, read as a monitoring tool reads it."""
+    with rhas_node(node_assets, ros_env, autostart=False, image_timeout_s=2.0, diagnostics_window_s=2.0):
+        c = dds_client()
+        assert c.spin_until(lambda: c.diag().get("message") == "unconfigured: not processing", 30)
+        assert c.diag()["level"] == 1
+        assert c.state(attempts=5) == "unconfigured" and not c.transition("activate", attempts=5)
+        assert c.transition("configure") and c.transition("activate")
+        c.wait_for_node()
+        c.send_text(c.texts[0])
+        c.play(0, 20)
+        assert c.diag(fresh_after=2.0)["level"] == 0, c.diag()
+        assert c.spin_until(lambda: c.diag()["level"] == 2, 6), "images stopped: ERROR"
+        assert c.diag()["message"].startswith("no image for")
+        images_in = c.diag(task="images in")
+        assert images_in["level"] == 2 and images_in["message"] == "No events recorded."
+        c.play(20, 30)
+        assert c.diag(fresh_after=2.0)["level"] == 0, c.diag()
+
+
+def test_diagnostics_under_sim_time_before_clock_and_qos_overrides(node_assets, ros_env, dds_client):
+    """use_sim_time with no /clock yet: /diagnostics still arrives (a node-clock timer would wait);
+    and qos_overrides./image.subscription.reliability best_effort takes a best-effort camera that
+    image_qos reliable would refuse."""
+    params = {
+        "use_sim_time": True,
+        "image_qos": "reliable",
+        "qos_overrides./image.subscription.reliability": "best_effort",
+    }
+    with rhas_node(node_assets, ros_env, **params) as node:
+        c = dds_client(reliable_images=False)
+        assert c.spin_until(lambda: len([d for d in c.diagnostics if d.status]) >= 2, 15), "diagnostics before /clock"
+        assert all(stamp_to_ns(d.header.stamp) == 0 for d in c.diagnostics), "sim time has not started"
+        c.wait_for_node()
+        c.send_text(c.texts[0])
+        c.play(0, 20)
+        assert c.track_ids() and c.received, f"the best-effort images arrived: {node.log()[-2000:]}"
+        assert int(c.diag(fresh_after=2.0).get("image_qos_incompatible", "0")) == 0
