@@ -15,10 +15,11 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
         ("share/" + PACKAGE, ["package.xml"]),
         ("share/" + PACKAGE + "/launch", glob("launch/*.launch.py")),
-        ("share/" + PACKAGE + "/config", glob("config/*.yaml")),
+        ("share/" + PACKAGE + "/config", glob("config/*.yaml") + glob("config/*.xml")),
         ("share/" + PACKAGE + "/config/hopadiff", glob("config/hopadiff/*.yaml")),
     ],
     install_requires=["setuptools"],
+    extras_require={"train": ["tensorboard"]},  # hopadiff-train's logs; not needed by the node
     zip_safe=False,
     maintainer="rhas_ros developers",
     maintainer_email="dev@rhas-ros.org",

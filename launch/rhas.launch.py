@@ -49,6 +49,7 @@ ARGUMENTS = {
     "text_topic": ("referring_text", "referring text topic"),
     "namespace": ("", "namespace of the node"),
     "log_level": ("info", "debug | info | warn | error"),
+    "enclave": ("", "SROS2 enclave of the node, e.g. /rhas/rhas_node ('' = none; README, Privacy and access)"),
     "behavior": ("false", "also start rhas_behavior (configured once rhas_node is active)"),
     "behavior_rules": (
         PathJoinSubstitution([FindPackageShare("rhas_ros"), "config", "behavior.yaml"]),
@@ -121,6 +122,9 @@ def nodes(context) -> list:
             ("referring_text", cfg["text_topic"]),
         ],
         arguments=["--ros-args", "--log-level", cfg["log_level"]],
+        ros_arguments=["--enclave", LaunchConfiguration("enclave").perform(context)]
+        if LaunchConfiguration("enclave").perform(context)
+        else [],
     )
     # The example behaviour node: configured once rhas_node is active (it needs the latched label
     # set to check its rules), activated after its own first configure.

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import time
 
-from hri_msgs.msg import IdsList, NormalizedRegionOfInterest2D
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.subscription import Subscription
 from sensor_msgs.msg import CompressedImage, Image
@@ -60,7 +59,10 @@ class Inputs:
                 self._sub(TrackedPersonArray, s.persons_topic, self._on_tracked, qos.RELIABLE)
             elif s.external_type == "detection2d":
                 self._sub(Detection2DArray, s.persons_topic, self._on_detections, qos.RELIABLE)
-            else:
+            else:  # hri_msgs only where it is used (not yet released for Kilted: built from source there)
+                from hri_msgs.msg import IdsList, NormalizedRegionOfInterest2D
+
+                self._roi_type = NormalizedRegionOfInterest2D
                 self._sub(IdsList, s.hri_bodies_topic, self._on_ids, qos.RELIABLE)
 
     @property
@@ -107,7 +109,7 @@ class Inputs:
         self.node._counts["detections_not_person"] += others
         self.node._on_persons(conv.stamp_to_ns(msg.header.stamp), persons)
 
-    def _on_ids(self, msg: IdsList) -> None:
+    def _on_ids(self, msg) -> None:
         """The tracked bodies: a roi subscription each (at most max_boxes, ids fit for a topic name)."""
         try:
             ids = list(dict.fromkeys(msg.ids))  # duplicates once
@@ -124,7 +126,7 @@ class Inputs:
             for body in wanted:
                 if body not in self.bodies:
                     self.bodies[body] = self.node.create_subscription(
-                        NormalizedRegionOfInterest2D, f"/humans/bodies/{body}/roi",
+                        self._roi_type, f"/humans/bodies/{body}/roi",
                         lambda m, b=body: self._on_roi(b, m), qos.RELIABLE,
                     )  # fmt: skip
                     self.roi_seen[body] = now
@@ -133,6 +135,6 @@ class Inputs:
         except Exception as e:
             self.node._callback_failed("ROS4HRI body ids", e)
 
-    def _on_roi(self, body: str, msg: NormalizedRegionOfInterest2D) -> None:
+    def _on_roi(self, body: str, msg) -> None:
         self.roi_seen[body] = time.monotonic()
         self.node._on_persons(conv.stamp_to_ns(msg.header.stamp), conv.person_from_hri_roi(body, msg), merge=True)

@@ -2,7 +2,7 @@
 
 rclpy's own SIGINT/SIGTERM handler invalidates the context at once, under a worker that may be
 publishing and an executor that may be taking a message (both failed that way). Here a signal
-ends the spin loop between two spins (or interrupts start-up and autostart's configure), the
+ends the spin loop between two spins (or skips what is left of start-up and autostart), the
 node's ``finish`` runs (stop intake, close what is open), the node is destroyed, and the context
 is shut down last. A node that reaches the finalized state (the lifecycle ``shutdown``
 transition) ends the process too, once the transition's reply is on its way.
@@ -29,14 +29,17 @@ PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 class _Stop:
-    spinning = False  # in the spin loop: finish the current spin, then stop
+    """A stop signal only sets ``requested``; the run loop checks it between two spins, and autostart
+    between configure and activate. Nothing is raised from the handler: an exception raised where a
+    signal happens to land (an import's lock callback, a destructor) is swallowed or, for
+    KeyboardInterrupt, makes CPython exit by SIGINT (-2) after a clean stop (both seen when the
+    signal met transformers' imports in configure). A configure that has begun finishes first
+    (seconds; minutes with compile_model's first compile): nothing is open before activation."""
+
     requested = False
 
     def on_signal(self, signum, frame) -> None:
-        if self.spinning:
-            self.requested = True
-        else:  # start-up or autostart's configure: nothing to finish
-            raise KeyboardInterrupt
+        self.requested = True
 
 
 def die_with_parent() -> None:
@@ -47,13 +50,14 @@ def die_with_parent() -> None:
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def autostart(node: LifecycleNode) -> None:
-    """configure -> activate when the node's ``autostart`` parameter says so (no lifecycle manager)."""
-    if not node.get_parameter("autostart").value:
+def autostart(node: LifecycleNode, stopping: Callable[[], bool] = lambda: False) -> None:
+    """configure -> activate when the node's ``autostart`` parameter says so (no lifecycle manager);
+    a stop requested meanwhile skips what is left."""
+    if not node.get_parameter("autostart").value or stopping():
         return
     if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
         node.get_logger().fatal("autostart: configure failed (see above); staying unconfigured")
-    elif node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+    elif not stopping() and node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
         node.get_logger().fatal("autostart: activate failed")
 
 
@@ -74,10 +78,9 @@ def run(make_node: Callable[[], LifecycleNode], args=None, finish: Callable[[Lif
                 print(f"{name}: error: {e}", file=sys.stderr)
                 sys.exit(2)
             try:
-                autostart(node)
+                autostart(node, lambda: stop.requested)
                 executor = SingleThreadedExecutor()
                 executor.add_node(node)
-                stop.spinning = True
                 while rclpy.ok() and not stop.requested and not getattr(node, "finalized", False):
                     executor.spin_once(timeout_sec=0.25)  # returns often enough to see a signal
                 if getattr(node, "finalized", False):  # the shutdown transition: let its reply reach the caller

@@ -78,7 +78,7 @@ class RhasNode(LifecycleNode):
         self._throttle = Throttle()
         self._last_frame: tuple[Header, tuple[int, int]] = (Header(), (0, 0))  # newest processed: closing messages
         self._current: dict[int, str] = {}  # person id -> current actions, for ~/debug_image
-        self._gauges = {"buffered_frames": 0, "last_frame_ms": 0.0, "last_inference_ms": 0.0, "last_latency_ms": 0.0}
+        self._gauges = {"last_frame_ms": 0.0, "last_inference_ms": 0.0, "last_latency_ms": 0.0}
 
     @property
     def config(self) -> NodeConfig | None:
@@ -312,7 +312,6 @@ class RhasNode(LifecycleNode):
             persons = (boxes, scores, self._external.ints(keys))
         result = pipe.process(rgb, ns, persons)
         self._counts["frames_processed"] += 1
-        self._gauges["buffered_frames"] = pipe.memory_frames()
         self._last_frame = (header, size)
         for t in result.tracks:
             self._person_keys[t.track_id] = self._external.key(t.external_id)
@@ -346,13 +345,14 @@ class RhasNode(LifecycleNode):
             self._diag.segment_message()
 
     def close_segments(self, wait_acked: float = 0.0) -> None:
-        """Deactivate/shutdown: every open segment is published FINAL (worker already stopped).
-        ``wait_acked``: seconds to wait for reliable subscribers to acknowledge them (before the
-        node is destroyed, which would drop what is still in flight)."""
+        """Deactivate/shutdown: every open segment is published FINAL (worker already stopped), and
+        what was observed of the persons (tracks, appearance, buffered features) is forgotten; the
+        query and the id sources stay. ``wait_acked``: seconds to wait for reliable subscribers to
+        acknowledge the closing messages (before the node is destroyed, which would drop them)."""
         if self._pipeline is None:
             return
         try:
-            outputs = self._pipeline.close_all()
+            outputs = self._pipeline.reset()
             self._publish(outputs)
             if outputs and wait_acked > 0:
                 self._out.segments.wait_for_all_acked(Duration(seconds=wait_acked))
@@ -366,6 +366,7 @@ class RhasNode(LifecycleNode):
             "boxes_dropped": self._pipeline.dropped_boxes if self._pipeline is not None else 0,
             "queue_length": len(self._inbox),
             **self._gauges,
+            "buffered_frames": self._pipeline.memory_frames() if self._pipeline is not None else 0,
         }
         if torch.cuda.is_available():
             gauges["cuda_allocated_mib"] = round(torch.cuda.memory_allocated() / 2**20, 1)

@@ -101,9 +101,15 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
 # The longest test files first, so that the xdist workers (one file each at a time) start them
 # early and the short files fill the gaps: longest-processing-time-first scheduling.
 LONG_FIRST = (
-    "test_walkthrough.py",
+    "test_node_robot_stack.py",
     "test_node_dds.py",
+    "test_ros2_cli.py",
+    "test_node_modes.py",
+    "test_launch_signals.py",
+    "test_walkthrough.py",
     "test_node_adversarial.py",
+    "test_node_lifecycle_time.py",
+    "test_launch_params.py",
     "test_learning.py",
     "test_training.py",
 )

@@ -31,14 +31,25 @@ ROSDEP_KEYS = {
     "scipy": "python3-scipy",
     "yaml": "python3-yaml",
     "tqdm": "python3-tqdm",
-    "einops": "python3-einops",
+    "einops": "python3-einops-pip",
     "torch": "python3-torch",
-    "transformers": "python3-transformers",
-    "tokenizers": "python3-transformers",  # installed with transformers
-    "huggingface_hub": "python3-transformers",  # installed with transformers
-    "tensorboard": "python3-tensorboard",
+    "transformers": "python3-transformers-pip",
+    "tokenizers": "python3-transformers-pip",  # installed with transformers
+    "huggingface_hub": "python3-transformers-pip",  # installed with transformers
     "PIL": "python3-pil",  # the demo's animated GIF
+    "vision_msgs": "vision_msgs",
+    "hri_msgs": "hri_msgs",
+    "diagnostic_updater": "diagnostic_updater",
 }
+TRAINING_EXTRAS = {"tensorboard"}  # imported by hopadiff-train only; setup.py extras_require["train"]
+# The Python rosdep keys package.xml may use: present in ros/rosdistro rosdep/python.yaml (checked at
+# commit 662921b, 2026-08-22; python3-transformers, python3-einops and python3-tensorboard are NOT
+# keys there, only their -pip variants).
+ROSDISTRO_PYTHON_KEYS = {
+    "python3-numpy", "python3-opencv", "python3-scipy", "python3-yaml", "python3-tqdm", "python3-einops-pip",
+    "python3-torch", "python3-transformers-pip", "python3-pil", "python3-pytest", "python3-pytest-xdist",
+    "python3-hypothesis", "python3-ruff-pip", "python3-tensorboard-pip",
+}  # fmt: skip
 OWN = {"rhas_ros", "hopadiff"}
 SHIPPED_DIRS = ["rhas_ros", "hopadiff", "launch"]
 
@@ -119,6 +130,8 @@ def test_package_xml_declares_every_third_party_import():
     for module, where in _imported_top_level_modules().items():
         if module in sys.stdlib_module_names or module in OWN:
             continue
+        if module in TRAINING_EXTRAS:
+            continue
         key = ROSDEP_KEYS.get(module)
         assert key is not None, f"{where} imports {module!r}: add its rosdep key to ROSDEP_KEYS and package.xml"
         assert key in declared, f"{where} imports {module!r} but package.xml lacks <exec_depend>{key}"
@@ -133,3 +146,39 @@ def test_hopadiff_never_imports_ros():
             if isinstance(node, ast.Import | ast.ImportFrom):
                 mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
                 assert not {m.split(".")[0] for m in mods} & ros, f"{path} imports ROS"
+
+
+def test_every_python_rosdep_key_exists_in_rosdistro():
+    """A key rosdep does not know fails `rosdep install` on every distro (python3-transformers did)."""
+    keys = {e.text.strip() for tag in ("exec_depend", "test_depend", "depend") for e in _package_xml().iter(tag)}
+    unknown = sorted(k for k in keys if k.startswith("python3-") and k not in ROSDISTRO_PYTHON_KEYS)
+    assert not unknown, f"not rosdep keys (ros/rosdistro rosdep/python.yaml): {unknown}"
+
+
+def test_training_extras_are_an_extra():
+    assert _setup_kwargs()["extras_require"]["train"] == sorted(TRAINING_EXTRAS)
+
+
+def test_the_sros2_policy_lets_only_the_operator_set_the_text_and_covers_the_node():
+    """config/sros2_policy.xml (format 0.2.0: policy/enclaves/enclave[path]/profiles/profile[ns, node]/
+    topics[publish|subscribe]/topic, services[reply|request]/service): only /rhas/operator may publish
+    referring_text, and the node's profile has every topic it uses by default."""
+    from rhas_ros.core.settings import Settings
+
+    root = ET.parse(REPO / "config" / "sros2_policy.xml").getroot()
+    assert root.tag == "policy" and root.get("version") == "0.2.0"
+    grants: dict[str, dict[str, set]] = {}
+    for enclave in root.find("enclaves"):
+        assert enclave.tag == "enclave" and enclave.get("path").startswith("/rhas/")
+        for profile in enclave.find("profiles"):
+            assert profile.tag == "profile" and profile.get("ns") and profile.get("node")
+            for group in profile:
+                assert group.tag in ("topics", "services") and len(group) > 0
+                for kind, value in group.attrib.items():
+                    assert kind in ("publish", "subscribe", "reply", "request") and value == "ALLOW"
+                    grants.setdefault(enclave.get("path"), {}).setdefault(kind, set()).update(e.text for e in group)
+    assert [p for p, g in grants.items() if "referring_text" in g.get("publish", set())] == ["/rhas/operator"]
+    s, node = Settings(), grants["/rhas/rhas_node"]
+    assert {s.image_topic, s.text_topic, s.persons_topic, s.hri_bodies_topic} <= node["subscribe"]
+    assert {s.segments_topic, s.labels_topic, s.tracks_topic, s.detections_topic, "/diagnostics"} <= node["publish"]
+    assert {"~/change_state", "~/set_parameters"} <= node["reply"]

@@ -7,8 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
-import yaml
-from launch_util import ROS2, Background, argv, make_assets, processes_with_domain, readme_block, run, run_until
+from launch_util import ROS2, Background, argv, make_assets, processes_with_domain, readme_block, run
 
 pytestmark = [
     pytest.mark.dds,
@@ -98,58 +97,6 @@ def test_readme_commands_against_a_launched_node(assets, env):
         code = launch.stop()
     assert code == 0, launch.text[-2000:]
     assert "process has finished cleanly" in launch.text, launch.text[-2000:]
-
-
-def test_launch_arguments_take_effect(assets, env, tmp_path):
-    """namespace, image_topic and params_file reach the node."""
-    params = tmp_path / "my_params.yaml"
-    doc = {"/**": {"ros__parameters": {"min_window_frames": 7, "smooth": 3, "image_qos": "reliable"}}}
-    params.write_text(yaml.safe_dump(doc))
-    base = argv(LAUNCH[0], assets)
-    launch = Background(
-        [*base, "namespace:=robot", "image_topic:=/camera/color/image_raw", f"params_file:={params}"], env
-    )
-    try:
-        assert launch.wait_for(r"active: images on /camera/color/image_raw", 120), launch.text[-3000:]
-        spin = ["--no-daemon", "--spin-time", "3"]
-        nodes = run_until([str(ROS2), "node", "list", *spin], env, lambda out: "/robot/rhas_node" in out).stdout
-        assert "/robot/rhas_node" in nodes, nodes
-        got = run_until(
-            [str(ROS2), "param", "get", *spin, "/robot/rhas_node", "min_window_frames"], env,
-            lambda out: "Integer value is" in out,
-        ).stdout  # fmt: skip
-        assert "Integer value is: 7" in got, got
-        info = run_until(
-            [str(ROS2), "topic", "info", "/camera/color/image_raw", *spin], env,
-            lambda out: "Subscription count: 1" in out,
-        ).stdout  # fmt: skip
-        assert "Subscription count: 1" in info, info
-        wanted = ("/robot/action_segments", "/robot/referring_text")
-        topics = run_until(
-            [str(ROS2), "topic", "list", *spin], env, lambda out: all(t in out for t in wanted)
-        ).stdout  # fmt: skip
-        assert all(t in topics for t in wanted), topics
-    finally:
-        code = launch.stop()
-    assert code == 0
-
-
-def test_a_missing_checkpoint_is_logged_and_the_node_stays_unconfigured(assets, env):
-    """Defined behaviour: the launch keeps running, the node logs why configure failed and stays
-    unconfigured (a parameter fix and a configure by hand can still bring it up)."""
-    cmd = argv(LAUNCH[0].replace("demo_out/run/best.pt", "demo_out/run/missing.pt"), assets)
-    launch = Background(cmd, env)
-    try:
-        assert launch.wait_for(r"configure failed: .*missing\.pt does not exist", 120), launch.text[-3000:]
-        state = run_until(
-            [str(ROS2), "lifecycle", "get", "--no-daemon", "--spin-time", "3", "/rhas_node"], env,
-            lambda out: "unconfigured" in out,
-        )  # fmt: skip
-        assert "unconfigured" in state.stdout, state.stdout + state.stderr
-        assert launch.proc.poll() is None, "the launch keeps running"
-    finally:
-        code = launch.stop()
-    assert code == 0
 
 
 def test_the_venv_is_an_ament_prefix_without_exporting_anything(ros_env):

@@ -1,0 +1,102 @@
+"""`ros2 launch rhas_ros rhas.launch.py` with a user's params file and launch arguments, and with a
+checkpoint that does not exist, as subprocesses on an isolated DDS domain (the README's own
+commands: test_ros2_cli.py). Nothing may be left running."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import yaml
+from launch_util import ROS2, Background, argv, make_assets, processes_with_domain, readme_block, run, run_until
+
+pytestmark = [
+    pytest.mark.dds,
+    pytest.mark.skipif(
+        not ROS2.exists(),
+        reason="the ros2 CLI is not in the venv: scripts/setup_env.sh found no ../shared/ros-launch "
+        "(set RHAS_ROS_LAUNCH), or use a ROS distro",
+    ),
+]
+
+LAUNCH = readme_block("### In the venv")
+COMMANDS = readme_block("and in another (a test runs all of these")
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    return make_assets(tmp_path_factory.mktemp("launch_params"))
+
+
+@pytest.fixture
+def env(ros_env):
+    yield dict(ros_env, OMP_NUM_THREADS="1")
+    run([str(ROS2), "daemon", "stop"], dict(ros_env), timeout=30)
+    time.sleep(0.5)
+    left = processes_with_domain(ros_env["ROS_DOMAIN_ID"])
+    assert not left, f"processes left behind: {left}"
+
+
+def by_prefix(prefix: str) -> list[str]:
+    found = [c for c in COMMANDS if c.startswith(prefix)]
+    assert found, f"README lists no command starting with {prefix!r}"
+    return found
+
+
+def test_launch_arguments_and_the_users_params_file(assets, env, tmp_path):
+    """A user's params file holds the checkpoint, backbone, device and detector (the launch defaults
+    used to override those with '' and blip2, so configure failed on an empty checkpoint): the node
+    reaches ACTIVE with them; namespace, image_topic and a detector given on the command line take
+    effect, the given detector over the file's."""
+    params = tmp_path / "my_params.yaml"
+    doc = {"/**": {"ros__parameters": {
+        "checkpoint": str(assets / "run" / "best.pt"), "backbone": "clip", "backbone_model": str(assets / "clip_model"),
+        "device": "cpu", "detector": "external", "min_window_frames": 7, "smooth": 3, "image_qos": "reliable",
+    }}}  # fmt: skip
+    params.write_text(yaml.safe_dump(doc))
+    launch = Background([str(ROS2), "launch", "rhas_ros", "rhas.launch.py", "namespace:=robot",
+                         "image_topic:=/camera/color/image_raw", f"params_file:={params}", "detector:=full_frame"],
+                        env)  # fmt: skip
+    try:
+        assert launch.wait_for(r"active: images on /camera/color/image_raw, .* detector full_frame", 120), launch.text[
+            -3000:
+        ]
+        spin = ["--no-daemon", "--spin-time", "3"]
+        nodes = run_until([str(ROS2), "node", "list", *spin], env, lambda out: "/robot/rhas_node" in out).stdout
+        assert "/robot/rhas_node" in nodes, nodes
+        got = run_until(
+            [str(ROS2), "param", "get", *spin, "/robot/rhas_node", "min_window_frames"], env,
+            lambda out: "Integer value is" in out,
+        ).stdout  # fmt: skip
+        assert "Integer value is: 7" in got, got
+        info = run_until(
+            [str(ROS2), "topic", "info", "/camera/color/image_raw", *spin], env,
+            lambda out: "Subscription count: 1" in out,
+        ).stdout  # fmt: skip
+        assert "Subscription count: 1" in info, info
+        wanted = ("/robot/action_segments", "/robot/referring_text", "/robot/detections")
+        topics = run_until(
+            [str(ROS2), "topic", "list", *spin], env, lambda out: all(t in out for t in wanted)
+        ).stdout  # fmt: skip
+        assert all(t in topics for t in wanted), topics
+    finally:
+        code = launch.stop()
+    assert code == 0
+
+
+def test_a_missing_checkpoint_is_logged_and_the_node_stays_unconfigured(assets, env):
+    """Defined behaviour: the launch keeps running, the node logs why configure failed and stays
+    unconfigured (a parameter fix and a configure by hand can still bring it up)."""
+    cmd = argv(LAUNCH[0].replace("demo_out/run/best.pt", "demo_out/run/missing.pt"), assets)
+    launch = Background(cmd, env)
+    try:
+        assert launch.wait_for(r"configure failed: .*missing\.pt does not exist", 120), launch.text[-3000:]
+        state = run_until(
+            [str(ROS2), "lifecycle", "get", "--no-daemon", "--spin-time", "3", "/rhas_node"], env,
+            lambda out: "unconfigured" in out,
+        )  # fmt: skip
+        assert "unconfigured" in state.stdout, state.stdout + state.stderr
+        assert launch.proc.poll() is None, "the launch keeps running"
+    finally:
+        code = launch.stop()
+    assert code == 0
