@@ -170,7 +170,7 @@ class BehaviorNode(LifecycleNode):
         for rule in rules:
             if rule.publish_topic and rule.publish_topic not in self._rule_pubs:
                 self._rule_pubs[rule.publish_topic] = self.create_lifecycle_publisher(
-                    String, rule.publish_topic, qos.RELIABLE
+                    String, rule.publish_topic, qos.RELIABLE, qos_overriding_options=qos.overridable()
                 )
             if rule.call_service and rule.call_service not in self._rule_clients:
                 self._rule_clients[rule.call_service] = self.create_client(Trigger, rule.call_service)

@@ -244,7 +244,21 @@ class ActionTimeline:
                tracks_topic="tracked_persons") -> list:  # fmt: skip
         """Subscribe the timeline to rhas_node's topics on an rclpy node; returns the subscriptions."""
         return [
-            node.create_subscription(ActionSegmentArray, segments_topic, self.ingest_segments, qos.CONSUMER),
-            node.create_subscription(ActionLabels, labels_topic, self.ingest_labels, qos.LATCHED),
-            node.create_subscription(TrackedPersonArray, tracks_topic, self.ingest_tracks, qos.CONSUMER),
+            node.create_subscription(
+                ActionSegmentArray,
+                segments_topic,
+                self.ingest_segments,
+                qos.CONSUMER,
+                qos_overriding_options=qos.overridable(),
+            ),
+            node.create_subscription(
+                ActionLabels, labels_topic, self.ingest_labels, qos.LATCHED, qos_overriding_options=qos.overridable()
+            ),
+            node.create_subscription(
+                TrackedPersonArray,
+                tracks_topic,
+                self.ingest_tracks,
+                qos.CONSUMER,
+                qos_overriding_options=qos.overridable(),
+            ),
         ]

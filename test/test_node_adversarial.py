@@ -134,13 +134,15 @@ def test_flood_is_bounded_and_sigint_under_load_is_clean(node_assets, ros_env, d
 
 
 @pytest.mark.parametrize(
-    ("when", "params", "marker", "wait"),
+    ("when", "params", "marker", "wait", "sig"),
     [
-        ("during configure", {}, "loading checkpoint", 0.0),
-        ("during inference", {"hop": 1, "ddim_steps": 100}, "active:", 3.0),
+        ("during configure", {}, "loading checkpoint", 0.0, signal.SIGINT),
+        ("during inference", {"hop": 1, "ddim_steps": 100}, "active:", 3.0, signal.SIGTERM),  # docker stop
     ],
 )
-def test_sigint_shutdown_is_clean(node_assets, ros_env, dds_client, when, params, marker, wait):
+def test_sigint_and_sigterm_shutdown_is_clean(node_assets, ros_env, dds_client, when, params, marker, wait, sig):
+    """A stop signal while configure runs, or while every frame runs a 100-step window, ends the
+    node with exit 0 and no crash (SIGTERM also closes the open segments: test_launch_signals)."""
     with rhas_node(node_assets, ros_env, **params) as node:
         assert node.wait_for_log(marker)
         if when == "during inference":  # every frame runs a 100-step window
@@ -150,6 +152,6 @@ def test_sigint_shutdown_is_clean(node_assets, ros_env, dds_client, when, params
             for i in range(round(wait / 0.1)):
                 c.send_frame(i)
                 c.spin_for(0.1)
-        code = node.stop(signal.SIGINT, timeout=60)
+        code = node.stop(sig, timeout=60)
         log = node.log()
     assert code == 0 and not any(b in log for b in BAD_EXIT), f"{when}: exit {code}\n{log[-3000:]}"

@@ -89,7 +89,8 @@ def test_ros4hri_bodies_drive_segments_published_under_each_body(node_assets, ro
         c.wait_for_node()
         for k in range(40):
             header = Header(stamp=ns_to_stamp(c.stamp(k)), frame_id="head_camera")
-            ids_pub.publish(IdsList(header=header, ids=list(roi_pubs)))
+            # a body without a roi, an id that is no topic name, a duplicate: counted, never a crash
+            ids_pub.publish(IdsList(header=header, ids=[*roi_pubs, "ghost", "no/topic name", "body1"]))
             for pid, p in enumerate(c.persons, 1):
                 box = p["boxes"][k]
                 if box:
@@ -108,6 +109,9 @@ def test_ros4hri_bodies_drive_segments_published_under_each_body(node_assets, ro
             assert any(x.header.stamp == m.header.stamp and x.segments == m.segments for x in mine), \
                 f"person {m.person_id}'s message is on /humans/bodies/{body_of[m.person_id]}/actions"  # fmt: skip
         assert all(per_body.values())
+        diag = c.diag(fresh_after=2.0)
+        assert diag["bodies_without_roi"] == "1" and int(diag["persons_rejected"]) >= 1, diag
+        assert diag["worker_errors"] == diag["callback_errors"] == "0" and node.alive
 
 
 def test_bad_upstream_boxes_are_dropped_and_counted(node_assets, ros_env, dds_client):
