@@ -10,9 +10,9 @@ from sensor_msgs.msg import RegionOfInterest
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
+from hopadiff.image_codec import ImageDecodeError, decode_compressed, decode_raw
 from rhas_msgs.msg import ActionSegment, ActionSegmentArray, TrackedPerson, TrackedPersonArray
 
-from .core.image_codec import ImageDecodeError, cv_bridge_available, decode_compressed, decode_raw
 from .core.persons import PersonsInput
 
 if TYPE_CHECKING:
@@ -36,6 +36,14 @@ def roi(box, width: int | None = None, height: int | None = None) -> RegionOfInt
     if height is not None:
         h = min(h, max(0.0, height - y))
     return RegionOfInterest(x_offset=int(x), y_offset=int(y), width=int(w), height=int(h))
+
+
+def cv_bridge_available() -> bool:
+    try:
+        import cv_bridge  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def image_to_rgb(msg, max_pixels: int) -> np.ndarray:
@@ -130,6 +138,16 @@ def persons_from_detections(msg, person_classes) -> tuple[PersonsInput, int]:
         scores.append(max(person))
         keys.append(d.id)
     return PersonsInput(np.array(boxes, np.float64).reshape(-1, 4), np.array(scores, np.float64), keys), others
+
+
+def persons_from_message(msg, person_classes, counts) -> PersonsInput:
+    """An upstream persons message (rhas_msgs/TrackedPersonArray or vision_msgs/Detection2DArray);
+    detections of other classes are counted in ``counts["detections_not_person"]``."""
+    if isinstance(msg, TrackedPersonArray):
+        return persons_from_tracked(msg)
+    persons, others = persons_from_detections(msg, person_classes)
+    counts["detections_not_person"] += others
+    return persons
 
 
 def person_from_hri_roi(body_id: str, msg) -> PersonsInput:

@@ -36,7 +36,7 @@ ROI_TIMEOUT_S = 1.0  # a tracked body without a roi for this long is counted (bo
 
 
 class Inputs:
-    """``node`` provides the handlers: _on_image, _on_compressed, _on_text, _on_persons(stamp_ns,
+    """``node`` provides the handlers: _on_image (raw and compressed), _on_text, _on_persons(stamp_ns,
     PersonsInput), _on_bodies(ids), _warn(message, key), _counts, _gauges."""
 
     def __init__(self, node, s):
@@ -47,7 +47,7 @@ class Inputs:
         image_qos = qos.image_qos(s.image_qos, s.image_qos_depth)
         on_image_qos = SubscriptionEventCallbacks(incompatible_qos=self._image_incompatible)
         if s.use_compressed:
-            self._sub(CompressedImage, s.image_topic + "/compressed", node._on_compressed, image_qos, on_image_qos)
+            self._sub(CompressedImage, s.image_topic + "/compressed", node._on_image, image_qos, on_image_qos)
         else:
             self._sub(Image, s.image_topic, node._on_image, image_qos, on_image_qos)
         quiet = SubscriptionEventCallbacks(incompatible_qos=self._text_pair)
@@ -56,9 +56,9 @@ class Inputs:
         self._sub(String, s.text_topic, node._on_text, qos.TEXT_VOLATILE, volatile, "volatile")
         if s.detector == "external":
             if s.external_type == "tracked_persons":
-                self._sub(TrackedPersonArray, s.persons_topic, self._on_tracked, qos.RELIABLE)
+                self._sub(TrackedPersonArray, s.persons_topic, self._on_persons, qos.RELIABLE)
             elif s.external_type == "detection2d":
-                self._sub(Detection2DArray, s.persons_topic, self._on_detections, qos.RELIABLE)
+                self._sub(Detection2DArray, s.persons_topic, self._on_persons, qos.RELIABLE)
             else:  # hri_msgs only where it is used (not yet released for Kilted: built from source there)
                 from hri_msgs.msg import IdsList, NormalizedRegionOfInterest2D
 
@@ -101,12 +101,8 @@ class Inputs:
                         f"({info.last_policy_kind.name.lower()}): publish texts reliable", key="text-qos")  # fmt: skip
 
     # ------------------------------------------------------------------ persons
-    def _on_tracked(self, msg: TrackedPersonArray) -> None:
-        self.node._on_persons(conv.stamp_to_ns(msg.header.stamp), conv.persons_from_tracked(msg))
-
-    def _on_detections(self, msg: Detection2DArray) -> None:
-        persons, others = conv.persons_from_detections(msg, self.s.person_classes)
-        self.node._counts["detections_not_person"] += others
+    def _on_persons(self, msg: TrackedPersonArray | Detection2DArray) -> None:
+        persons = conv.persons_from_message(msg, self.s.person_classes, self.node._counts)
         self.node._on_persons(conv.stamp_to_ns(msg.header.stamp), persons)
 
     def _on_ids(self, msg) -> None:

@@ -11,7 +11,6 @@ config/rhas.yaml; topics and messages: README.md.
 
 from __future__ import annotations
 
-import collections
 import itertools
 import sys
 import threading
@@ -24,14 +23,12 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Header, String
+from std_msgs.msg import String
 
 from . import conversions as conv
 from . import lifecycle
-from .core.debug_image import current_actions, draw
 from .core.diagnostics import Counters
-from .core.image_codec import ImageDecodeError
-from .core.intake import STAMP_EVENTS, Inbox, Stamp, StampGate, TextGate, Throttle, shown
+from .core.intake import Inbox, TextGate, Throttle, shown
 from .core.persons import ExternalIds, PersonsInput
 from .core.pipeline import RhasPipeline
 from .core.resolve import NodeConfig
@@ -41,8 +38,7 @@ from .diagnostics import NodeDiagnostics
 from .inputs import Inputs
 from .outputs import Outputs
 from .parameters import declare_parameters, help_text, read_settings, unknown_overrides
-
-PERSON_KEYS_KEPT = 1000  # person id -> upstream id remembered for closing messages
+from .session import FrameGate, Messages, Session
 
 
 class RhasNode(LifecycleNode):
@@ -54,6 +50,7 @@ class RhasNode(LifecycleNode):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         # configure / cleanup
         self._pipeline: RhasPipeline | None = None
+        self._session: Session | None = None  # the pipeline's messages (rhas_ros.session)
         self._config: NodeConfig | None = None  # the newest accepted configuration (intake reads it)
         self._out: Outputs | None = None
         # activate / deactivate
@@ -62,22 +59,19 @@ class RhasNode(LifecycleNode):
         # what the callbacks and the worker share (rhas_ros.core.intake, .diagnostics)
         self._counts = Counters()
         self._inbox = Inbox(self._counts)
-        self._stamps = StampGate()
+        self._frames = FrameGate(self._counts, self._warn)
         self._texts = TextGate()
         # What the node was told outlives every transition that keeps the process: the active
         # query, and where track ids come from (never reused while the process runs).
         self._query = ""
         self._track_ids = itertools.count(1)
         self._external = ExternalIds()  # upstream ids (Detection2D.id, ROS4HRI body ids) <-> integers
-        self._person_keys: collections.OrderedDict[int, str] = collections.OrderedDict()  # person id -> upstream id
         self.finalized = False  # shutdown transition done: the process exits (rhas_ros.lifecycle)
         self._state = "unconfigured"  # or inactive / active / finalized / "configure failed: <reason>"
         self._someone_to_segment = False  # the newest frame had a person to segment (target / a track)
         self._diag = NodeDiagnostics(self, self._counts, self._diagnostic_gauges, lambda: self._state,
                                      lambda: self._someone_to_segment)  # fmt: skip
         self._throttle = Throttle()
-        self._last_frame: tuple[Header, tuple[int, int]] = (Header(), (0, 0))  # newest processed: closing messages
-        self._current: dict[int, str] = {}  # person id -> current actions, for ~/debug_image
         self._gauges = {"last_frame_ms": 0.0, "last_inference_ms": 0.0, "last_latency_ms": 0.0}
 
     @property
@@ -127,7 +121,8 @@ class RhasNode(LifecycleNode):
             self.get_logger().error(self._state)
             return TransitionCallbackReturn.FAILURE
         self._config = c = self._pipeline.config
-        self._out = Outputs(self, s, self._pipeline.labels)
+        self._session = Session(self._pipeline, self._counts, self._warn, self._external)
+        self._out = Outputs(self, s)
         self._diag.configure(c)
         self._state = "inactive"
         self.get_logger().info(f"configured: {len(c.trained.labels)} classes, W={c.stream.window}, "
@@ -156,7 +151,7 @@ class RhasNode(LifecycleNode):
             + (f" ({s.external_type})" if s.detector == "external" else "")
             + (f", referring text {shown(self._query)} (kept)" if self._query else "")
         )
-        self._out.labels_msg(self._config.trained, self.get_clock().now().to_msg())
+        self._out.labels_pub.publish(self._session.labels_msg(self.get_clock().now().to_msg()))
         return ret
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -193,42 +188,23 @@ class RhasNode(LifecycleNode):
         """configure's twin: publishers and the pipeline."""
         if self._out is not None:
             self._out.destroy()
-        self._out, self._pipeline, self._config = None, None, None
+        self._out, self._pipeline, self._session, self._config = None, None, None, None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
     # ------------------------------------------------------------------ callbacks (thin)
-    def _on_image(self, msg: Image) -> None:
-        self._on_frame(msg, conv.image_to_rgb, "image")
-
-    def _on_compressed(self, msg: CompressedImage) -> None:
-        self._on_frame(msg, conv.compressed_to_rgb, "compressed image")
-
-    def _on_frame(self, msg, decode, what: str) -> None:
-        """Subsample by stamp, decode, enqueue: nothing heavier runs in a callback, and nothing one
-        message does can end the executor."""
+    def _on_image(self, msg: Image | CompressedImage) -> None:
+        """Subsample by stamp, decode, enqueue (rhas_ros.session.FrameGate): nothing heavier runs in
+        a callback, and nothing one message does can end the executor."""
         try:
-            self._counts["frames_in"] += 1
-            s, stamp = self._config.settings, msg.header.stamp
-            verdict = self._stamps.check(stamp.sec, stamp.nanosec, self._config.sample_fps, s.max_stamp_gap)
-            if verdict is not Stamp.ACCEPTED:
-                counter, warning = STAMP_EVENTS[verdict]
-                self._counts[counter] += 1
-                if warning:
-                    text = warning.format(sec=stamp.sec, nanosec=stamp.nanosec, gap=self._stamps.gap_s)
-                    self._warn(text, key=verdict.value)
-                if verdict not in (Stamp.BACKWARDS, Stamp.JUMPED):
-                    return
-            try:
-                rgb = decode(msg, s.max_image_pixels)
-            except (ImageDecodeError, ValueError) as e:
-                self._counts["decode_errors"] += 1
-                return self._warn(f"skipping {what}: {e}")
-            self._diag.image(stamp.sec * 1_000_000_000 + stamp.nanosec)
-            restart = verdict is not Stamp.ACCEPTED  # the clock jumped: the stream restarts with this frame
-            self._inbox.put_frame((rgb, msg.header, time.monotonic()), s.queue_size, restart)
+            admitted = self._frames.admit(msg, self._config)
+            if admitted is None:
+                return
+            rgb, restart = admitted  # restart: the clock jumped, the stream restarts with this frame
+            self._diag.image(conv.stamp_to_ns(msg.header.stamp))
+            self._inbox.put_frame((rgb, msg.header, time.monotonic()), self._config.settings.queue_size, restart)
         except Exception as e:  # never let one message end rclpy.spin
-            self._callback_failed(what, e)
+            self._callback_failed("compressed image" if isinstance(msg, CompressedImage) else "image", e)
 
     def _on_text(self, msg: String, info) -> None:
         try:
@@ -271,17 +247,17 @@ class RhasNode(LifecycleNode):
 
     # ------------------------------------------------------------------ worker
     def _work(self) -> None:
-        pipe = self._pipeline
+        pipe, session = self._pipeline, self._session
         while (work := self._inbox.take()) is not None:
             try:
                 if work.config is not None:
                     pipe.apply(work.config)
                 if work.query is not None:
-                    self._publish(pipe.set_query(work.query)[1])
+                    self._publish(session.query(work.query))
                 if work.restart:
-                    self._publish(pipe.reset())  # closing messages headed by the last frame before the jump
+                    self._publish(session.restart())  # closing messages headed by the last frame before the jump
                 if work.frame is not None:
-                    self._process(pipe, *work.frame)
+                    self._process(session, *work.frame)
             except Exception as e:
                 self._counts["worker_errors"] += 1
                 ours = [
@@ -292,36 +268,16 @@ class RhasNode(LifecycleNode):
                 self.get_logger().error(f"frame processing failed: {type(e).__name__}: {e} ({ours[-1].filename}:"
                                         f"{ours[-1].lineno})", throttle_duration_sec=5.0)  # fmt: skip
 
-    def _process(self, pipe: RhasPipeline, rgb, header: Header, received: float) -> None:
+    def _process(self, session: Session, rgb, header, received: float) -> None:
         started = time.monotonic()
-        ns = conv.stamp_to_ns(header.stamp)
-        size = (rgb.shape[1], rgb.shape[0])
-        persons = None
-        if pipe.config.settings.detector == "external":  # the boxes of this frame from the upstream detector
-            tolerance = pipe.config.settings.persons_stamp_tolerance
-            upstream = self._inbox.persons_for(ns, tolerance)
-            if upstream is None:
-                self._counts["frames_without_persons"] += 1
-                self._warn(f"no persons message within {tolerance} s of an image stamp")
-                upstream = PersonsInput.empty()
-            boxes, scores, keys, rejected = upstream.in_pixels(*size)
-            if rejected:
-                self._counts["persons_rejected"] += rejected
-                self._warn(f"{rejected} person box(es) dropped: not finite, empty, outside the image or outside "
-                           "[0, 1] (normalised)", key="persons-rejected")  # fmt: skip
-            persons = (boxes, scores, self._external.ints(keys))
-        result = pipe.process(rgb, ns, persons)
-        self._counts["frames_processed"] += 1
-        self._last_frame = (header, size)
-        for t in result.tracks:
-            self._person_keys[t.track_id] = self._external.key(t.external_id)
-        while len(self._person_keys) > PERSON_KEYS_KEPT:
-            self._person_keys.popitem(last=False)
-        self._out.frame(result, pipe.query, header, size, self._external.key)
-        self._publish(result.outputs)
-        current_actions(result, pipe.labels, self._current)
+        upstream = None
+        s = self._pipeline.config.settings
+        if s.detector == "external":  # the boxes of this frame from the upstream detector
+            upstream = self._inbox.persons_for(conv.stamp_to_ns(header.stamp), s.persons_stamp_tolerance)
+        msgs, result = session.frame(rgb, header, upstream, debug=self._out.debug.get_subscription_count() > 0)
+        self._publish(msgs)
         self._someone_to_segment = (
-            (result.target_id is not None) if pipe.referring else any(t.seen for t in result.tracks)
+            (result.target_id is not None) if self._pipeline.referring else any(t.seen for t in result.tracks)
         )
         if result.inference_ms is not None:
             self._gauges["last_inference_ms"] = round(result.inference_ms, 1)
@@ -329,19 +285,10 @@ class RhasNode(LifecycleNode):
         self._gauges["last_frame_ms"] = round((now - started) * 1e3, 1)  # the worker's time for this frame
         if result.outputs:
             self._gauges["last_latency_ms"] = round((now - received) * 1e3, 1)
-        if self._out.debug.get_subscription_count() > 0:
-            img = draw(rgb, result, pipe.labels, self._current)
-            data, step = conv.encode_bgr(img)
-            self._out.debug.publish(Image(header=header, height=img.shape[0], width=img.shape[1],
-                                              encoding="bgr8", step=step, data=data))  # fmt: skip
 
-    def _publish(self, outputs) -> None:
-        """Segment messages, headed by the newest processed frame (closing messages too)."""
-        header, size = self._last_frame
-        for out in outputs:
-            body = self._person_keys.get(out.person_id, "")
-            self._counts["segments_closed"] += self._out.segment_array(out, header, size, body)
-            self._counts["segment_msgs"] += 1
+    def _publish(self, msgs: Messages) -> None:
+        self._out.publish(msgs)
+        for _ in msgs.segments:
             self._diag.segment_message()
 
     def close_segments(self, wait_acked: float = 0.0) -> None:
@@ -349,12 +296,12 @@ class RhasNode(LifecycleNode):
         what was observed of the persons (tracks, appearance, buffered features) is forgotten; the
         query and the id sources stay. ``wait_acked``: seconds to wait for reliable subscribers to
         acknowledge the closing messages (before the node is destroyed, which would drop them)."""
-        if self._pipeline is None:
+        if self._session is None:
             return
         try:
-            outputs = self._pipeline.reset()
-            self._publish(outputs)
-            if outputs and wait_acked > 0:
+            msgs = self._session.close()
+            self._publish(msgs)
+            if msgs.segments and wait_acked > 0:
                 self._out.segments.wait_for_all_acked(Duration(seconds=wait_acked))
         except Exception as e:
             self.get_logger().error(f"closing open segments failed: {type(e).__name__}: {e}")

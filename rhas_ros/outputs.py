@@ -16,19 +16,18 @@ import threading
 
 from rclpy.publisher import Publisher
 from sensor_msgs.msg import Image
-from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray
 
-from rhas_msgs.msg import ActionLabels, ActionSegment, ActionSegmentArray, TrackedPersonArray
+from rhas_msgs.msg import ActionLabels, ActionSegmentArray, TrackedPersonArray
 
-from . import conversions as conv
 from . import qos
 from .core.persons import HRI_ID
+from .session import Messages
 
 
 class Outputs:
-    def __init__(self, node, settings, labels: list[str]):
-        self.node, self.labels = node, labels
+    def __init__(self, node, settings):
+        self.node = node
         self.hri_actions = settings.external_type == "hri" and settings.hri_actions
         self.max_bodies = settings.max_boxes
         make = node.create_lifecycle_publisher
@@ -49,25 +48,21 @@ class Outputs:
         for pub in [self.segments, self.labels_pub, self.tracks, self.detections, self.debug]:
             self.node.destroy_lifecycle_publisher(pub)
 
-    def labels_msg(self, trained, stamp) -> None:
-        self.labels_pub.publish(ActionLabels(header=Header(stamp=stamp), checkpoint=trained.path,
-                                             multi_label=trained.multi_label, labels=list(trained.labels)))  # fmt: skip
-
-    def frame(self, result, query: str, header: Header, size, external) -> None:
-        """One processed frame's tracks, as rhas_msgs and as vision_msgs."""
-        self.tracks.publish(conv.tracked_persons(result, query, header, size, external))
-        self.detections.publish(conv.detection_array(result, header, size))
-
-    def segment_array(self, out, header: Header, size, body_id: str = "") -> int:
-        """One person's segment message (and on their ROS4HRI body's topic) -> segments closed in it."""
-        msg = conv.segment_array(out, self.labels, header, size)
-        self.segments.publish(msg)
-        if body_id:
-            with self._lock:
-                pub = self._bodies.get(body_id)
-                if pub is not None:
-                    pub.publish(msg)
-        return sum(s.status == ActionSegment.STATUS_FINAL for s in out.segments)
+    def publish(self, msgs: Messages) -> None:
+        """One step's messages (rhas_ros.session); each segment message also on its ROS4HRI body's topic."""
+        if msgs.tracks is not None:
+            self.tracks.publish(msgs.tracks)
+        if msgs.detections is not None:
+            self.detections.publish(msgs.detections)
+        for msg, body_id in msgs.segments:
+            self.segments.publish(msg)
+            if body_id:
+                with self._lock:
+                    pub = self._bodies.get(body_id)
+                    if pub is not None:
+                        pub.publish(msg)
+        if msgs.debug is not None:
+            self.debug.publish(msgs.debug)
 
     def track_bodies(self, ids: list[str]) -> None:
         """The ROS4HRI bodies tracked now (from /humans/bodies/tracked, on the executor's thread): an

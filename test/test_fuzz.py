@@ -14,7 +14,7 @@ from tiny import tiny_model_config
 
 import hopadiff
 from hopadiff.features import load_backbone
-from rhas_ros.core.image_codec import SUPPORTED, ImageDecodeError, decode_compressed, decode_raw
+from hopadiff.image_codec import SUPPORTED, ImageDecodeError, decode_compressed, decode_raw
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 MAX_PIXELS = 64 * 64

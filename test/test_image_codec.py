@@ -8,13 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from rhas_ros.core.image_codec import (
-    ImageDecodeError,
-    compressed_size,
-    cv_bridge_available,
-    decode_compressed,
-    decode_raw,
-)
+from hopadiff.image_codec import ImageDecodeError, compressed_size, decode_compressed, decode_raw
+from rhas_ros.conversions import cv_bridge_available
 
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, (6, 8, 3), dtype=np.uint8)

@@ -1,6 +1,5 @@
 """The node's ROS-free core: everything rhas_node does between a decoded frame and a segment.
 
-    image_codec.py  ROS image encodings -> RGB arrays (numpy / OpenCV)
     detectors.py    person detectors (hog, full_frame, grounding_dino, external boxes)
     tracker.py      track ids across frames
     grounding.py    referring text -> one track, with hysteresis

@@ -1,7 +1,6 @@
-"""sensor_msgs/Image and CompressedImage -> RGB uint8 arrays, without ROS imports.
-
-cv_bridge is used when it is importable (a ROS 2 install); otherwise (PyPI venv) a numpy
-conversion with OpenCV's colour conversions; test_image_codec checks both agree.
+"""sensor_msgs/Image and CompressedImage fields -> RGB uint8 arrays, without ROS imports: numpy and
+OpenCV's colour conversions. rhas_node uses cv_bridge instead where it is installed (a ROS 2
+distro; rhas_ros.conversions), test_image_codec checks both agree; hopadiff reads bags with it.
 Every failure raises ImageDecodeError with a message naming the encoding / sizes.
 """
 
@@ -143,11 +142,3 @@ def encode_raw(rgb: np.ndarray, encoding: str = "rgb8") -> tuple[bytes, int]:
         raise ValueError(f"encode_raw supports rgb8, bgr8, mono8, not {encoding!r}")
     out = np.ascontiguousarray(out)
     return out.tobytes(), out.shape[1] * (out.shape[2] if out.ndim == 3 else 1)
-
-
-def cv_bridge_available() -> bool:
-    try:
-        import cv_bridge  # noqa: F401
-    except ImportError:
-        return False
-    return True
