@@ -54,8 +54,11 @@ class Segmenter:
     frame; ``due`` says whether frame k is an inference frame; ``infer`` runs one batched forward
     pass per window length for the persons asked for; ``close`` ends persons' streams."""
 
-    def __init__(self, model, num_classes: int, cfg: StreamConfig, record: bool = False):
+    def __init__(self, model, num_classes: int, cfg: StreamConfig, record: bool = False, segment_ids=None):
+        """``segment_ids``: the source of segment ids (default: one for the whole process, so ids
+        are never reused; a recording replayed by rhas_bag numbers its own from 1)."""
         self.model, self.C, self.cfg, self.record = model, num_classes, cfg, record
+        self.segment_ids = segment_ids
         self.multi_label = model.cfg.multi_label
         self.device = next(model.parameters()).device
         # record=True: per person, frame k -> (probabilities, activity) as finally published
@@ -174,7 +177,7 @@ class Segmenter:
                 ks = [ks[i] for i in keep]
                 st = self.stitchers.get(pid)
                 if st is None:
-                    st = self.stitchers[pid] = SegmentStitcher(self.C, self.rule, self.record)
+                    st = self.stitchers[pid] = SegmentStitcher(self.C, self.rule, self.record, self.segment_ids)
                 segs = st.add_window(ks, [self.stamps[k] for k in ks], p[:, keep])
                 outputs.append(WindowOutput(pid, self.stamps[ks[0]], self.stamps[ks[-1]], segs))
         return outputs

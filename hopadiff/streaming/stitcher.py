@@ -57,7 +57,7 @@ def find_runs(active: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return cls, starts, stops - 1
 
 
-_SEGMENT_IDS = itertools.count(1)  # unique across all persons and streams of a process; never reused
+SEGMENT_IDS = itertools.count(1)  # the default id source: unique across all persons and streams of a process
 
 
 class SegmentStitcher:
@@ -69,8 +69,10 @@ class SegmentStitcher:
     bounded however long an action lasts. ``record`` keeps every frozen frame's final
     probabilities and activity (for evaluation; unbounded, off in the node)."""
 
-    def __init__(self, num_classes: int, rule: ActivityRule | None = None, record: bool = False):
+    def __init__(self, num_classes: int, rule: ActivityRule | None = None, record: bool = False, ids=None):
+        """``ids``: where segment ids come from (default SEGMENT_IDS: never reused in the process)."""
         self.C = num_classes
+        self.ids = SEGMENT_IDS if ids is None else ids
         self.rule = rule or ActivityRule()  # the Segmenter replaces it when its parameters change
         self.sum: dict[int, np.ndarray] = {}  # frame k -> summed probabilities (C,), only inside the live span
         self.count: dict[int, int] = {}
@@ -145,7 +147,7 @@ class SegmentStitcher:
                 if ov > overlap and ov > 0:
                     best, overlap = seg, ov
             if best is None:
-                seg = Segment(next(_SEGMENT_IDS), c, s, e, self.stamps[s], self.stamps[e], psum / n)
+                seg = Segment(next(self.ids), c, s, e, self.stamps[s], self.stamps[e], psum / n)
             else:
                 matched.add(id(best))
                 seg, before = best, best.key()

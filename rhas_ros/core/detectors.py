@@ -58,6 +58,10 @@ class HogDetector:
             return np.zeros((0, 4)), np.zeros(0)
         boxes = np.asarray(rects, dtype=np.float64).reshape(-1, 4) / f
         scores = 1.0 - np.exp(-np.clip(np.asarray(margins, dtype=np.float64).reshape(-1), 0, None))
+        # OpenCV's threads return the windows in the order they finish: sorted here (score, then
+        # position), NMS breaks ties the same way every run, so the same frame gives the same boxes.
+        order = np.lexsort((*boxes.T[::-1], -scores))
+        boxes, scores = boxes[order], scores[order]
         keep = np.asarray(cv2.dnn.NMSBoxes(boxes.tolist(), scores.tolist(), self.min_score, self.nms_iou)).reshape(-1)
         return boxes[keep], scores[keep]
 

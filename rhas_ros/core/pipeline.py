@@ -57,14 +57,15 @@ class FrameResult:
 
 
 class RhasPipeline:
-    def __init__(self, model, backbone, detector, config: NodeConfig, track_ids=None):
+    def __init__(self, model, backbone, detector, config: NodeConfig, track_ids=None, segment_ids=None):
         """``config`` from ``resolve`` (``from_checkpoint`` loads everything and resolves it). With a
         checkpoint trained on holistic features conditioned on the referring text
         (``config.trained.holistic_text``) the frame is encoded with the active query, and a new
-        query restarts the windows. ``track_ids``: the source of new track ids (``PersonTracker``)."""
+        query restarts the windows. ``track_ids``, ``segment_ids``: where new track and segment ids
+        come from (``PersonTracker``, hopadiff's ``Segmenter``; default: never reused in the process)."""
         self.model, self.backbone, self.detector, self.config = model, backbone, detector, config
         self.labels = list(config.trained.labels)
-        self.segmenter = Segmenter(model, len(self.labels), config.stream)
+        self.segmenter = Segmenter(model, len(self.labels), config.stream, segment_ids=segment_ids)
         self.tracker = PersonTracker(config.tracker, track_ids)
         self.grounder = Grounder(config.grounding)
         self.query = ""
@@ -75,12 +76,13 @@ class RhasPipeline:
         self.boxes: dict[int, tuple] = {}  # last box per track (for closing messages)
 
     @classmethod
-    def from_checkpoint(cls, settings: Settings, log=None, backbone=None, track_ids=None) -> RhasPipeline:
+    def from_checkpoint(cls, settings: Settings, log=None, backbone=None, track_ids=None,
+                        segment_ids=None) -> RhasPipeline:  # fmt: skip
         """Load the checkpoint, backbone and detector and resolve the settings against them: every
         check happens here, cheapest first (a wrong checkpoint or backbone fails in well under a
         second, before anything is loaded from disk or the hub). ``log(message)`` gets warnings;
         ``backbone``: one already built (benchmarks of published configurations with random
-        weights), checked like a loaded one; ``track_ids``: see ``__init__``."""
+        weights), checked like a loaded one; ``track_ids``, ``segment_ids``: see ``__init__``."""
         import torch
 
         from hopadiff import load_checkpoint
@@ -117,7 +119,7 @@ class RhasPipeline:
             model.warm_up(config.stream.window, (1, 2) if s.segment_all_persons else (1,))
         detector = make_detector(s.detector, s.detector_model, str(backbone.device), s.local_files_only, s.hog_upscale,
                                  s.hog_max_side)  # fmt: skip
-        return cls(model, backbone, detector, config, track_ids)
+        return cls(model, backbone, detector, config, track_ids, segment_ids)
 
     def resolve(self, settings: Settings) -> NodeConfig:
         """New parameter values resolved against this pipeline's checkpoint (ValueError: refused)."""
