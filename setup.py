@@ -36,6 +36,7 @@ setup(
             "rhas_node = rhas_ros.node:main",
             "rhas_demo = rhas_ros.tools.demo:main",
             "rhas_behavior = rhas_ros.behavior:main",
+            "rhas_bag = rhas_ros.bag.cli:main",
         ],
     },
 )

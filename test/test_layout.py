@@ -90,7 +90,13 @@ def test_core_never_imports_ros():
     loaded = _loaded_after("import rhas_ros.core.pipeline, rhas_ros.core.detectors, rhas_ros.core.debug_image")
     ros = sorted(m for m in loaded if m.split(".")[0] in {"rclpy", "rhas_msgs", "sensor_msgs", "std_msgs"})
     assert not ros, f"the ROS-free core imported {ros}"
-    assert "rhas_ros.core.image_codec" in _loaded_after("import rhas_ros.core.image_codec")
+
+
+def test_hopadiff_reads_bags_and_camera_images_without_ros():
+    """Extraction from recordings runs where no ROS is installed: rosbags and numpy, no rclpy."""
+    loaded = _loaded_after("import hopadiff.bags, hopadiff.image_codec")
+    ros = sorted(m for m in loaded if m.split(".")[0] in {"rclpy", "rhas_msgs", "sensor_msgs", "std_msgs", "rhas_ros"})
+    assert not ros and "rosbags.rosbag2" in loaded, ros
 
 
 def test_tiny_model_builders_do_not_import_data_generators():

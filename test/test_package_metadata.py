@@ -40,15 +40,16 @@ ROSDEP_KEYS = {
     "vision_msgs": "vision_msgs",
     "hri_msgs": "hri_msgs",
     "diagnostic_updater": "diagnostic_updater",
+    "rosbags": "python3-rosbags-pip",  # rhas_bag, hopadiff-extract from bags
 }
 TRAINING_EXTRAS = {"tensorboard"}  # imported by hopadiff-train only; setup.py extras_require["train"]
 # The Python rosdep keys package.xml may use: present in ros/rosdistro rosdep/python.yaml (checked at
 # commit 662921b, 2026-08-22; python3-transformers, python3-einops and python3-tensorboard are NOT
-# keys there, only their -pip variants).
+# keys there, only their -pip variants; mcap-ros2-support is a key there under that name).
 ROSDISTRO_PYTHON_KEYS = {
     "python3-numpy", "python3-opencv", "python3-scipy", "python3-yaml", "python3-tqdm", "python3-einops-pip",
     "python3-torch", "python3-transformers-pip", "python3-pil", "python3-pytest", "python3-pytest-xdist",
-    "python3-hypothesis", "python3-ruff-pip", "python3-tensorboard-pip",
+    "python3-hypothesis", "python3-ruff-pip", "python3-tensorboard-pip", "python3-rosbags-pip", "mcap-ros2-support",
 }  # fmt: skip
 OWN = {"rhas_ros", "hopadiff"}
 SHIPPED_DIRS = ["rhas_ros", "hopadiff", "launch"]

@@ -13,20 +13,31 @@ from dds_processes import spawn
 from tiny import tiny_node_params
 
 REPO = Path(__file__).resolve().parents[2]
+SHIPPED_PARAMS = REPO / "config" / "rhas.yaml"
 
 
-def node_args(assets: Path, **params) -> list[str]:
-    """``python -m rhas_ros.node`` with the shipped parameter file, the test assets (tiny CLIP, tiny
-    checkpoint, external boxes, small windows, autostart) and ``params`` on top."""
+def node_params(assets: Path, **params) -> dict:
+    """The test node's parameters: the test assets (tiny CLIP, tiny checkpoint, external boxes, small
+    windows, autostart) and ``params`` on top."""
     base = tiny_node_params(
         assets / "model.pt", assets / "clip_model", detector="external", sample_fps=100.0, window=16, hop=4,
         min_window_frames=4, ddim_steps=3, torch_threads=1, autostart=True, image_qos="reliable",
     )  # fmt: skip
-    base.update(params)
-    out = ["-m", "rhas_ros.node", "--ros-args", "--params-file", str(REPO / "config" / "rhas.yaml")]
-    for k, v in base.items():
+    return {**base, **params}
+
+
+def overrides(params: dict) -> list[str]:
+    """-p NAME:=VALUE arguments, as after --ros-args (rhas_bag takes the same)."""
+    out = []
+    for k, v in params.items():
         out += ["-p", f"{k}:={str(v).lower() if isinstance(v, bool) else v}"]
     return out
+
+
+def node_args(assets: Path, **params) -> list[str]:
+    """``python -m rhas_ros.node`` with the shipped parameter file and ``node_params``."""
+    return ["-m", "rhas_ros.node", "--ros-args", "--params-file", str(SHIPPED_PARAMS),
+            *overrides(node_params(assets, **params))]  # fmt: skip
 
 
 class NodeProcess:
