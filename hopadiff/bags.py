@@ -164,24 +164,68 @@ def decode_image(raw: bytes, msgtype: str, max_pixels: int = 4096 * 4096) -> np.
     return decode_raw(msg.encoding, msg.height, msg.width, msg.step, msg.data, bool(msg.is_bigendian), max_pixels)
 
 
-def read_bag_frames(path: Path, topic: str | None = None, fps: float = 0.0,
-                    max_pixels: int = 4096 * 4096) -> tuple[list[int], list[np.ndarray]]:  # fmt: skip
-    """The camera frames of a bag in stamp order -> (header stamps ns, RGB frames): every frame, or
-    with ``fps`` > 0 one at least 1/fps after the previous kept one (the node's sample_fps rule).
-    A frame that cannot be decoded is an error naming it (training data should not have holes)."""
-    stamps, frames = [], []
+def _sampled(path: Path, topic: str, fps: float) -> Iterator[Entry]:
+    """The camera messages kept for ``fps`` (0: all), in stamp order: one at least 1/fps after the
+    previous kept one (the node's sample_fps rule); a frame that goes back in time is left out."""
+    last = None
     with open_bag(path) as reader:
-        topic, msgtype = image_topic(reader, path, topic)
         for e in in_stamp_order(messages(reader, path, [topic]), {topic}):
             if e.stamp_ns is None:
                 raise BagError(f"{path}: a message on {topic} at log time {e.log_ns} has an invalid header stamp")
-            if stamps and (e.stamp_ns <= stamps[-1] or (fps > 0 and e.stamp_ns - stamps[-1] < NS / fps)):
+            if last is not None and (e.stamp_ns <= last or (fps > 0 and e.stamp_ns - last < NS / fps)):
                 continue
-            try:
-                frames.append(decode_image(e.raw, msgtype, max_pixels))
-            except ValueError as err:
-                raise BagError(f"{path}: {topic} frame stamped {e.stamp_ns / NS:.3f} s: {err}") from None
-            stamps.append(e.stamp_ns)
+            last = e.stamp_ns
+            yield e
+
+
+def sampled_stamps(path: Path, topic: str, fps: float = 0.0) -> list[int]:
+    """The header stamps of the frames ``read_bag_frames`` reads (nothing decoded)."""
+    stamps = [e.stamp_ns for e in _sampled(path, topic, fps)]
+    if not stamps:
+        raise BagError(f"{path}: no frames on {topic}")
+    return stamps
+
+
+def read_bag_frames(path: Path, topic: str | None = None, fps: float = 0.0,
+                    max_pixels: int = 4096 * 4096) -> tuple[list[int], list[np.ndarray]]:  # fmt: skip
+    """The camera frames of a bag in stamp order -> (header stamps ns, RGB frames), sampled as
+    ``sampled_stamps`` says. A frame that cannot be decoded is an error naming it (training data
+    should not have holes)."""
+    with open_bag(path) as reader:
+        topic, msgtype = image_topic(reader, path, topic)
+    stamps, frames = [], []
+    for e in _sampled(path, topic, fps):
+        try:
+            frames.append(decode_image(e.raw, msgtype, max_pixels))
+        except ValueError as err:
+            raise BagError(f"{path}: {topic} frame stamped {e.stamp_ns / NS:.3f} s: {err}") from None
+        stamps.append(e.stamp_ns)
     if not frames:
         raise BagError(f"{path}: no frames on {topic}")
     return stamps, frames
+
+
+TRACKS = "rhas_msgs/msg/TrackedPersonArray"
+
+
+def read_tracks(path: Path, topic: str = "/tracked_persons") -> dict[int, list[tuple]]:
+    """rhas_msgs/TrackedPersonArray messages of a bag (rhas_bag's or rhas_node's output), decoded
+    with the definitions embedded in the bag -> header stamp -> [(person_id, (x, y, w, h),
+    is_target, seen this frame)]."""
+    from rosbags.highlevel import AnyReader
+
+    out: dict[int, list[tuple]] = {}
+    with open_bag(path):  # the errors that name the bag
+        pass
+    with AnyReader([Path(path)]) as reader:
+        conns = [c for c in reader.connections if c.topic == topic]
+        if not conns or conns[0].msgtype != TRACKS:
+            have = ", ".join(sorted({f"{c.topic} ({c.msgtype})" for c in reader.connections}))
+            raise BagError(f"{path} has no {TRACKS} on {topic} (run rhas_bag on the recording to make the tracks); "
+                           f"it has: {have}")  # fmt: skip
+        for conn, _, raw in reader.messages(connections=conns):
+            m = reader.deserialize(raw, conn.msgtype)
+            stamp = m.header.stamp.sec * NS + m.header.stamp.nanosec
+            out[stamp] = [(int(p.person_id), (p.roi.x_offset, p.roi.y_offset, p.roi.width, p.roi.height),
+                           bool(p.is_target), int(p.frames_since_seen) == 0) for p in m.persons]  # fmt: skip
+    return out

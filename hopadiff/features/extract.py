@@ -4,6 +4,10 @@ Input: an extract manifest (JSON, written by ``hopadiff-synth --video`` or by yo
   {"format": "hopadiff-extract-manifest", "version": 1, "labels": [class names],
    "videos": [{"name": str, "video": "clip.mp4", "persons": [{"person_id": int, "text": str,
      "boxes": [[x, y, w, h] | null per frame], "labels": [[class ids] per frame]}]}]}
+A video may be a ROS 2 bag instead ("bag", "image_topic", "fps", "stamps": the sampled frames),
+or the input a bag labels file (format "rhas-bag-labels", hopadiff.features.bag_labels): robot
+recordings + what the referred person did when -> a manifest as above (written next to the
+features), then extracted.
 Output (in --out), the RHAS133 release layout plus a manifest that training reads:
   RHAS_feature_blipv2[_val|_test]/{i}_blip_feat.npy      holistic (T, D), full frames; with BLIP-2 by
                                                          default conditioned on the person's text (--holistic-text)
@@ -11,6 +15,12 @@ Output (in --out), the RHAS133 release layout plus a manifest that training read
   (CLIP: RHAS_feature_clip_{split}[...]/{i}_clip_feat.npy), and {split}.json, labels/, visible/.
 Features are the pooled (T, D) form, which the loaders accept like the release's (T, 32, D).
 Each file is written atomically; finished samples are skipped on a rerun (resumable).
+
+Under torchrun (``torchrun --nproc_per_node N -m hopadiff.features.extract ...``, or several
+machines with torchrun's rendezvous options) the samples are split across the processes (each
+on its own GPU when there are GPUs): each writes its own sample files, and the split manifest is
+written once every process has finished. The files equal a one-process run's; a rerun after a
+crash redoes only the samples not finished.
 """
 
 from __future__ import annotations
@@ -25,9 +35,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..bags import read_bag_frames
 from ..data import EXTRACT_FORMAT, RELEASE_DIRS, DataError, frame_lists_to_multihot, write_manifest
 from ..frames import crop, read_frames
 from .backbone import BACKBONES, load_backbone
+from .bag_labels import LABELS_FORMAT, to_extract_manifest
 
 log = logging.getLogger("hopadiff.extract")
 
@@ -51,8 +63,60 @@ def encode_batched(backbone, images: list[np.ndarray], batch: int, text: str | N
 
 
 def _source(manifest: Path, video: dict, person: dict) -> str:
-    """What a sample was extracted from: the video file and the person in it."""
-    return f"{(Path(manifest).parent / video['video']).resolve()}#person{person['person_id']}"
+    """What a sample was extracted from: the video file (or bag) and the person in it."""
+    return f"{(Path(manifest).parent / (video.get('video') or video['bag'])).resolve()}#person{person['person_id']}"
+
+
+def _frames(manifest: Path, video: dict) -> list[np.ndarray]:
+    """A video's frames: a video file, or a bag's sampled camera frames (checked against the stamps
+    the manifest's boxes and labels were made for)."""
+    if "bag" not in video:
+        return read_frames(Path(manifest).parent / video["video"])
+    bag = Path(manifest).parent / video["bag"]
+    stamps, frames = read_bag_frames(bag, video.get("image_topic"), float(video.get("fps", 0.0)))
+    if "stamps" in video and stamps != video["stamps"]:
+        raise DataError(
+            f"{manifest}: {video['name']}: the frames of {bag} are not those the boxes were made for "
+            f"({len(stamps)} sampled, {len(video['stamps'])} expected): rebuild it from the labels file"
+        )
+    return frames
+
+
+class Ranks:
+    """This process's share of the work under torchrun (one process: everything)."""
+
+    def __init__(self, rank: int = 0, world: int = 1):
+        self.rank, self.world = rank, world
+
+    @classmethod
+    def from_env(cls) -> Ranks:
+        import torch.distributed as dist
+
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world == 1:
+            return cls()
+        dist.init_process_group(backend="gloo")  # a barrier and two sums: gloo, whatever the devices
+        return cls(dist.get_rank(), dist.get_world_size())
+
+    def mine(self, unit: int) -> bool:
+        return unit % self.world == self.rank
+
+    def total(self, *counts: int) -> list[int]:
+        """Sums over all processes, once every process got here (a barrier)."""
+        if self.world == 1:
+            return list(counts)
+        import torch
+        import torch.distributed as dist
+
+        t = torch.tensor(counts, dtype=torch.int64)
+        dist.all_reduce(t)
+        return t.tolist()
+
+    def close(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
 
 
 def _previous_sources(split_manifest: Path) -> dict[int, str]:
@@ -67,10 +131,19 @@ def _previous_sources(split_manifest: Path) -> dict[int, str]:
 
 
 def extract(
-    manifest: Path, out: Path, backbone, split: str = "train", batch: int = 32, holistic_text: bool | None = None
+    manifest: Path,
+    out: Path,
+    backbone,
+    split: str = "train",
+    batch: int = 32,
+    holistic_text: bool | None = None,
+    ranks: Ranks | None = None,
 ) -> dict:
     """Extract one split. ``holistic_text`` (default: whenever the backbone can, i.e. BLIP-2):
-    holistic features are computed per referred person with their referring text."""
+    holistic features are computed per referred person with their referring text. ``ranks``: this
+    process's share under torchrun (a sample each in turn; whole videos when the persons of a
+    video share its holistic features)."""
+    ranks = ranks or Ranks()
     holistic_text = backbone.conditions_on_text if holistic_text is None else holistic_text
     if holistic_text and not backbone.conditions_on_text:
         raise ValueError(f"holistic_text needs a backbone that conditions on text (blip2), not {backbone.kind}")
@@ -96,15 +169,17 @@ def extract(
     entries, done, skipped = [], 0, 0
     index = 0
     # Progress per encoded image batch (a long movie is one video): frames, crops, text-conditioned frames.
-    bar = tqdm(desc=f"{split}: encoding", unit="image", dynamic_ncols=True, mininterval=1.0)
-    for video in doc["videos"]:
+    bar = tqdm(desc=f"{split}: encoding" + (f" (rank {ranks.rank})" if ranks.world > 1 else ""), unit="image",
+               dynamic_ncols=True, mininterval=1.0, position=ranks.rank)  # fmt: skip
+    for v, video in enumerate(doc["videos"]):
         persons = video["persons"]
         todo = [
             index + k
             for k in range(len(persons))
-            if not (hol_dir / f"{index + k}{suffix}").exists() or not (par_dir / f"{index + k}{suffix}").exists()
+            if ranks.mine(index + k if holistic_text else v)
+            and (not (hol_dir / f"{index + k}{suffix}").exists() or not (par_dir / f"{index + k}{suffix}").exists())
         ]
-        frames = read_frames(Path(manifest).parent / video["video"]) if todo else None
+        frames = _frames(manifest, video) if todo else None
         shared = encode_batched(backbone, frames, batch, bar=bar) if todo and not holistic_text else None
         for k, person in enumerate(persons):
             i = index + k
@@ -129,7 +204,7 @@ def extract(
                 atomic_save_npy(par_dir / f"{i}{suffix}", partial)
                 atomic_save_npy(hol_dir / f"{i}{suffix}", holistic)  # written last: marks the sample done
                 done += 1
-            else:
+            elif ranks.mine(i if holistic_text else v):
                 skipped += 1
             entries.append(
                 {
@@ -139,15 +214,20 @@ def extract(
                     "visible": f"visible/{split}_{i}.npy",
                     "labels": f"labels/{split}_{i}.npy",
                     "text": person["text"],
-                    "video": video["video"],
+                    "video": video.get("video") or video["bag"],
                     "person_id": person["person_id"],
                     "source": _source(manifest, video, person),
                 }
             )
         index += len(persons)
     bar.close()
+    done, skipped = ranks.total(done, skipped)  # every process has finished its samples
     fps = float(doc["videos"][0].get("fps", 0.0))
-    write_manifest(out / f"{split}.json", entries, labels, True, fps, holistic_text, backbone.kind)
+    if ranks.rank == 0:
+        missing = [e["name"] for e in entries if not (out / e["holistic"]).exists()]
+        if missing:
+            raise DataError(f"{out}: samples {missing[:5]} were not written")
+        write_manifest(out / f"{split}.json", entries, labels, True, fps, holistic_text, backbone.kind)
     return {
         "samples": len(entries),
         "extracted": done,
@@ -162,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="hopadiff-extract", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("manifest", type=Path, help="extract manifest (JSON)")
+    ap.add_argument("manifest", type=Path, help="extract manifest, or bag labels file (JSON)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--split", default="train", choices=["train", "val", "test"])
     ap.add_argument("--backbone", default="blip2", choices=BACKBONES)
@@ -179,15 +259,41 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    ranks = Ranks.from_env()
     try:
-        backbone = load_backbone(args.backbone, args.model, args.device, args.precision, args.local_files_only)
+        manifest = args.manifest
+        if _format(manifest) == LABELS_FORMAT:  # robot recordings: the extract manifest is made first
+            made = to_extract_manifest(manifest)
+            manifest = args.out / f"extract_{args.split}.json"
+            if ranks.rank == 0:
+                args.out.mkdir(parents=True, exist_ok=True)
+                tmp = manifest.with_name(f".{manifest.name}.tmp")
+                tmp.write_text(json.dumps(made))
+                os.replace(tmp, manifest)
+            ranks.total(0)  # the others wait for it
+        device = args.device
+        if ranks.world > 1 and device in ("auto", "cuda"):
+            import torch
+
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu"
+        backbone = load_backbone(args.backbone, args.model, device, args.precision, args.local_files_only)
         conditioned = {"auto": None, "on": True, "off": False}[args.holistic_text]
-        summary = extract(args.manifest, args.out, backbone, args.split, args.batch_size, conditioned)
+        summary = extract(manifest, args.out, backbone, args.split, args.batch_size, conditioned, ranks)
     except (DataError, ValueError, OSError) as e:
         print(f"hopadiff-extract: error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps(summary, indent=1))
+    finally:
+        ranks.close()
+    if ranks.rank == 0:
+        print(json.dumps(summary, indent=1))
     return 0
+
+
+def _format(path: Path) -> str | None:
+    try:
+        return json.loads(Path(path).read_text()).get("format")
+    except (OSError, json.JSONDecodeError, AttributeError) as e:
+        raise DataError(f"cannot read {path}: {e}") from None
 
 
 if __name__ == "__main__":
