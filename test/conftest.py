@@ -101,6 +101,8 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
 # The longest test files first, so that the xdist workers (one file each at a time) start them
 # early and the short files fill the gaps: longest-processing-time-first scheduling.
 LONG_FIRST = (
+    "test_extract_bags.py",
+    "test_bag.py",
     "test_node_robot_stack.py",
     "test_node_dds.py",
     "test_ros2_cli.py",

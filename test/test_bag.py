@@ -7,8 +7,7 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
+import threading
 import time
 
 import pytest
@@ -213,30 +212,31 @@ def test_a_bag_that_breaks_part_way_leaves_nothing(node_assets, tmp_path, capsys
     assert _no_output(tmp_path)
 
 
-def test_ctrl_c_leaves_a_closed_readable_bag_of_what_was_done(node_assets, tmp_path):
+def test_ctrl_c_leaves_a_closed_readable_bag_of_what_was_done(node_assets, tmp_path, capsys):
+    """A real SIGINT to this process while rhas_bag runs (its handler is installed once the output
+    is open): it stops after the frame in progress, closes the open segments and the bag, exit 130."""
     bag = write_bag(tmp_path / "in", pan_entries(200, fps=25.0))
-    argv = [sys.executable, "-m", "rhas_ros.bag.cli", str(bag), "-o", str(tmp_path / "out"),
-            *params(node_assets, sample_fps=100.0, hog_upscale=2.0)]  # fmt: skip
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
+    partial = tmp_path / ".out.partial"
+
+    def interrupt():
         deadline = time.monotonic() + 60
-        line = ""
-        while "referring text" not in line and time.monotonic() < deadline:  # the run has started
-            line = proc.stderr.readline()
-        time.sleep(1.0)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130, err
+        while not partial.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(2.5)  # some frames done (5-25 frames/s here, of 200)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    before = signal.getsignal(signal.SIGINT)
+    threading.Thread(target=interrupt, daemon=True).start()
+    code, out, err = run(capsys, bag, "-o", tmp_path / "out", *params(node_assets, sample_fps=100.0))
+    assert code == 130, err
     assert "INTERRUPTED" in out
     processed = int(re.search(r"(\d+) processed", out).group(1))
     assert 0 < processed < 200
     segs = segment_msgs(tmp_path / "out")
     assert segs and contract_violations([segment_dict(m) for m in segs]) == [], "every segment closed FINAL"
     assert len(messages_of(tmp_path / "out", "/tracked_persons", TrackedPersonArray)) == processed
-    assert not list(tmp_path.glob(".out.partial"))
+    assert not partial.exists()
+    assert signal.getsignal(signal.SIGINT) is before, "the handler is given back"
 
 
 def test_texts_take_effect_at_their_recorded_times(node_assets, tmp_path, capsys):

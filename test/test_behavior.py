@@ -132,6 +132,10 @@ def test_rules_fire_for_reported_actions_only_over_dds(node_assets, ros_env, dds
         c.node.create_subscription(ActionSegmentArray, "action_segments", lambda m: [
             seen.setdefault(s.label, time.monotonic()) for s in m.segments if s.confidence > 0], 100)  # fmt: skip
         c.wait_for_node()
+        # rhas_behavior and the example subscribe (volatile) before any segment is published: on a
+        # loaded machine their start-up took longer than the whole clip, and they heard nothing.
+        listening = lambda: c.node.count_subscribers("/action_segments") >= 3  # noqa: E731  (this client too)
+        assert c.spin_until(listening, 60), "rhas_behavior and fall_watcher subscribe"
         c.send_text(c.texts[0])
         c.play(0, 48)
         c.spin_for(2.0)

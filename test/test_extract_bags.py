@@ -129,7 +129,7 @@ def _clips(tmp_path_factory) -> Path:
     from hopadiff.synth.video import write_video_dataset
 
     root = tmp_path_factory.mktemp("clips")
-    write_video_dataset(root, clips=6, frames=24, persons=2, fps=10)
+    write_video_dataset(root, clips=6, frames=16, persons=2, fps=10)
     return root
 
 

@@ -61,7 +61,7 @@ def test_launch_arguments_and_the_users_params_file(assets, env, tmp_path):
         assert launch.wait_for(r"active: images on /camera/color/image_raw, .* detector full_frame", 120), launch.text[
             -3000:
         ]
-        spin = ["--no-daemon", "--spin-time", "3"]
+        spin = ["--no-daemon", "--spin-time", "1.5"]  # run_until retries if discovery was slower
         nodes = run_until([str(ROS2), "node", "list", *spin], env, lambda out: "/robot/rhas_node" in out).stdout
         assert "/robot/rhas_node" in nodes, nodes
         got = run_until(
@@ -92,7 +92,7 @@ def test_a_missing_checkpoint_is_logged_and_the_node_stays_unconfigured(assets, 
     try:
         assert launch.wait_for(r"configure failed: .*missing\.pt does not exist", 120), launch.text[-3000:]
         state = run_until(
-            [str(ROS2), "lifecycle", "get", "--no-daemon", "--spin-time", "3", "/rhas_node"], env,
+            [str(ROS2), "lifecycle", "get", "--no-daemon", "--spin-time", "1.5", "/rhas_node"], env,
             lambda out: "unconfigured" in out,
         )  # fmt: skip
         assert "unconfigured" in state.stdout, state.stdout + state.stderr

@@ -159,7 +159,7 @@ def test_ten_thousand_boxes_per_frame_are_capped(shared_node, dds_client, capsys
     c = shared_node.client(dds_client)
     dropped_before = int(c.diag(fresh_after=2.0)["boxes_dropped"])
     c.send_text(c.texts[0])
-    for i in range(30):  # 10,000 boxes a frame, ids changing every frame
+    for i in range(15):  # 10,000 boxes a frame, ids changing every frame
         msg = TrackedPersonArray(header=Header(stamp=ns_to_stamp(c.stamp(i)), frame_id="head_camera"))
         msg.persons = [
             TrackedPerson(person_id=i * 10_000 + j, detection_confidence=0.5,
@@ -169,7 +169,7 @@ def test_ten_thousand_boxes_per_frame_are_capped(shared_node, dds_client, capsys
         c.persons_pub.publish(msg)
         c.image_pub.publish(c.image(c.frames[i % len(c.frames)], c.stamp(i)))
         c.spin_for(0.15)
-    c.play(30, 120)
+    c.play(15, 120)
     assert shared_node.node.alive, shared_node.log(c)[-2000:]
     diag = c.diag(fresh_after=2.0)
     # every processed flood frame dropped all but 64 boxes (a loaded machine processes fewer frames)
@@ -178,4 +178,4 @@ def test_ten_thousand_boxes_per_frame_are_capped(shared_node, dds_client, capsys
     with capsys.disabled():
         print(f"\n10,000-box flood: node max RSS {diag['max_rss_mib']} MiB")
     assert float(diag["max_rss_mib"]) < 2500
-    assert c.received and max(stamp_to_ns(m.header.stamp) for m in c.received) >= c.stamp(30)
+    assert c.received and max(stamp_to_ns(m.header.stamp) for m in c.received) >= c.stamp(15)

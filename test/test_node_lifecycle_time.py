@@ -107,9 +107,10 @@ def test_a_depth_image_is_refused_and_counted(hog_node, dds_client):
 
 def test_a_16_megapixel_frame_fits_the_frame_budget(hog_node, dds_client, capsys):
     """4096x4096 (max_image_pixels' default): the HOG detector sees it shrunk to hog_max_side, so the
-    worker takes well under a second for it (0.3 s on an idle 2-core machine; the median of three
-    frames is checked, as the suite's other workers load the machine), and /diagnostics keeps its
-    1 s period meanwhile."""
+    worker's time for it stays bounded: 0.3 s on an idle 2-core machine, up to 1.4 s while the
+    suite's other workers load both cores; without the cap it took 8 s idle. The median of three
+    frames must stay under 3 s, which tells the two apart on any machine the suite runs on; the
+    speed itself is docs/benchmarks.md's. /diagnostics keeps its 1 s period meanwhile."""
     _, env = hog_node
     c = dds_client(env=env, t0=3 * 10**13)
     c.wait_for_node()
@@ -122,7 +123,7 @@ def test_a_16_megapixel_frame_fits_the_frame_budget(hog_node, dds_client, capsys
         frame_ms.append(float(c.diag(fresh_after=2.0)["last_frame_ms"]))
     tracked = next(m for m in c.tracks if stamp_to_ns(m.header.stamp) == c.stamp(2))
     assert tracked.persons and max(p.roi.height for p in tracked.persons) > 300, "boxes in the big frame's pixels"
-    assert sorted(frame_ms)[1] < 1000, frame_ms  # the median of three: one spike of a loaded CI machine allowed
+    assert sorted(frame_ms)[1] < 3000, frame_ms  # the median of three: one spike of a loaded CI machine allowed
     with capsys.disabled():
         print(f"\n4096x4096 frames: the worker took {frame_ms} ms")
     stamps = [stamp_to_ns(d.header.stamp) for d in c.diagnostics[-4:]]

@@ -167,7 +167,7 @@ def test_diagnostics_follow_the_lifecycle_and_the_camera(node_assets, ros_env, d
         assert c.diag()["message"].startswith("no image for")
         images_in = c.diag(task="images in")
         assert images_in["level"] == 2 and images_in["message"] == "No events recorded."
-        c.play(20, 30)
+        c.play(20, 12)
         assert c.diag(fresh_after=2.0)["level"] == 0, c.diag()
 
 
