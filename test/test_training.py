@@ -61,7 +61,6 @@ def test_bad_config_and_missing_data_are_reported(dataset, tmp_path, capsys):
         assert message in capsys.readouterr().err
 
 
-@pytest.mark.slow
 def test_ddp_two_cpu_processes(dataset, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(dataset, data)

@@ -237,7 +237,7 @@ def load_backbone(
     local_files_only: bool = False,
 ) -> Backbone:
     """Load a backbone with ``from_pretrained`` (hub name or local folder; default: the paper's)."""
-    from transformers import AutoTokenizer, Blip2ForImageTextRetrieval, CLIPModel
+    from transformers import AutoTokenizer  # the model classes below: only the one used is imported (seconds)
 
     if kind not in BACKBONES:
         raise ValueError(f"unknown backbone {kind!r}; allowed: {', '.join(BACKBONES)}")
@@ -249,6 +249,8 @@ def load_backbone(
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=local_files_only)
         if kind == "clip":
+            from transformers import CLIPModel
+
             model = CLIPModel.from_pretrained(name, local_files_only=local_files_only)
             size, max_tokens, cls = (
                 model.config.vision_config.image_size,
@@ -256,6 +258,8 @@ def load_backbone(
                 ClipBackbone,
             )
         else:
+            from transformers import Blip2ForImageTextRetrieval
+
             model = Blip2ForImageTextRetrieval.from_pretrained(name, local_files_only=local_files_only)
             size, max_tokens, cls = (
                 model.config.vision_config.image_size,
