@@ -8,7 +8,8 @@ import time
 
 import pytest
 import yaml
-from launch_util import ROS2, Background, argv, make_assets, processes_with_domain, readme_block, run, run_until
+from graph_probe import GraphProbe
+from launch_util import ROS2, Background, argv, make_assets, processes_with_domain, readme_block, run
 
 pytestmark = [
     pytest.mark.dds,
@@ -61,24 +62,15 @@ def test_launch_arguments_and_the_users_params_file(assets, env, tmp_path):
         assert launch.wait_for(r"active: images on /camera/color/image_raw, .* detector full_frame", 120), launch.text[
             -3000:
         ]
-        spin = ["--no-daemon", "--spin-time", "1.5"]  # run_until retries if discovery was slower
-        nodes = run_until([str(ROS2), "node", "list", *spin], env, lambda out: "/robot/rhas_node" in out).stdout
-        assert "/robot/rhas_node" in nodes, nodes
-        got = run_until(
-            [str(ROS2), "param", "get", *spin, "/robot/rhas_node", "min_window_frames"], env,
-            lambda out: "Integer value is" in out,
-        ).stdout  # fmt: skip
-        assert "Integer value is: 7" in got, got
-        info = run_until(
-            [str(ROS2), "topic", "info", "/camera/color/image_raw", *spin], env,
-            lambda out: "Subscription count: 1" in out,
-        ).stdout  # fmt: skip
-        assert "Subscription count: 1" in info, info
-        wanted = ("/robot/action_segments", "/robot/referring_text", "/robot/detections")
-        topics = run_until(
-            [str(ROS2), "topic", "list", *spin], env, lambda out: all(t in out for t in wanted)
-        ).stdout  # fmt: skip
-        assert all(t in topics for t in wanted), topics
+        probe = GraphProbe(int(env["ROS_DOMAIN_ID"]))
+        try:
+            assert probe.until(lambda: "/robot/rhas_node" in probe.node_names()), probe.node_names()
+            assert probe.param("/robot/rhas_node", "min_window_frames") == 7
+            assert probe.until(lambda: probe.node.count_subscribers("/camera/color/image_raw") == 1)
+            wanted = ("/robot/action_segments", "/robot/referring_text", "/robot/detections")
+            assert probe.until(lambda: all(t in probe.topics() for t in wanted)), probe.topics()
+        finally:
+            probe.close()
     finally:
         code = launch.stop()
     assert code == 0
@@ -91,11 +83,11 @@ def test_a_missing_checkpoint_is_logged_and_the_node_stays_unconfigured(assets, 
     launch = Background(cmd, env)
     try:
         assert launch.wait_for(r"configure failed: .*missing\.pt does not exist", 120), launch.text[-3000:]
-        state = run_until(
-            [str(ROS2), "lifecycle", "get", "--no-daemon", "--spin-time", "1.5", "/rhas_node"], env,
-            lambda out: "unconfigured" in out,
-        )  # fmt: skip
-        assert "unconfigured" in state.stdout, state.stdout + state.stderr
+        probe = GraphProbe(int(env["ROS_DOMAIN_ID"]))
+        try:
+            assert probe.lifecycle_state("/rhas_node") == "unconfigured"
+        finally:
+            probe.close()
         assert launch.proc.poll() is None, "the launch keeps running"
     finally:
         code = launch.stop()

@@ -60,18 +60,6 @@ def run(parts: list[str], env: dict, timeout: float = 60) -> subprocess.Complete
     return subprocess.run(parts, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
 
 
-def run_until(parts: list[str], env: dict, ok, timeout: float = 45) -> subprocess.CompletedProcess:
-    """Run a graph query (``ros2 node list``, ``param get``, ...) again until ``ok(stdout)`` holds or
-    ``timeout`` s pass; the last result either way. Discovery without the daemon sees only what
-    arrived during its spin time, and a loaded machine can need several spins for a new process."""
-    end = time.monotonic() + timeout
-    while True:
-        res = run(parts, env)
-        if ok(res.stdout) or time.monotonic() > end:
-            return res
-        time.sleep(1.0)
-
-
 class Background:
     """A long-running command (ros2 launch, ros2 topic echo) with its output collected; stopped with
     SIGINT (what launch forwards to its nodes), then its whole process group killed if still there."""
