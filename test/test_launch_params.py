@@ -4,24 +4,22 @@ commands: test_ros2_cli.py). Nothing may be left running."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import yaml
 from graph_probe import GraphProbe
-from launch_util import ROS2, Background, argv, make_assets, processes_with_domain, readme_block, run
+from launch_util import (
+    NEEDS_ROS2,
+    ROS2,
+    Background,
+    argv,
+    make_assets,
+    readme_block,
+    stop_daemon_and_check_nothing_left,
+)
 
-pytestmark = [
-    pytest.mark.dds,
-    pytest.mark.skipif(
-        not ROS2.exists(),
-        reason="the ros2 CLI is not in the venv: scripts/setup_env.sh found no ../shared/ros-launch "
-        "(set RHAS_ROS_LAUNCH), or use a ROS distro",
-    ),
-]
+pytestmark = NEEDS_ROS2
 
 LAUNCH = readme_block("### In the venv")
-COMMANDS = readme_block("and in another (a test runs all of these")
 
 
 @pytest.fixture(scope="module")
@@ -32,16 +30,7 @@ def assets(tmp_path_factory):
 @pytest.fixture
 def env(ros_env):
     yield dict(ros_env, OMP_NUM_THREADS="1")
-    run([str(ROS2), "daemon", "stop"], dict(ros_env), timeout=30)
-    time.sleep(0.5)
-    left = processes_with_domain(ros_env["ROS_DOMAIN_ID"])
-    assert not left, f"processes left behind: {left}"
-
-
-def by_prefix(prefix: str) -> list[str]:
-    found = [c for c in COMMANDS if c.startswith(prefix)]
-    assert found, f"README lists no command starting with {prefix!r}"
-    return found
+    stop_daemon_and_check_nothing_left(ros_env)
 
 
 def test_launch_arguments_and_the_users_params_file(assets, env, tmp_path):

@@ -9,12 +9,17 @@ import signal
 import time
 
 import pytest
-from launch_util import ROS2, Background, argv, make_assets, processes_with_domain, readme_block, run
+from launch_util import (
+    NEEDS_ROS2,
+    Background,
+    argv,
+    make_assets,
+    readme_block,
+    run,
+    stop_daemon_and_check_nothing_left,
+)
 
-pytestmark = [
-    pytest.mark.dds,
-    pytest.mark.skipif(not ROS2.exists(), reason="the ros2 CLI is not in the venv (no ../shared/ros-launch)"),
-]
+pytestmark = NEEDS_ROS2
 
 LAUNCH = readme_block("### In the venv")[0]  # the README's launch line (demo_out/ -> the test's assets)
 
@@ -27,10 +32,7 @@ def assets(tmp_path_factory):
 @pytest.fixture
 def env(ros_env):
     yield dict(ros_env, OMP_NUM_THREADS="1")
-    run([str(ROS2), "daemon", "stop"], dict(ros_env), timeout=30)
-    time.sleep(0.5)
-    left = processes_with_domain(ros_env["ROS_DOMAIN_ID"])
-    assert not left, f"processes left behind: {left}"
+    stop_daemon_and_check_nothing_left(ros_env)
 
 
 def segments_open_then_stop(launch, c, sig, twice: bool = False) -> tuple[int | None, float]:

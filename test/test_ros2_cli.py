@@ -7,19 +7,22 @@ from __future__ import annotations
 import time
 
 import pytest
-from launch_util import ROS2, Background, argv, make_assets, processes_with_domain, readme_block, run
+from launch_util import (
+    NEEDS_ROS2,
+    ROS2,
+    Background,
+    argv,
+    make_assets,
+    readme_block,
+    readme_commands,
+    run,
+    stop_daemon_and_check_nothing_left,
+)
 
-pytestmark = [
-    pytest.mark.dds,
-    pytest.mark.skipif(
-        not ROS2.exists(),
-        reason="the ros2 CLI is not in the venv: scripts/setup_env.sh found no ../shared/ros-launch "
-        "(set RHAS_ROS_LAUNCH), or use a ROS distro",
-    ),
-]
+pytestmark = NEEDS_ROS2
 
 LAUNCH = readme_block("### In the venv")
-COMMANDS = readme_block("and in another (a test runs all of these")
+COMMANDS = readme_commands("")  # all of them, in order
 
 
 @pytest.fixture(scope="module")
@@ -30,16 +33,7 @@ def assets(tmp_path_factory):
 @pytest.fixture
 def env(ros_env):
     yield dict(ros_env, OMP_NUM_THREADS="1")
-    run([str(ROS2), "daemon", "stop"], dict(ros_env), timeout=30)
-    time.sleep(0.5)
-    left = processes_with_domain(ros_env["ROS_DOMAIN_ID"])
-    assert not left, f"processes left behind: {left}"
-
-
-def by_prefix(prefix: str) -> list[str]:
-    found = [c for c in COMMANDS if c.startswith(prefix)]
-    assert found, f"README lists no command starting with {prefix!r}"
-    return found
+    stop_daemon_and_check_nothing_left(ros_env)
 
 
 def test_readme_commands_against_a_launched_node(assets, env):

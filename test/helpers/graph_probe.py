@@ -15,14 +15,21 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import parameter_value_to_python
 
 
+def local_node(name: str, domain_id: int):
+    """An rclpy node in its own context on ``domain_id`` (localhost discovery) and an executor
+    spinning it: what the tests' in-process DDS clients stand on."""
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # read when the context starts
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain_id)
+    node = rclpy.create_node(name, context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    return context, node, executor
+
+
 class GraphProbe:
     def __init__(self, domain_id: int):
-        os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # read when the context starts
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
-        self.node = rclpy.create_node("graph_probe", context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
+        self.context, self.node, self.executor = local_node("graph_probe", domain_id)
 
     def close(self) -> None:
         self.executor.shutdown()

@@ -14,6 +14,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 import hopadiff
 from hopadiff.config import Config, DataConfig
 from hopadiff.features.tiny import make_tiny_clip
@@ -100,6 +102,31 @@ class Background:
         self.proc.wait(timeout=10)
         self._reader.join(timeout=5)
         return self.proc.returncode
+
+
+NEEDS_ROS2 = [
+    pytest.mark.dds,
+    pytest.mark.skipif(
+        not ROS2.exists(),
+        reason="the ros2 CLI is not in the venv: scripts/setup_env.sh found no ../shared/ros-launch "
+        "(set RHAS_ROS_LAUNCH), or use a ROS distro",
+    ),
+]  # a test module's pytestmark when it runs the ros2 CLI
+
+
+def stop_daemon_and_check_nothing_left(ros_env: dict) -> None:
+    """What a CLI test does when it ends: the ros2 daemon stopped, no process of its domain left."""
+    run([str(ROS2), "daemon", "stop"], dict(ros_env), timeout=30)
+    time.sleep(0.5)
+    left = processes_with_domain(ros_env["ROS_DOMAIN_ID"])
+    assert not left, f"processes left behind: {left}"
+
+
+def readme_commands(prefix: str) -> list[str]:
+    """The README's commands for a launched node (the block a test runs) that start with ``prefix``."""
+    found = [c for c in readme_block("and in another (a test runs all of these") if c.startswith(prefix)]
+    assert found, f"README lists no command starting with {prefix!r}"
+    return found
 
 
 def processes_with_domain(domain: str) -> list[str]:

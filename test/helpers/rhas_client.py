@@ -9,17 +9,16 @@ It runs in the test's own process on its own rclpy context (the test's isolated 
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from graph_probe import local_node
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.srv import SetParameters
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image, RegionOfInterest
 from std_msgs.msg import Header, String
@@ -59,12 +58,7 @@ def segment_dict(m: ActionSegmentArray) -> dict:
 
 class RhasClient:
     def __init__(self, clip_dir: Path, domain_id: int, reliable_images: bool = True, t0: int = 10**12):
-        os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # read when the context starts
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
-        self.node = rclpy.create_node("rhas_test_client", context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
+        self.context, self.node, self.executor = local_node("rhas_test_client", domain_id)
         doc = json.loads((clip_dir / "extract.json").read_text())
         video = doc["videos"][0]
         self.frames = read_frames(clip_dir / video["video"])
