@@ -232,13 +232,34 @@ def _compat_segments(frames: np.ndarray) -> list[tuple[np.ndarray, int, int]]:
 
 
 def _compat_judge(pred_vector: np.ndarray, gt_vector: np.ndarray) -> bool:
-    """The authors' match test: the top-1 class of the prediction is in the ground-truth set
-    (their ``np.nonzero`` returns a 1-tuple, so exactly one top class is compared)."""
-    return bool(gt_vector[int(np.argmax(pred_vector))] > 0.5)
+    """The authors' match test: the prediction's top class is one of the ground truth's nonzero
+    classes. Their ``np.nonzero`` returns a 1-tuple, so exactly one top class is compared, and that
+    class is the one ``np.argpartition(p, -1)`` puts last: their tie rule, which is not argmax's
+    (first index); numpy's selection decides among tied classes, so it is called here too."""
+    top = int(np.argpartition(pred_vector, -1)[-1])
+    return bool(gt_vector[top] != 0)
 
 
-def official_compat_scores(probabilities, labels) -> dict[str, float]:
-    """Reproduces the authors' evaluation script. NOT a correct metric:
+AUTHORS_MEDIAN = 30  # their RHAS config: postprocess {"type": "median", "value": 30}
+
+
+def authors_postprocess(probs: np.ndarray, size: int = AUTHORS_MEDIAN) -> np.ndarray:
+    """The authors' post-processing of one video's (C, T) output before their judge: a median
+    filter of ``size`` along the CLASS axis of every frame (their loop runs over
+    ``output.shape[1]`` of a (C, T) array, i.e. over frames; scipy's default 'reflect' borders),
+    then each frame renormalised to sum 1 (a frame whose filtered values are all 0 becomes NaN,
+    as theirs does). It changes which class is on top."""
+    from scipy.ndimage import median_filter
+
+    filtered = median_filter(np.asarray(probs, dtype=np.float64), size=(size, 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return filtered / filtered.sum(0, keepdims=True)
+
+
+def official_compat_scores(probabilities, labels, median: int | None = AUTHORS_MEDIAN) -> dict[str, float]:
+    """Reproduces the authors' evaluation script, their post-processing included (``median``:
+    :func:`authors_postprocess` of each (C, T) prediction first; None skips it). NOT a correct metric:
+    - the top class is taken with their tie rule (see ``_compat_judge``);
     - a frame is correct when its top-1 class is anywhere in its ground-truth set (frames
       without any ground-truth class count as wrong);
     - segments are runs of identical raw vectors (C-dim probabilities / multi-hot rows); a
@@ -253,7 +274,10 @@ def official_compat_scores(probabilities, labels) -> dict[str, float]:
     edit_sum = 0.0
     counts = {k: [0, 0, 0] for k in OVERLAPS}
     for p, y in zip(probabilities, labels, strict=True):
-        p, y = np.asarray(p, dtype=np.float64).T, np.asarray(y, dtype=np.float64).T  # (T, C)
+        p = np.asarray(p, dtype=np.float64)
+        if median:
+            p = authors_postprocess(p, median)
+        p, y = p.T, np.asarray(y, dtype=np.float64).T  # (T, C)
         hits += sum(_compat_judge(pt, yt) for pt, yt in zip(p, y, strict=True))
         frames += len(y)
         ps, gs = _compat_segments(p), _compat_segments(y)
