@@ -44,10 +44,17 @@ class XLSTMConfig:
 
 @dataclass
 class FourierConfig:
-    """Low-pass temporal Fourier condition."""
+    """The Fourier condition.
 
-    num_coefficients: int = 16  # lowest K rFFT coefficients kept per channel
-    condition_dim: int = 64  # channels of the condition given to the decoder
+    ``operator``: "lowpass" (this project): the lowest ``num_coefficients`` coefficients of the
+    orthonormal DCT-II, back in time; "dct_add" (the authors' code): the full, unnormalised
+    DCT-II (coefficient k added to frame k). With ``model.condition: features+fourier`` the
+    low-pass of the xLSTM output is projected to ``condition_dim``; with ``xlstm`` the transform
+    of the encoder features is added to them before the xLSTM (dct_add needs ``xlstm``)."""
+
+    num_coefficients: int = 16  # lowpass: lowest K DCT-II coefficients kept per channel
+    condition_dim: int = 64  # lowpass: channels of the condition given to the decoder
+    operator: str = "lowpass"  # lowpass | dct_add (authors)
 
 
 @dataclass
@@ -63,6 +70,9 @@ class DecoderConfig:
     # "qk" (DiffAct, the paper): attention queries/keys only; "qk+residual": also added to the
     # layer's residual stream (a per-layer projection, computed once per window).
     condition_injection: str = "qk"
+    # "per_layer" (this project): sinusoid (/half) -> MLP -> a learned shift per layer;
+    # "diffact": DiffAct's sinusoid (/(half-1)) -> MLP -> time_proj(swish(.)) added once before the layers.
+    time_embedding: str = "per_layer"
 
 
 @dataclass
@@ -70,10 +80,20 @@ class DiffusionConfig:
     num_train_timesteps: int = 1000  # seed: 1000 steps, cosine schedule
     schedule: str = "cosine"  # cosine | linear
     sampling_steps: int = 25  # seed: 25 DDIM steps
-    eta: float = 0.0  # 0: deterministic (no flicker between windows); authors' config uses 1.0
+    timestep_spacing: str = "linspace"  # linspace (T-1 .. 0) | diffact (DiffAct's T-1 .. T/S-1)
+    eta: float = 0.0  # 0: deterministic (no flicker between windows); DiffAct and the authors use 1.0
     scale: float = 1.0  # actions are diffused in [-scale, scale]
-    # DiffAct's random training conditions and their probabilities (full, zero, boundary, segment).
+    # Random training conditions (masks over the decoder's condition) and their probabilities.
+    # DiffAct's: "full", "zero", "boundary05-"/"boundary03-" (frames whose smoothed boundary
+    # target, loss.boundary_smooth, is below 0.5/0.3 kept), "segment=1"/"segment=2" (all frames of
+    # one/two ground-truth classes, drawn among those present, blanked). This project's:
+    # "boundary" (+-W//32 frames around every change blanked), "spans" (two random spans of
+    # W/16..W/4 frames blanked). A type may repeat (the authors list segment=2 twice).
+    condition_types: list[str] = field(default_factory=lambda: ["full", "zero", "boundary", "spans"])
     condition_probs: list[float] = field(default_factory=lambda: [0.25, 0.25, 0.25, 0.25])
+    # What the decoder reads of x_t: "raw" (this project) or "clamp01" (DiffAct: clamped to
+    # +-scale and mapped to [0, 1], in training and sampling alike).
+    decoder_input: str = "raw"
 
 
 @dataclass
@@ -108,6 +128,9 @@ class ModelConfig:
     # target-crop branch only), "confidence" (per frame and class, weighted by each branch's
     # certainty), "learned" (per-class weights trained on the branches' detached outputs).
     fusion: str = "mean"
+    # What conditions the decoder: "features+fourier" (this project: the encoder features beside
+    # the Fourier condition of the xLSTM output) or "xlstm" (the authors: the xLSTM output alone).
+    condition: str = "features+fourier"
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     xlstm: XLSTMConfig = field(default_factory=XLSTMConfig)
     fourier: FourierConfig = field(default_factory=FourierConfig)
@@ -125,6 +148,9 @@ class DataConfig:
     test_split: str = "test"
     window: int = 256  # W: training crop length = the node's window
     hop: int = 64  # evaluation/node stride between windows
+    # Offline evaluation's (validation, hopadiff-eval) window: None = ``window``; 0 = each
+    # sequence whole, as DiffAct and the authors evaluate.
+    eval_window: int | None = None
     sample_fps: float = 5.0  # frame rate of the features
     speed_augment: list[float] = field(default_factory=lambda: [0.8, 1.25])  # temporal resampling range
     labels_file: str = ""  # class names, one per line (relative to the config file)
@@ -142,6 +168,10 @@ class TrainConfig:
     epochs: int = 1000  # seed value
     batch_size: int = 8  # windows per step
     windows_per_epoch: int = 0  # 0: one random window per training sample per epoch
+    # "windows": random crops of data.window frames, batch_size per step; "videos" (DiffAct):
+    # every sample whole, one per forward, grad_accumulation of them per optimiser step.
+    sampling: str = "windows"
+    grad_accumulation: int = 1
     lr: float = 1e-4  # seed: Adam, no weight decay
     weight_decay: float = 0.0
     grad_clip: float = 1.0

@@ -354,3 +354,13 @@ class WindowSampler:
             "visible": torch.from_numpy(np.stack(vis)),  # (B, W)
             "labels": torch.from_numpy(np.stack(lab)),  # (B, C, W) or (B, W)
         }
+
+
+def whole_sample(sample: Sample, multi_label: bool = True) -> dict[str, torch.Tensor]:
+    """One sample, every frame, as a batch of one (DiffAct trains on whole videos, batch 1)."""
+    return {
+        "holistic": torch.from_numpy(np.ascontiguousarray(np.asarray(sample.holistic).T)[None]),  # (1, D, T)
+        "partial": torch.from_numpy(np.ascontiguousarray(np.asarray(sample.partial).T)[None]),
+        "visible": torch.from_numpy(np.asarray(sample.visible)[None]),  # (1, T)
+        "labels": torch.from_numpy(np.ascontiguousarray(sample.labels.T if multi_label else sample.labels)[None]),
+    }

@@ -224,7 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-root", type=Path, help="manifest folder (default: data.root stored in the checkpoint)")
     ap.add_argument("--out", type=Path, default=None, help="output folder (default: next to the checkpoint)")
     ap.add_argument(
-        "--window", type=int, help="W (default: the checkpoint's data.window); 0: each whole sequence at once"
+        "--window",
+        type=int,
+        help="W (default: the checkpoint's data.eval_window, else data.window); 0: each whole sequence at once",
     )
     ap.add_argument("--hop", type=int, help="hop (default: the checkpoint's data.hop)")
     ap.add_argument("--steps", type=int, help="DDIM steps (default: config)")
@@ -260,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, DataError, ValueError) as e:
         print(f"hopadiff-eval: error: {e}", file=sys.stderr)
         return 2
-    window = cfg.data.window if args.window is None else args.window
+    default_window = cfg.data.window if cfg.data.eval_window is None else cfg.data.eval_window
+    window = default_window if args.window is None else args.window
     hop = args.hop or cfg.data.hop
     if window < 0:
         print(f"hopadiff-eval: error: --window {window} must be >= 0", file=sys.stderr)

@@ -12,6 +12,7 @@ VALIDATION score; the test split is never looked at), config.yaml and TensorBoar
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import math
 import os
@@ -27,7 +28,7 @@ from tqdm import tqdm
 
 from .checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from .config import Config, ConfigError, load_config, read_label_names, save_config
-from .data import DataError, WindowSampler, load_split
+from .data import DataError, WindowSampler, load_split, whole_sample
 from .evaluate import evaluate_samples
 from .model import HopaDIFF
 from .runtime import PRECISIONS, autocast, resolve_device
@@ -59,6 +60,11 @@ class Trainer:
         else:
             self.rank, self.world = 0, 1
             self.device = resolve_device(cfg.train.device)
+        if cfg.train.sampling not in ("windows", "videos") or cfg.train.grad_accumulation < 1:
+            raise ConfigError(
+                f"train.sampling must be windows or videos (got {cfg.train.sampling!r}) and "
+                f"train.grad_accumulation >= 1 (got {cfg.train.grad_accumulation})"
+            )
         if cfg.train.precision not in PRECISIONS:
             raise ConfigError(f"train.precision {cfg.train.precision!r} unknown; allowed: {', '.join(PRECISIONS)}")
         self.out = Path(cfg.train.out_dir)
@@ -149,8 +155,28 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def steps_per_epoch(self) -> int:
-        windows = self.cfg.train.windows_per_epoch or len(self.train_samples)
-        return max(1, math.ceil(windows / (self.cfg.train.batch_size * self.world)))
+        """Optimiser steps per epoch; each takes ``grad_accumulation`` forward passes."""
+        tc = self.cfg.train
+        if tc.sampling == "videos":
+            return max(1, math.ceil(self.videos_per_rank() / tc.grad_accumulation))
+        windows = tc.windows_per_epoch or len(self.train_samples)
+        return max(1, math.ceil(windows / (tc.batch_size * self.world * tc.grad_accumulation)))
+
+    def videos_per_rank(self) -> int:
+        return max(1, len(self.train_samples) // self.world)  # equal on every rank (DDP steps together)
+
+    def micro_batches(self):
+        """The epoch's forward passes: random windows (``sampling: windows``), or every training
+        sample whole, once, in a random order shared by the ranks (``videos``, DiffAct)."""
+        tc = self.cfg.train
+        if tc.sampling == "videos":
+            order = torch.randperm(len(self.train_samples), generator=self.data_gen).tolist()
+            mine = (order * self.world)[self.rank :: self.world][: self.videos_per_rank()]
+            for i in mine:
+                yield whole_sample(self.train_samples[i], self.cfg.model.multi_label)
+            return
+        for _ in range(self.steps_per_epoch() * tc.grad_accumulation):
+            yield self.sampler.batch(tc.batch_size, self.data_gen)
 
     def train_epoch(self, writer) -> dict:
         tc = self.cfg.train
@@ -165,21 +191,24 @@ class Trainer:
             dynamic_ncols=True,
             mininterval=1.0,
         )
+        accumulate = tc.grad_accumulation
+        batches = self.micro_batches()
         for _ in bar:
-            batch = {
-                k: v.to(self.device, non_blocking=True)
-                for k, v in self.sampler.batch(tc.batch_size, self.data_gen).items()
-            }
-            with autocast(self.device, tc.precision):
-                losses = net(batch["holistic"], batch["partial"], batch["labels"], batch["visible"], self.noise_gen)
-            loss = losses["total"]
-            if not torch.isfinite(loss):
-                raise TrainingError(
-                    f"loss is {loss.item()} at epoch {self.epoch + 1}, step {self.step}; stopping. "
-                    f"The last good checkpoint ({self.out / 'last.pt'}) is untouched. Lower train.lr or check the data."
-                )
             self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
+            step_losses = {}
+            for batch in itertools.islice(batches, accumulate):
+                batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+                with autocast(self.device, tc.precision):
+                    losses = net(batch["holistic"], batch["partial"], batch["labels"], batch["visible"], self.noise_gen)
+                loss = losses["total"]
+                if not torch.isfinite(loss):
+                    raise TrainingError(
+                        f"loss is {loss.item()} at epoch {self.epoch + 1}, step {self.step}; stopping. The last good "
+                        f"checkpoint ({self.out / 'last.pt'}) is untouched. Lower train.lr or check the data."
+                    )
+                self.scaler.scale(loss / accumulate).backward()
+                for k, v in losses.items():
+                    step_losses[k] = step_losses.get(k, 0.0) + v.item() / accumulate
             if tc.grad_clip > 0:
                 self.scaler.unscale_(self.optimizer)
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
@@ -188,12 +217,13 @@ class Trainer:
             self.scheduler.step()
             self.step += 1
             n += 1
-            for k, v in losses.items():
-                totals[k] = totals.get(k, 0.0) + v.item()
-            bar.set_postfix(loss=f"{loss.item():.4f}")
+            for k, v in step_losses.items():
+                totals[k] = totals.get(k, 0.0) + v
+            bar.set_postfix(loss=f"{step_losses['total']:.4f}")
         seconds = time.perf_counter() - t0
         means = {k: v / n for k, v in totals.items()}
-        means["windows_per_s"] = n * tc.batch_size * self.world / seconds
+        per_pass = 1 if tc.sampling == "videos" else tc.batch_size
+        means["windows_per_s"] = n * accumulate * per_pass * self.world / seconds
         if writer is not None:
             for k, v in means.items():
                 writer.add_scalar(f"train/{k}", v, self.epoch + 1)
@@ -202,8 +232,9 @@ class Trainer:
 
     def validate(self, writer) -> dict:
         d = self.cfg.data
+        window = d.window if d.eval_window is None else d.eval_window
         scores, _, _ = evaluate_samples(
-            self.model, self.val_samples, d.window, d.hop, self.cfg.model.multi_label, desc="validation"
+            self.model, self.val_samples, window, d.hop, self.cfg.model.multi_label, desc="validation"
         )
         if writer is not None:
             for k, v in scores.items():

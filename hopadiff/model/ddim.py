@@ -20,11 +20,20 @@ class DDIMSampler:
         self.alphas_cumprod = torch.cumprod(1.0 - betas.double(), dim=0)  # (T,) float64, CPU
         self.timesteps = torch.arange(self.num_train_timesteps - 1, -1, -1)
 
-    def set_timesteps(self, num_steps: int) -> torch.Tensor:
-        """Evenly spaced steps from T-1 down to 0 (descending, unique)."""
-        if not 1 <= num_steps <= self.num_train_timesteps:
-            raise ValueError(f"DDIM steps must be in 1..{self.num_train_timesteps}, got {num_steps}")
-        steps = torch.linspace(self.num_train_timesteps - 1, 0, num_steps, dtype=torch.float64).round().long()
+    def set_timesteps(self, num_steps: int, spacing: str = "linspace") -> torch.Tensor:
+        """The sampling steps, descending and unique. ``linspace`` (this project): evenly spaced from
+        T-1 down to 0, rounded. ``diffact``: DiffAct's ``linspace(-1, T-1, S+1)`` truncated to
+        integers, without the -1 (e.g. T=1000, S=25: 999, 959, ..., 39; the last step's x0 estimate is
+        the output, as ``step`` gives after the last step)."""
+        T = self.num_train_timesteps
+        if not 1 <= num_steps <= T:
+            raise ValueError(f"DDIM steps must be in 1..{T}, got {num_steps}")
+        if spacing == "linspace":
+            steps = torch.linspace(T - 1, 0, num_steps, dtype=torch.float64).round().long()
+        elif spacing == "diffact":
+            steps = torch.linspace(-1, T - 1, num_steps + 1).int().flip(0)[:-1].long()
+        else:
+            raise ValueError(f"timestep spacing must be linspace or diffact, got {spacing!r}")
         self.timesteps = torch.unique_consecutive(steps)
         return self.timesteps
 

@@ -1,13 +1,16 @@
-"""Fourier condition: a low-pass of the HP-xLSTM output, turned back into a smooth sequence.
+"""Fourier condition, two operators (``fourier.operator``).
 
-The transform is the orthonormal DCT-II, as in the authors' code: it is the Fourier transform
-of the window's even (mirror) extension, so unlike an rFFT low-pass it does not wrap the end
-of the window around to its start. Keeping the lowest K coefficients is an orthogonal
-projection: the condition's scale is bounded by its input's and does not grow with the window
-length W (the authors' code adds unnormalised DCT coefficients, 60-500x the feature scale).
-A grouped 1x1 convolution then maps each branch to the condition width.
+``lowpass`` (this project): a low-pass of the HP-xLSTM output, turned back into a smooth
+sequence. The transform is the orthonormal DCT-II: the Fourier transform of the window's even
+(mirror) extension, so unlike an rFFT low-pass it does not wrap the end of the window around to
+its start. Keeping the lowest K coefficients is an orthogonal projection: the condition's scale
+is bounded by its input's and does not grow with the window length W. A grouped 1x1
+convolution then maps each branch to the condition width. x: (B, G*Fin, W) -> (B, G*Fc, W).
 
-x: (B, G*Fin, W) -> (B, G*Fc, W).
+``dct_add`` (the authors' code): the encoder features plus their full, unnormalised DCT-II along
+time (coefficient k added to frame k), before the xLSTM; :func:`dct2_unnormalised` computes it
+with one FFT (Makhoul's reordering), as theirs does. Its coefficients grow with W (the DC term
+is 2 * W * the mean): 60-500x the feature scale on real windows.
 """
 
 from __future__ import annotations
@@ -40,6 +43,20 @@ def low_pass(x: torch.Tensor, num_coefficients: int) -> torch.Tensor:
     basis = dct_basis(x.shape[-1], num_coefficients, x.device, torch.is_inference_mode_enabled())  # (K, W)
     coeffs = x.float() @ basis.T  # (..., K)
     return (coeffs @ basis).to(x.dtype)
+
+
+def dct2_unnormalised(x: torch.Tensor) -> torch.Tensor:
+    """DCT-II along the last axis without normalisation: y_k = 2 sum_n x_n cos(pi k (2n + 1) / (2N))
+    (scipy.fft.dct(x, type=2, norm=None)). Makhoul (1980): the even samples followed by the odd
+    ones reversed, one complex FFT, each bin turned by e^{-i pi k / (2N)}."""
+    N = x.shape[-1]
+    v = torch.cat([x[..., ::2], x[..., 1::2].flip(-1)], dim=-1)
+    if v.dtype not in (torch.float32, torch.float64):  # half precision: the FFT in float32
+        v = v.float()
+    spectrum = torch.fft.fft(v, dim=-1)
+    k = torch.arange(N, device=x.device, dtype=v.dtype)
+    turn = torch.polar(torch.ones_like(k), -math.pi * k / (2 * N))
+    return (2 * (spectrum * turn).real).to(x.dtype)
 
 
 class FourierCondition(nn.Module):

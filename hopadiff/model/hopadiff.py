@@ -20,15 +20,24 @@ from ..config import ModelConfig
 from .ddim import DDIMSampler
 from .decoder import Decoder
 from .encoder import Encoder
-from .fourier import FourierCondition
+from .fourier import FourierCondition, dct2_unnormalised, low_pass
 from .fusion import Fusion
 from .layers import cat_groups
-from .losses import boundary_loss, classification_loss, probabilities, smoothness_loss
+from .losses import boundary_loss, boundary_targets, classification_loss, probabilities, smoothness_loss
 from .schedules import make_betas
 from .xlstm import HPXLSTM
 
 BRANCHES = {"both": ("holistic", "partial"), "holistic": ("holistic",), "partial": ("partial",)}
-CONDITIONS = ("full", "zero", "boundary", "segment")  # DiffAct's random training conditions
+# Random training conditions (DiffusionConfig.condition_types): DiffAct's and this project's.
+CONDITIONS = ("full", "zero", "boundary05-", "boundary03-", "segment=1", "segment=2", "boundary", "spans")
+CONDITION_SOURCES = ("features+fourier", "xlstm")
+FOURIER_OPERATORS = ("lowpass", "dct_add")
+DECODER_INPUTS = ("raw", "clamp01")
+
+
+def _check_choice(name: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
 
 
 class HopaDIFF(nn.Module):
@@ -37,16 +46,34 @@ class HopaDIFF(nn.Module):
         ab = cfg.ablation
         if ab.branches not in BRANCHES:
             raise ValueError(f"ablation.branches must be one of {', '.join(BRANCHES)}, got {ab.branches!r}")
-        if len(cfg.diffusion.condition_probs) != len(CONDITIONS) or min(cfg.diffusion.condition_probs) < 0:
-            raise ValueError(f"diffusion.condition_probs needs {len(CONDITIONS)} non-negative values {CONDITIONS}")
+        dc = cfg.diffusion
+        for kind in dc.condition_types:
+            _check_choice("each of diffusion.condition_types", kind, CONDITIONS)
+        if len(dc.condition_probs) != len(dc.condition_types) or min(dc.condition_probs, default=-1) < 0:
+            raise ValueError(
+                f"diffusion.condition_probs needs one non-negative value per condition type "
+                f"{dc.condition_types}, got {dc.condition_probs}"
+            )
+        _check_choice("model.condition", cfg.condition, CONDITION_SOURCES)
+        _check_choice("fourier.operator", cfg.fourier.operator, FOURIER_OPERATORS)
+        _check_choice("diffusion.decoder_input", dc.decoder_input, DECODER_INPUTS)
+        _check_choice("diffusion.timestep_spacing", dc.timestep_spacing, ("linspace", "diffact"))
         self.cfg = cfg
         self.branch_names = BRANCHES[ab.branches]
         G = self.num_branches = len(self.branch_names)
         self.encoder = Encoder(cfg.encoder, cfg.feature_dim, cfg.num_classes, G, cfg.multi_label)
         feat = self.encoder.out_channels
         self.xlstm = HPXLSTM(cfg.xlstm, feat, G, cross=ab.use_cross_gate and G == 2) if ab.use_xlstm else None
-        self.condition = FourierCondition(cfg.fourier, feat, G, use_low_pass=ab.use_fourier)
-        cond_dim = feat + cfg.fourier.condition_dim
+        # "features+fourier" (this project): [features ; projected low-pass of the xLSTM output].
+        # "xlstm" (the authors): the xLSTM output of (features + a Fourier transform of them).
+        if cfg.fourier.operator == "dct_add" and cfg.condition != "xlstm":
+            raise ValueError("fourier.operator dct_add is the authors' construction: it needs model.condition: xlstm")
+        if cfg.condition == "xlstm":
+            self.condition = None
+            cond_dim = feat
+        else:
+            self.condition = FourierCondition(cfg.fourier, feat, G, use_low_pass=ab.use_fourier)
+            cond_dim = feat + cfg.fourier.condition_dim
         self.decoder_groups = 1 if ab.shared_decoder else G
         self.decoder = Decoder(cfg.decoder, cfg.num_classes, cond_dim, self.decoder_groups)
         self.fusion = Fusion(cfg.fusion, self.branch_names, cfg.num_classes, cfg.multi_label)
@@ -83,16 +110,37 @@ class HopaDIFF(nn.Module):
     def encode(self, holistic, partial, visible=None):
         """Encoder + HP-xLSTM + Fourier condition, once per window.
 
-        -> encoder logits (B, G*C, W), decoder condition (B, G*(F*k + Fc), W).
+        -> encoder logits (B, G*C, W), decoder condition (B, G*Fcond, W): this project's
+        [encoder features ; low-pass of the xLSTM output], or (``model.condition: xlstm``) the
+        authors' xLSTM output of (features + their Fourier transform) alone: their unnormalised
+        full DCT-II (``fourier.operator: dct_add``) or the orthonormal low-pass (``lowpass``).
         """
         G = self.num_branches
         x = self._branch_input(holistic, partial, visible).to(self.decoder.conv_in.weight.dtype)
         enc_logits, feats = self.encoder(x)
+        if self.condition is None:  # the authors: xLSTM(features + Fourier(features)) is the condition
+            cond = feats
+            if self.cfg.ablation.use_fourier:
+                fourier = self.cfg.fourier
+                if fourier.operator == "dct_add":
+                    cond = feats + dct2_unnormalised(feats)
+                else:
+                    cond = feats + low_pass(feats, fourier.num_coefficients)
+            if self.xlstm is not None:
+                cond = torch.cat(self.xlstm(list(cond.chunk(G, dim=1))), dim=1)
+            return enc_logits, cond
         z = feats
         if self.xlstm is not None:
             z = torch.cat(self.xlstm(list(feats.chunk(G, dim=1))), dim=1)
-        cond = cat_groups(feats, self.condition(z), G)
-        return enc_logits, cond
+        return enc_logits, cat_groups(feats, self.condition(z), G)
+
+    def _decoder_input(self, x_t):
+        """What the decoder reads of x_t: as is, or (``decoder_input: clamp01``, DiffAct) clamped to
+        +-scale and mapped to [0, 1]."""
+        if self.cfg.diffusion.decoder_input == "raw":
+            return x_t
+        scale = self.cfg.diffusion.scale
+        return (x_t.clamp(-scale, scale) / scale + 1) / 2
 
     def _decode(self, x_t, t, cond_proj):
         """Decoder over all branches: x_t (B, G*C, W) -> x0 logits (B, G*C, W)."""
@@ -183,31 +231,43 @@ class HopaDIFF(nn.Module):
         return F.one_hot(labels, C).permute(0, 2, 1).float()
 
     def _condition_mask(self, target, generator=None):
-        """(B, 1, W) multiplier implementing a random DiffAct condition per sample."""
+        """(B, 1, W) multiplier implementing one random training condition per sample
+        (``diffusion.condition_types`` drawn with ``condition_probs``; see DiffusionConfig)."""
         B, _, W = target.shape
         device = target.device
         rdev = generator.device if generator is not None else device  # draws happen where the generator lives
-        probs = torch.tensor(self.cfg.diffusion.condition_probs, dtype=torch.float, device=rdev)
-        kinds = torch.multinomial(probs, B, replacement=True, generator=generator).tolist()
+        dc = self.cfg.diffusion
+        probs = torch.tensor(dc.condition_probs, dtype=torch.float, device=rdev)
+        kinds = [dc.condition_types[k] for k in torch.multinomial(probs, B, replacement=True, generator=generator)]
         mask = torch.ones(B, 1, W, device=device)
+        if any(k.startswith("boundary0") for k in kinds):  # DiffAct's smoothed boundary targets
+            soft = boundary_targets(target, True, self.cfg.loss.boundary_smooth)  # (B, W)
         frames = torch.arange(W, device=device)
         changes = (target[..., 1:] != target[..., :-1]).any(dim=1)  # (B, W-1)
         radius = max(1, W // 32)
-        for b, kind in enumerate(kinds):
-            name = CONDITIONS[kind]
+        classes = target.argmax(dim=1)  # (B, W): DiffAct's argmax of the ground truth
+
+        def randint(low: int, high: int) -> int:  # [low, high)
+            return int(torch.randint(low, high, (1,), generator=generator, device=rdev))
+
+        for b, name in enumerate(kinds):
             if name == "zero":
                 mask[b] = 0
+            elif name in ("boundary05-", "boundary03-"):
+                mask[b, 0] = (soft[b] < (0.5 if name == "boundary05-" else 0.3)).float()
+            elif name in ("segment=1", "segment=2"):
+                present = classes[b].unique()
+                for _ in range(int(name[-1])):  # independent draws: segment=2 may pick one class twice
+                    mask[b, 0, classes[b] == present[randint(0, present.numel())]] = 0
             elif name == "boundary":
                 where = changes[b].nonzero().flatten() + 1
                 if where.numel():
                     near = (frames[None, :] - where[:, None]).abs().le(radius).any(0)
                     mask[b, 0, near] = 0
-            elif name == "segment":
+            elif name == "spans":
                 for _ in range(2):
-                    length = int(
-                        torch.randint(max(1, W // 16), max(2, W // 4) + 1, (1,), generator=generator, device=rdev)
-                    )
-                    start = int(torch.randint(0, max(1, W - length + 1), (1,), generator=generator, device=rdev))
+                    length = randint(max(1, W // 16), max(2, W // 4) + 1)
+                    start = randint(0, max(1, W - length + 1))
                     mask[b, 0, start : start + length] = 0
         return mask
 
@@ -226,7 +286,7 @@ class HopaDIFF(nn.Module):
         t = torch.randint(0, self.sampler.num_train_timesteps, (B,), device=x0.device, generator=generator)
         noise = torch.randn(x0.shape, device=x0.device, generator=generator)
         x_t = self.sampler.add_noise(x0, noise, t)
-        dec_logits = self._decode(x_t.to(cond.dtype), t, cond_proj)
+        dec_logits = self._decode(self._decoder_input(x_t).to(cond.dtype), t, cond_proj)
 
         enc_b, dec_b = self._per_branch(enc_logits).float(), self._per_branch(dec_logits).float()  # (B, G, C, W)
         multi, weights, lc = cfg.multi_label, self.class_weights, cfg.loss
@@ -304,7 +364,7 @@ class HopaDIFF(nn.Module):
             shape = (B, G * C, W)
             x = torch.randn(shape, generator=generator, device=cond.device, dtype=torch.float32)
             scale = self.cfg.diffusion.scale
-            timesteps = self.sampler.set_timesteps(steps).tolist()
+            timesteps = self.sampler.set_timesteps(steps, self.cfg.diffusion.timestep_spacing).tolist()
             if init is not None:
                 k = min(max(int(init_steps), 1), len(timesteps))
                 timesteps = timesteps[-k:]
@@ -317,7 +377,7 @@ class HopaDIFF(nn.Module):
             for t in timesteps:
                 t_batch = torch.full((B,), t, device=x.device, dtype=torch.long)
                 x_run = x.reshape(B, G, C, W)[:, run].reshape(B, -1, W)
-                logits = decode(x_run.to(dtype), t_batch, cond_proj).float()
+                logits = decode(self._decoder_input(x_run).to(dtype), t_batch, cond_proj).float()
                 probs[:, run] = probabilities(logits.reshape(B * len(run), C, W), self.cfg.multi_label).reshape(
                     B, len(run), C, W
                 )

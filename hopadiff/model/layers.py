@@ -165,10 +165,16 @@ class DilatedAttentionLayer(nn.Module):
         return x + self.ffn(self.norm(self.dilated_conv(x_drop) + att))
 
 
-def sinusoidal_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
-    """Transformer/DDPM timestep embedding: (B,) integer steps -> (B, dim)."""
+def sinusoidal_embedding(t: torch.Tensor, dim: int, diffact: bool = False) -> torch.Tensor:
+    """Transformer/DDPM timestep embedding: (B,) integer steps -> (B, dim); [sin | cos] of
+    t * 10000^(-i / n), i < dim // 2, with n = dim // 2 (this project) or dim // 2 - 1 (DiffAct's
+    ``get_timestep_embedding``, from fairseq: its last frequency is exactly 1/10000)."""
     half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    i = torch.arange(half, device=t.device, dtype=torch.float32)
+    if diffact:  # in DiffAct's float32 order of operations
+        freqs = torch.exp(i * -(math.log(10000.0) / max(half - 1, 1)))
+    else:
+        freqs = torch.exp(-math.log(10000.0) * i / half)
     args = t.float()[:, None] * freqs[None, :]
     emb = torch.cat([args.sin(), args.cos()], dim=-1)
     return F.pad(emb, (0, dim % 2))
