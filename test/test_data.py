@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from hopadiff.data import DataError, WindowSampler, load_manifest, load_release
+from hopadiff.data import DataError, WindowSampler, load_manifest, load_release, load_split
 from hopadiff.synth.features import write_feature_dataset
 from hopadiff.windows import StitchedProbabilities, window_starts
 
@@ -157,3 +157,33 @@ def test_convert_keeps_the_datasets_own_class_names(synth, tmp_path):
     for a, b in zip(ours, samples, strict=True):
         np.testing.assert_array_equal(a.labels, b.labels)
     assert convert_main(["--root", str(synth), "--out", str(out), "--trust-pickles", "--labels", "/nope"]) == 2
+
+
+def test_synth_knobs_focus_the_scene_and_fail_crops(tmp_path):
+    """hopadiff-synth's --holistic-focus / --crop-failure: at 0 the data is today's, draw for draw;
+    focus moves the holistic mix toward the referred person; crop failures cover about R of the
+    frames (half occluded and flagged, half another person's features, flagged visible)."""
+    from hopadiff.synth.features import scene_weights
+
+    assert np.allclose(scene_weights(4, 0.0), 0.25) and np.allclose(scene_weights(4, 1.0), [1, 0, 0, 0])
+    runs = {}
+    for name, knobs in {"plain": {}, "zero": {"holistic_focus": 0.0, "crop_failure": 0.0},
+                        "focus": {"holistic_focus": 0.8}, "fail": {"crop_failure": 0.3}}.items():  # fmt: skip
+        write_feature_dataset(tmp_path / name, samples=(6, 1, 1), persons=4, noise=0.1, seed=5, **knobs)
+        runs[name] = load_split(tmp_path / name / "manifest", "train")[0]
+    for a, b in zip(runs["plain"], runs["zero"], strict=True):
+        assert np.array_equal(a.holistic, b.holistic) and np.array_equal(a.partial, b.partial)
+    # The first sample's persons are drawn before any knob acts: the same target, other mixes.
+    plain, focus, fail = runs["plain"][0], runs["focus"][0], runs["fail"][0]
+    seen = plain.visible
+
+    def closeness(s):  # mean distance of the holistic feature to the target's (visible frames)
+        return np.linalg.norm(np.asarray(s.holistic)[seen] - np.asarray(plain.partial)[seen], axis=1).mean()
+
+    assert closeness(focus) < 0.5 * closeness(plain)
+    changed = np.abs(np.asarray(fail.partial) - np.asarray(plain.partial)).sum(1) > 1e-6
+    assert 0.2 < changed.mean() < 0.45
+    swapped = changed & fail.visible  # another person's crop, not flagged
+    occluded = changed & ~fail.visible
+    assert swapped.any() and occluded.any()
+    assert not np.asarray(fail.partial)[occluded].any()

@@ -30,6 +30,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--noise", type=float, default=0.5, help="per-frame feature noise (class prototypes have unit scale)"
     )
+    ap.add_argument(
+        "--holistic-focus", type=float, default=0.0, metavar="F",
+        help="the holistic feature weights the referred person by 1/P + F(1 - 1/P) in the scene mix, as a "
+        "text-conditioned holistic feature would (0: the plain mean of the P persons; 1: the target alone)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--crop-failure", type=float, default=0.0, metavar="R",
+        help="about a fraction R of each sample's frames has a failed target crop, in spans of 5-25 frames: "
+        "half occluded (zero, not visible), half another person's features (visible: a silent swap)",
+    )  # fmt: skip
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--video", action="store_true", help="render multi-person clips + an extract manifest instead")
     ap.add_argument(
@@ -45,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.classes < 1 or args.persons < 1 or min(args.length) < 2 or args.length[0] > args.length[1]:
         ap.error("need --classes >= 1, --persons >= 1 and 2 <= MIN <= MAX for --length")
+    if not 0 <= args.holistic_focus <= 1 or not 0 <= args.crop_failure < 1:
+        ap.error("need 0 <= --holistic-focus <= 1 and 0 <= --crop-failure < 1")
     if args.video and len(args.clips) not in (1, 3):
         ap.error("--clips takes one number, or three (TRAIN VAL TEST)")
     if args.video:
@@ -76,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             fps=args.fps,
             noise=args.noise,
+            holistic_focus=args.holistic_focus,
+            crop_failure=args.crop_failure,
         )
     print(json.dumps(summary, indent=1))
     return 0

@@ -6,6 +6,16 @@ Each sample has ``persons`` people; the target's per-frame features are class pr
 plus a class-specific oscillation in time-since-segment-start (temporal structure a model
 can learn), plus the person's appearance and noise. Holistic features mix all persons
 (ambiguous on their own); partial features are the target's, with occluded spans.
+
+Two knobs make a benchmark where the holistic branch has something to say (both 0: the data
+is the same, draw for draw, as without them):
+  holistic_focus F: the scene mix weights the referred person by 1/P + F (1 - 1/P) and the
+    others equally by the rest, as a holistic feature conditioned on the referring text would
+    (0: the plain mean of the P persons; 1: the target alone);
+  crop_failure R: about a fraction R of each sample's frames has a failed target crop, in
+    spans of 5-25 frames (1-5 s at 5 fps): half of the spans an occluded crop (zero features,
+    flagged not visible), half a crop of another person (their features, flagged visible: a
+    silent tracker swap the node cannot see).
 """
 
 from __future__ import annotations
@@ -63,17 +73,54 @@ class FeatureWorld:
         return x + rng.normal(0, self.noise, x.shape).astype(np.float32)
 
 
-def make_sample(world: FeatureWorld, T: int, persons: int, overlap: float, rng):
+def scene_weights(persons: int, focus: float) -> np.ndarray:
+    """Weights of the persons (the target first) in the holistic mix; sum 1."""
+    if not 0.0 <= focus <= 1.0:
+        raise ValueError(f"holistic focus must be in [0, 1], got {focus}")
+    if persons == 1:
+        return np.ones(1)
+    target = 1 / persons + focus * (1 - 1 / persons)
+    return np.array([target] + [(1 - target) / (persons - 1)] * (persons - 1))
+
+
+def fail_crops(partial, visible, others, rate: float, rng) -> None:
+    """Spans of failed crops over about ``rate`` of the frames, in place (see the module docstring)."""
+    T = len(partial)
+    budget = round(rate * T)
+    failed = np.zeros(T, dtype=bool)
+    while failed.sum() < budget:
+        n = int(rng.integers(5, 26))
+        a = int(rng.integers(0, max(1, T - n + 1)))
+        span = slice(a, a + n)
+        failed[span] = True
+        if rng.random() < 0.5 or not others:
+            partial[span] = 0
+            visible[span] = False
+        else:
+            partial[span] = others[int(rng.integers(len(others)))][span]
+            visible[span] = True
+
+
+def make_sample(
+    world: FeatureWorld, T: int, persons: int, overlap: float, rng, holistic_focus: float = 0.0,
+    crop_failure: float = 0.0,
+):  # fmt: skip
     C = world.proto.shape[0]
     looks = rng.choice(len(COLORS) * len(SIZES), size=persons, replace=False)
     ys = [label_track(T, C, overlap, rng) for _ in range(persons)]
     feats = [world.person_features(y, int(lk), rng) for y, lk in zip(ys, looks, strict=True)]
-    holistic = np.mean(feats, axis=0) + rng.normal(0, 0.3, feats[0].shape).astype(np.float32)
+    if holistic_focus:
+        mix = np.tensordot(scene_weights(persons, holistic_focus), np.stack(feats), axes=1)
+    else:
+        mix = np.mean(feats, axis=0)
+    holistic = mix + rng.normal(0, 0.3, feats[0].shape).astype(np.float32)
     visible = np.ones(T, dtype=bool)
     for _ in range(int(rng.integers(0, 3))):  # occlusions of the target
         a = int(rng.integers(0, T))
         visible[a : a + int(rng.integers(3, 15))] = False
     partial = np.where(visible[:, None], feats[0], 0).astype(np.float32)
+    if crop_failure:
+        fail_crops(partial, visible, feats[1:], crop_failure, rng)
     look = int(looks[0])
     text = referring_text(SIZES[look % len(SIZES)], COLORS[look // len(SIZES)])
     return holistic.astype(np.float32), partial, visible, ys[0], text
@@ -91,6 +138,8 @@ def write_feature_dataset(
     seed=0,
     fps=5.0,
     noise=0.5,
+    holistic_focus=0.0,
+    crop_failure=0.0,
 ) -> dict:
     """Write both layouts under ``out``; returns a summary dict."""
     rng = np.random.default_rng(seed)
@@ -109,7 +158,9 @@ def write_feature_dataset(
         entries, actions, texts, files = [], [], [], []
         for i in range(n):
             T = int(rng.integers(length[0], length[1] + 1))
-            holistic, partial, visible, y, text = make_sample(world, T, persons, overlap, rng)
+            holistic, partial, visible, y, text = make_sample(
+                world, T, persons, overlap, rng, holistic_focus, crop_failure
+            )
             np.save(mdir / f"{i}_holistic.npy", holistic)
             np.save(mdir / f"{i}_partial.npy", partial)
             np.save(mdir / f"{i}_visible.npy", visible)
