@@ -19,7 +19,10 @@ setup(
         ("share/" + PACKAGE + "/config/hopadiff", glob("config/hopadiff/*.yaml")),
     ],
     install_requires=["setuptools"],
-    extras_require={"train": ["tensorboard"]},  # hopadiff-train's logs; not needed by the node
+    extras_require={
+        "train": ["tensorboard"],  # hopadiff-train's logs; not needed by the node
+        "export": ["onnx", "onnxscript"],  # inference_engine onnxruntime exports with them (no rosdep keys)
+    },
     zip_safe=False,
     maintainer="rhas_ros developers",
     maintainer_email="dev@rhas-ros.org",

@@ -36,13 +36,15 @@ def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
 
 
 def prepare_for_inference(
-    model: torch.nn.Module, device: str = "auto", precision: str = "fp32", compile: bool = False
-) -> torch.nn.Module:
+    model: torch.nn.Module, device: str = "auto", precision: str = "fp32", engine: str = "eager",
+    cache_dir=None, log=print,
+) -> torch.nn.Module:  # fmt: skip
     """Move the model to the configured device/dtype, eval mode (weights cast once, no autocast);
-    with ``compile``, its denoising step goes through torch.compile (``HopaDIFF.compile_decoder``)."""
+    its denoising step runs on ``engine`` (hopadiff.engines: eager, compile, onnxruntime; exports
+    cached in ``cache_dir``)."""
     dev = resolve_device(device)
     model = model.to(device=dev, dtype=resolve_dtype(precision, dev)).eval()
-    return model.compile_decoder() if compile else model
+    return model.set_engine(engine, cache_dir, log)
 
 
 def autocast(device: torch.device, precision: str):

@@ -41,7 +41,7 @@ class _Stop:
     signal happens to land (an import's lock callback, a destructor) is swallowed or, for
     KeyboardInterrupt, makes CPython exit by SIGINT (-2) after a clean stop (both seen when the
     signal met transformers' imports in configure). A configure that has begun finishes first
-    (seconds; minutes with compile_model's first compile): nothing is open before activation."""
+    (seconds; minutes with inference_engine compile's first compile): nothing is open before activation."""
 
     requested = False
 

@@ -180,7 +180,7 @@ def profile_window(model, D: int, device, W: int = 256, steps: int = 25) -> None
     # The decoders that run: only the branches the fusion reads (a cached subset) unless all are read.
     run = model.fusion.branches_read(model.num_branches)
     if len(run) < model.num_branches and model.decoder_groups == model.num_branches:
-        parts["decoder"] = [model._decoder_subset(run)]
+        parts["decoder"] = [model._decoder_subset(run)[0]]
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities) as prof, record_function("window"):
         model.predict(x, x, steps=steps)

@@ -65,7 +65,10 @@ def main() -> None:
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     ap.add_argument("--backbone", default="tiny", choices=["tiny", "clip", "blip2"])
     ap.add_argument("--persons", type=int, nargs="+", default=[1, 3, 8])
-    ap.add_argument("--compile", action="store_true", help="compile_model: torch.compile the denoising step")
+    ap.add_argument(
+        "--engine", default="eager", choices=["eager", "compile", "onnxruntime"],
+        help="inference_engine: what runs the denoising step",
+    )  # fmt: skip
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     backbone = make_backbone(args.backbone, args.device, args.precision)
@@ -81,7 +84,7 @@ def main() -> None:
         detector="external",
         device=args.device,
         precision=args.precision,
-        compile_model=args.compile,
+        inference_engine=args.engine,
         window=args.window,
         hop=args.hop,
         ddim_steps=args.steps,
@@ -95,14 +98,14 @@ def main() -> None:
     hopadiff.save_checkpoint(settings.checkpoint, hopadiff.HopaDIFF(cfg.model), cfg, labels)
     t0 = time.perf_counter()
     base = RhasPipeline.from_checkpoint(settings, print, backbone=backbone)
-    if args.compile:
-        print(f"# compile_model: compiled in {time.perf_counter() - t0:.0f} s (before the table)")
+    if args.engine != "eager":
+        print(f"# inference_engine {args.engine}: configure took {time.perf_counter() - t0:.1f} s (before the table)")
     print(
         f"# rhas_node worker benchmark: {args.device} {args.precision}, {args.threads} torch threads, "
         f"W={args.window}, hop={args.hop}, {args.steps} DDIM steps"
         + (f" (warm-started windows: {args.warm_start_steps})" if args.warm_start_steps else " (cold)")
         + (f", inference_phases {args.phases}" if args.phases > 1 else "")
-        + (", compiled" if args.compile else "")
+        + f", engine {base.model.engine_report}"
         + f", {len(labels)} classes, backbone {args.backbone}, 640x480 frames"
     )
     print()

@@ -41,8 +41,10 @@ ROSDEP_KEYS = {
     "hri_msgs": "hri_msgs",
     "diagnostic_updater": "diagnostic_updater",
     "rosbags": "python3-rosbags-pip",  # rhas_bag, hopadiff-extract from bags
+    "onnxruntime": "python3-onnxruntime-pip",  # inference_engine onnxruntime
 }
 TRAINING_EXTRAS = {"tensorboard"}  # imported by hopadiff-train only; setup.py extras_require["train"]
+EXPORT_EXTRAS = {"onnx", "onnxscript"}  # the onnxruntime engine's export only; extras_require["export"]
 # The Python rosdep keys package.xml may use: present in ros/rosdistro rosdep/python.yaml (checked at
 # commit 662921b, 2026-08-22; python3-transformers, python3-einops and python3-tensorboard are NOT
 # keys there, only their -pip variants; mcap-ros2-support is a key there under that name).
@@ -50,6 +52,7 @@ ROSDISTRO_PYTHON_KEYS = {
     "python3-numpy", "python3-opencv", "python3-scipy", "python3-yaml", "python3-tqdm", "python3-einops-pip",
     "python3-torch", "python3-transformers-pip", "python3-pil", "python3-pytest", "python3-pytest-xdist",
     "python3-hypothesis", "python3-ruff-pip", "python3-tensorboard-pip", "python3-rosbags-pip", "mcap-ros2-support",
+    "python3-onnxruntime-pip",  # checked in the rosdistro mirror on 2026-12-06
 }  # fmt: skip
 OWN = {"rhas_ros", "hopadiff"}
 SHIPPED_DIRS = ["rhas_ros", "hopadiff", "launch"]
@@ -131,7 +134,7 @@ def test_package_xml_declares_every_third_party_import():
     for module, where in _imported_top_level_modules().items():
         if module in sys.stdlib_module_names or module in OWN:
             continue
-        if module in TRAINING_EXTRAS:
+        if module in TRAINING_EXTRAS | EXPORT_EXTRAS:
             continue
         key = ROSDEP_KEYS.get(module)
         assert key is not None, f"{where} imports {module!r}: add its rosdep key to ROSDEP_KEYS and package.xml"
@@ -158,6 +161,7 @@ def test_every_python_rosdep_key_exists_in_rosdistro():
 
 def test_training_extras_are_an_extra():
     assert _setup_kwargs()["extras_require"]["train"] == sorted(TRAINING_EXTRAS)
+    assert _setup_kwargs()["extras_require"]["export"] == sorted(EXPORT_EXTRAS)
 
 
 def test_the_sros2_policy_lets_only_the_operator_set_the_text_and_covers_the_node():

@@ -152,19 +152,19 @@ class HopaDIFF(nn.Module):
         out = self.decoder(x_t.reshape(B * G, -1, W), t.repeat_interleave(G), cond_proj)
         return out.reshape(B, -1, W)
 
-    def _decoder_subset(self, run: list[int]) -> Decoder:
-        """``decoder.subset(run)`` (compiled, with ``compile_decoder``), rebuilt only when the
+    def _decoder_subset(self, run: list[int]) -> tuple[Decoder, object]:
+        """(``decoder.subset(run)``, its step as the engine runs it), rebuilt only when the
         decoder's weights changed (an optimizer step, a load, a device or dtype move) since the
         last call."""
         key = (tuple(run), tuple((p.data_ptr(), p._version, p.dtype) for p in self.decoder.parameters()))
         cached = getattr(self, "_subset_cache", None)
         if cached is None or cached[0] != key:
-            sub = self._maybe_compile(self.decoder.subset(run))
-            object.__setattr__(self, "_subset_cache", (key, sub))  # not a submodule
-        return self._subset_cache[1]
+            subset = self.decoder.subset(run)
+            object.__setattr__(self, "_subset_cache", (key, subset, self._accelerate(subset, subset)))  # not submodules
+        return self._subset_cache[1], self._subset_cache[2]
 
     def compile_decoder(self, enabled: bool = True) -> HopaDIFF:
-        """Run ``predict``'s denoising step through torch.compile (inductor).
+        """Run ``predict``'s denoising step through torch.compile (inductor): ``set_engine("compile")``.
 
         The decoder runs once per DDIM step on a small tensor: the time is the ~200 operator calls
         of each step, not their arithmetic, and inductor fuses them into a few kernels (2x less per
@@ -174,29 +174,54 @@ class HopaDIFF(nn.Module):
         inductor's on-disk cache holds them; ``warm_up`` does them ahead). Training and the encoder
         stay eager. Returns self.
         """
-        object.__setattr__(self, "_compile", bool(enabled))
+        return self.set_engine("compile" if enabled else "eager")
+
+    def set_engine(self, engine: str, cache_dir=None, log=print) -> HopaDIFF:
+        """How ``predict`` runs the denoising step: ``eager``, ``compile`` or ``onnxruntime`` (see
+        hopadiff.engines; ``cache_dir`` holds the exported graphs, ``log`` gets one line whenever an
+        engine falls back to eager). The encoder, xLSTM and condition run eagerly once per window
+        whichever engine runs the steps. Returns self."""
+        from ..engines import ENGINES
+
+        if engine not in ENGINES:
+            raise ValueError(f"inference engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        object.__setattr__(self, "_engine", (engine, cache_dir, log))
         object.__setattr__(self, "_subset_cache", None)
-        object.__setattr__(self, "_decode_compiled", None)
+        object.__setattr__(self, "_decode_step", None)
+        object.__setattr__(self, "engine_report", engine)
         return self
 
     def warm_up(self, window: int, batch_sizes=(1, 2)) -> None:
         """One short prediction per batch size at ``window`` frames: a compiled decoder compiles
-        here rather than on the first live window."""
+        (an onnxruntime engine exports or loads) here rather than on the first live window."""
         p = next(self.parameters())
         for B in batch_sizes:
             x = torch.zeros(B, self.cfg.feature_dim, window, device=p.device, dtype=p.dtype)
             self.predict(x, x, steps=1)
 
-    def _maybe_compile(self, fn):
-        return torch.compile(fn, dynamic=True) if getattr(self, "_compile", False) else fn
+    def _accelerate(self, decoder, fn):
+        """``fn`` (the step over ``decoder``) as the engine runs it."""
+        engine, cache_dir, log = getattr(self, "_engine", ("eager", None, print))
+        if engine == "compile":
+            return torch.compile(fn, dynamic=True)
+        if engine == "onnxruntime":
+            from ..engines import onnxruntime_step
+
+            step = onnxruntime_step(decoder, cache_dir, log) if decoder is not None else None
+            if step is not None:
+                object.__setattr__(self, "engine_report", f"onnxruntime ({', '.join(step.providers)})")
+                return step
+            object.__setattr__(self, "engine_report", "eager (onnxruntime unavailable, see the log)")
+        return fn
 
     def _decoder_step(self):
-        """The full-decoder step predict runs (compiled once, with ``compile_decoder``)."""
-        if not getattr(self, "_compile", False):
+        """The full-decoder step predict runs (built once per engine setting)."""
+        if getattr(self, "_engine", ("eager",))[0] == "eager":
             return self._decode
-        if getattr(self, "_decode_compiled", None) is None:
-            object.__setattr__(self, "_decode_compiled", self._maybe_compile(self._decode))
-        return self._decode_compiled
+        if getattr(self, "_decode_step", None) is None:
+            full = self.decoder if self.decoder_groups == self.num_branches else None  # shared: folded batch
+            object.__setattr__(self, "_decode_step", self._accelerate(full, self._decode))
+        return self._decode_step
 
     def _project_condition(self, cond):
         """Per-layer decoder condition terms, computed once per window."""
@@ -353,9 +378,9 @@ class HopaDIFF(nn.Module):
             run = list(range(G)) if all_branches else self.fusion.branches_read(G)
             B, _, W = holistic.shape
             if len(run) < G and self.decoder_groups == G:
-                decode = self._decoder_subset(run)
+                subset, decode = self._decoder_subset(run)
                 cond = cond.reshape(B, G, -1, W)[:, run].reshape(B, -1, W)
-                cond_proj = decode.encode_condition(cond)
+                cond_proj = subset.encode_condition(cond)
             else:
                 run = list(range(G))
                 decode = self._decoder_step()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -114,9 +115,12 @@ class RhasPipeline:
         for message in config.warnings:  # allowed (the model is convolutional in time), worth a warning
             if log is not None:
                 log(message)
-        model = prepare_for_inference(model, s.device, s.precision, compile=s.compile_model)
-        if s.compile_model:  # compile now, not on the first live window (referring mode batches one person)
+        engines = Path(s.checkpoint).with_name(Path(s.checkpoint).name + ".engines")  # beside the checkpoint
+        model = prepare_for_inference(model, s.device, s.precision, s.inference_engine, engines, log or print)
+        if s.inference_engine != "eager":  # compile / export now, not on the first live window
             model.warm_up(config.stream.window, (1, 2) if s.segment_all_persons else (1,))
+            if log is not None:
+                log(f"inference engine: {model.engine_report}")
         detector = make_detector(s.detector, s.detector_model, str(backbone.device), s.local_files_only, s.hog_upscale,
                                  s.hog_max_side)  # fmt: skip
         return cls(model, backbone, detector, config, track_ids, segment_ids)

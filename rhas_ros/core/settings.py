@@ -125,9 +125,11 @@ class Settings:
     device: str = setting("auto", "auto | cpu | cuda | cuda:N")
     precision: str = setting("fp32", "fp32 | bf16 | fp16 (fp16 only on CUDA)", choices=("fp32", "bf16", "fp16"))
     torch_threads: int = setting(0, "CPU threads for torch (0 = torch default)", range=(0, 256))
-    compile_model: bool = setting(
-        False, "torch.compile the denoising step (about 2x faster DDIM steps); configure compiles it: about 1 min "
-        "(2 in everyone mode) on 2 CPU cores the first time, seconds once torch's on-disk cache holds it",
+    inference_engine: str = setting(
+        "eager", "what runs the denoising step: eager (PyTorch), compile (torch.compile: about 2x faster DDIM steps; "
+        "configure compiles, about 1 min on 2 CPU cores the first time, seconds once torch's cache holds it) or "
+        "onnxruntime (exported once, cached beside the checkpoint in CHECKPOINT.engines/)",
+        choices=("eager", "compile", "onnxruntime"),
     )  # fmt: skip
     max_stamp_gap: float = setting(
         5.0, "seconds between two camera stamps that count as a new stream, as a stamp going backwards does: open "
