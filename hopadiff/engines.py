@@ -1,7 +1,9 @@
 """Inference engines for the denoising step, the part of a window that runs once per DDIM step.
 
   eager        PyTorch as written.
-  compile      torch.compile (inductor) with symbolic shapes (``HopaDIFF.compile_decoder``).
+  compile      torch.compile (inductor) with symbolic shapes (``HopaDIFF.compile_decoder``); what
+               it compiled is saved beside the checkpoint (``torch.compiler.save_cache_artifacts``)
+               after the warm-up and handed back to torch by the next configure.
   onnxruntime  the decoder step exported once with torch.onnx (dynamic batch and length) and run
                by ONNX Runtime. The export is cached beside the checkpoint, in a file whose name
                is a hash of the decoder's weights and config, the export settings and the
@@ -103,6 +105,43 @@ class OrtDecoderStep:
             feed["residual"] = res.detach().to("cpu", torch.float32).numpy()
         (out,) = self.session.run(None, feed)
         return torch.from_numpy(out).to(device=x_t.device, dtype=x_t.dtype)
+
+
+def compile_artifacts_path(cache_dir) -> Path | None:
+    """Where torch.compile's artifacts for this checkpoint are kept (per torch version)."""
+    return None if cache_dir is None else Path(cache_dir) / f"compile-artifacts-torch{torch.__version__}.bin"
+
+
+def load_compile_artifacts(cache_dir, log: Callable[[str], None]) -> bool:
+    """Hand torch.compile the artifacts a previous configure saved (``torch.compiler.load_cache_artifacts``),
+    so this one does not compile again; an unreadable file is ignored with one line."""
+    path = compile_artifacts_path(cache_dir)
+    if path is None or not path.exists():
+        return False
+    try:
+        torch.compiler.load_cache_artifacts(path.read_bytes())
+        return True
+    except Exception as e:  # a file from another build, truncated, ...: compile as if it were not there
+        log(f"inference_engine compile: ignoring {path} ({type(e).__name__}: {e})")
+        return False
+
+
+def save_compile_artifacts(cache_dir, log: Callable[[str], None]) -> None:
+    """Write what torch.compile produced in this process (``torch.compiler.save_cache_artifacts``) atomically."""
+    path = compile_artifacts_path(cache_dir)
+    if path is None:
+        return
+    saved = torch.compiler.save_cache_artifacts()
+    if saved is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+        with os.fdopen(fd, "wb") as f:
+            f.write(saved[0])
+        os.replace(tmp, path)
+    except OSError as e:
+        log(f"inference_engine compile: cannot keep the compile artifacts in {path} ({e})")
 
 
 def writable_cache(cache_dir: str | Path | None, log: Callable[[str], None]) -> Path:

@@ -2,14 +2,19 @@
 
   .venv/bin/python scripts/bench_model.py [--config config/hopadiff/rhas133_blip2.yaml] [--quick] [--profile]
   .venv/bin/python scripts/bench_model.py --vs-diffact [--repeats 7]
+  .venv/bin/python scripts/bench_model.py --engines [--repeats 5]
 
 Rows: two-branch window inference latency (median of N runs, ms) for W x DDIM steps x
 torch threads; one training step (batch 8, W=256); peak memory (RSS high-water mark, or
 CUDA max allocated on a GPU); parameter counts of the seed configs. --vs-diffact: one window
 (25 DDIM steps) of HopaDIFF against DiffAct's single-branch model (scripts/diffact_reference.py,
 DiffAct's seed sizes) at W = 64 / 256 / 1024, runs interleaved in one process, median of N,
-each model eager and with its denoising step compiled (compile_model; a first run compiles for
-a minute or two on 2 CPU cores).
+each model eager and with its denoising step compiled (inference_engine compile; a first run
+compiles for a minute or two on 2 CPU cores). --engines: every inference engine side by side with
+DiffAct (eager and compiled) at W = 64 / 256 / 1024 and batch 1 / 8, the time each engine adds
+to a configure (first, and again with its cache), and the compute floor: the FLOPs of one window
+(counted by torch.utils.flop_counter over a real predict call) over this machine's sustained
+GFLOP/s (a 2048 x 2048 fp32 matmul), so each time reads as a multiple of the floor.
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ def main() -> None:
         "--profile", action="store_true", help="only: where one W=256, 25-step window spends its time (torch.profiler)"
     )
     ap.add_argument("--vs-diffact", action="store_true", help="only: window time against DiffAct's single branch")
+    ap.add_argument("--engines", action="store_true", help="only: every inference engine, DiffAct, the floor")
     args = ap.parse_args()
 
     cfg = hopadiff.load_config(args.config)
@@ -74,6 +80,9 @@ def main() -> None:
         return
     if args.vs_diffact:
         versus_diffact(model, cfg.model, device, args.repeats)
+        return
+    if args.engines:
+        engines_table(cfg.model, device, args.repeats)
         return
     print("| W | DDIM steps | threads | median ms / window |")
     print("|---|---|---|---|")
@@ -219,3 +228,89 @@ def profile_window(model, D: int, device, W: int = 256, steps: int = 25) -> None
 
 if __name__ == "__main__":
     main()
+
+
+def sustained_gflops(device, n: int = 2048, seconds: float = 2.0) -> float:
+    """This machine's sustained fp32 matmul rate: n x n matmuls repeated for ``seconds``."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    a @ b
+    count, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        count += 1
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return 2 * n**3 * count / (time.perf_counter() - t0) / 1e9
+
+
+def window_flops(model, D: int, W: int, B: int, device) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.randn(B, D, W, device=device)
+    with FlopCounterMode(display=False) as counter:
+        model.predict(x, x, steps=25)
+    return float(counter.get_total_flops())
+
+
+def engines_table(mcfg, device, repeats: int) -> None:
+    import shutil
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from diffact_reference import DiffActReference
+
+    torch.manual_seed(0)
+    base = hopadiff.HopaDIFF(mcfg).to(device).eval()
+    cache = Path(tempfile.mkdtemp(prefix="bench_engines_"))
+    models, configure = {}, {}
+    for engine in ("eager", "compile", "onnxruntime"):
+        for attempt in ("first", "cached"):  # the second configure finds the export / torch's compile cache
+            m = copy.deepcopy(base).set_engine(engine, cache_dir=cache, log=lambda line: print(f"# {line}"))
+            t0 = time.perf_counter()
+            m.warm_up(64, (1, 2))
+            configure[(engine, attempt)] = time.perf_counter() - t0
+        models[engine] = m
+    ref = DiffActReference(mcfg.feature_dim, mcfg.num_classes).to(device).eval()
+    ref_compiled = copy.deepcopy(ref)
+    ref_compiled.decode = torch.compile(ref_compiled.decode, dynamic=True)
+    ref_compiled.predict(torch.randn(1, mcfg.feature_dim, 64, device=device), steps=1)
+    gflops = sustained_gflops(device)
+    threads = torch.get_num_threads()
+    print(f"## one window, 25 DDIM steps, {threads} threads, runs interleaved, median of {repeats}")
+    print()
+    print(f"Sustained matmul rate here: {gflops:.0f} GFLOP/s (fp32, 2048 x 2048). Engine in use: "
+          f"{models['onnxruntime'].engine_report}.")  # fmt: skip
+    print()
+    print("| W | B | GFLOP / window | floor ms | DiffAct | DiffAct compiled | eager | compile | onnxruntime "
+          "| best / DiffAct eager | best / floor |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for W in (64, 256, 1024):
+        for B in (1, 8):
+            x = torch.randn(B, mcfg.feature_dim, W, device=device)
+            runs = {
+                "DiffAct": lambda x=x: ref.predict(x, steps=25),
+                "DiffAct compiled": lambda x=x: ref_compiled.predict(x, steps=25),
+                **{e: (lambda x=x, m=m: m.predict(x, x, steps=25)) for e, m in models.items()},
+            }
+            times = {k: [] for k in runs}
+            for fn in runs.values():
+                fn()  # warm-up (and, for B=8, the compile of a batch larger than one)
+            n = repeats if W * B <= 2048 else max(2, repeats // 2)
+            for _ in range(n):
+                for k, fn in runs.items():
+                    times[k].append(once_ms(fn, device))
+            ms = {k: statistics.median(v) for k, v in times.items()}
+            flops = window_flops(models["eager"], mcfg.feature_dim, W, B, device)
+            floor = flops / (gflops * 1e9) * 1e3
+            best = min(ms[e] for e in models)
+            cells = " | ".join(f"{ms[k]:.0f}" for k in runs)
+            print(f"| {W} | {B} | {flops / 1e9:.2f} | {floor:.1f} | {cells} | {best / ms['DiffAct']:.2f} "
+                  f"| {best / floor:.0f}x |")  # fmt: skip
+    print()
+    print("| engine | configure, first (s) | configure, cached (s) |")
+    print("|---|---|---|")
+    for engine in models:
+        print(f"| {engine} | {configure[(engine, 'first')]:.1f} | {configure[(engine, 'cached')]:.1f} |")
+    shutil.rmtree(cache, ignore_errors=True)

@@ -51,6 +51,12 @@ for p in "${PRECISIONS[@]}"; do
   step "model_$p" "$PY" scripts/bench_model.py --quick --device "$DEV" --precision "$p" --repeats 3
 done
 step vs_diffact "$PY" scripts/bench_model.py --vs-diffact --device "$DEV" --repeats 3
+# Every inference engine (eager, compile, onnxruntime on whatever provider this onnxruntime build
+# has: install onnxruntime-gpu for CUDA / TensorRT) against DiffAct, with the compute floor.
+step engines "$PY" scripts/bench_model.py --engines --device "$DEV" --repeats 3
+for e in compile onnxruntime; do
+  step "node_$e" "$PY" scripts/bench_node.py "${NODE_ARGS[@]}" --warm-start-steps 6 --engine "$e"
+done
 step backbones "$PY" scripts/bench_backbone.py "${BB_ARGS[@]}"
 step node_cold "$PY" scripts/bench_node.py "${NODE_ARGS[@]}" --warm-start-steps 0
 step node_warm "$PY" scripts/bench_node.py "${NODE_ARGS[@]}" --warm-start-steps 6

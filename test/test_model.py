@@ -158,7 +158,7 @@ FULL_COMPILE = os.environ.get("HOPADIFF_FULL_COMPILE_TEST") == "1"
 
 
 def test_compiled_decoder_gives_the_eager_output():
-    """compile_decoder (the node's compile_model): the same probabilities as the eager model at
+    """compile_decoder (the node's inference_engine compile): the same probabilities as the eager model at
     several window lengths (shapes are symbolic: no compile per length), and a weight change
     reaches the compiled step (see FULL_COMPILE for what CI leaves out)."""
     cfg = tiny_model_config(fusion="partial")

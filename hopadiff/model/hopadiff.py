@@ -189,6 +189,11 @@ class HopaDIFF(nn.Module):
         object.__setattr__(self, "_subset_cache", None)
         object.__setattr__(self, "_decode_step", None)
         object.__setattr__(self, "engine_report", engine)
+        if engine == "compile":
+            from ..engines import load_compile_artifacts
+
+            if load_compile_artifacts(cache_dir, log):
+                object.__setattr__(self, "engine_report", "compile (artifacts from the cache)")
         return self
 
     def warm_up(self, window: int, batch_sizes=(1, 2)) -> None:
@@ -198,6 +203,11 @@ class HopaDIFF(nn.Module):
         for B in batch_sizes:
             x = torch.zeros(B, self.cfg.feature_dim, window, device=p.device, dtype=p.dtype)
             self.predict(x, x, steps=1)
+        engine, cache_dir, log = getattr(self, "_engine", ("eager", None, print))
+        if engine == "compile":  # the next configure of this checkpoint reuses what was compiled here
+            from ..engines import save_compile_artifacts
+
+            save_compile_artifacts(cache_dir, log)
 
     def _accelerate(self, decoder, fn):
         """``fn`` (the step over ``decoder``) as the engine runs it."""
