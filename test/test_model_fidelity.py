@@ -116,6 +116,8 @@ SWITCHES = [
     {"fusion": "learned"},
     {"fusion": "confidence", "multi_label": False},
     {"fusion": "learned", "multi_label": False, "condition_injection": "qk+residual"},
+    {"fusion": "gated"},
+    {"fusion": "gated", "multi_label": False, "condition_injection": "qk+residual"},
 ]
 
 
