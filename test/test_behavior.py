@@ -157,12 +157,14 @@ def test_rules_fire_for_reported_actions_only_over_dds(node_assets, ros_env, dds
     assert "is falling (p=" in w_err and watcher.returncode == 0, (watcher.returncode, w_err[-1500:])
 
 
-def test_readme_shows_the_example_and_the_shipped_rules():
+def test_readme_shows_the_example_and_the_docs_the_shipped_rules():
     readme = (REPO / "README.md").read_text()
     section = readme[readme.index("## Writing a behaviour node") :]
     code = section[section.index("```python\n") + 10 :]
     assert code[: code.index("```")] == (REPO / "rhas_ros" / "examples" / "fall_watcher.py").read_text()
-    shown = section[section.index("```yaml\n") + 8 :]
+    assert "docs/behaviour.md" in section[: section.index("\n## ")]
+    docs = (REPO / "docs" / "behaviour.md").read_text()
+    shown = docs[docs.index("```yaml\n") + 8 :]
     assert yaml.safe_load(shown[: shown.index("```")]) == yaml.safe_load(
         (REPO / "config" / "behavior.yaml").read_text()
     )
