@@ -32,7 +32,7 @@ def predict_both(model, cache, shapes, log, **kwargs):
     [
         # the full-decoder path is also exported (and probed against eager) by the node test below
         pytest.param("mean", "qk", marks=pytest.mark.slow),
-        ("partial", "qk+residual"),  # the shipped design: the partial decoder's subset
+        ("partial", "qk+residual"),  # fusion partial: only the partial decoder runs (a subset of the weights)
     ],
     ids=["both decoders, qk", "partial decoder subset, qk+residual"],
 )
