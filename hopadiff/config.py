@@ -126,8 +126,7 @@ class ModelConfig:
     multi_label: bool = True  # RHAS133 is multi-label: sigmoid/BCE; False: softmax/CE
     # How the two branches' final probabilities are combined: "mean" (paper), "partial" (the
     # target-crop branch only), "confidence" (per frame and class, weighted by each branch's
-    # certainty), "learned" (per-class weights trained on the branches' detached outputs), "gated"
-    # (per-frame weights from the branches' conditions and the target's visibility, trained the same way).
+    # certainty), "learned" (per-class weights trained on the branches' detached outputs).
     fusion: str = "mean"
     # What conditions the decoder: "features+fourier" (this project: the encoder features beside
     # the Fourier condition of the xLSTM output) or "xlstm" (the authors: the xLSTM output alone).

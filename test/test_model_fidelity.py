@@ -116,8 +116,6 @@ SWITCHES = [
     {"fusion": "learned"},
     {"fusion": "confidence", "multi_label": False},
     {"fusion": "learned", "multi_label": False, "condition_injection": "qk+residual"},
-    {"fusion": "gated"},
-    {"fusion": "gated", "multi_label": False, "condition_injection": "qk+residual"},
 ]
 
 

@@ -76,7 +76,7 @@ class HopaDIFF(nn.Module):
             cond_dim = feat + cfg.fourier.condition_dim
         self.decoder_groups = 1 if ab.shared_decoder else G
         self.decoder = Decoder(cfg.decoder, cfg.num_classes, cond_dim, self.decoder_groups)
-        self.fusion = Fusion(cfg.fusion, self.branch_names, cfg.num_classes, cfg.multi_label, G * cond_dim)
+        self.fusion = Fusion(cfg.fusion, self.branch_names, cfg.num_classes, cfg.multi_label)
         self.sampler = DDIMSampler(make_betas(cfg.diffusion.schedule, cfg.diffusion.num_train_timesteps))
         weights = cfg.loss.class_weights
         if weights is not None and len(weights) != cfg.num_classes:
@@ -133,13 +133,6 @@ class HopaDIFF(nn.Module):
         if self.xlstm is not None:
             z = torch.cat(self.xlstm(list(feats.chunk(G, dim=1))), dim=1)
         return enc_logits, cat_groups(feats, self.condition(z), G)
-
-    def _fusion_context(self, cond, visible, W):
-        """The gated fusion's input: the branches' conditions and the visibility flag (1 if unknown)."""
-        seen = torch.ones(cond.shape[0], 1, W, device=cond.device, dtype=cond.dtype)
-        if visible is not None:
-            seen = visible[:, None, :].to(cond.dtype)
-        return torch.cat([cond, seen], dim=1)
 
     def _decoder_input(self, x_t):
         """What the decoder reads of x_t: as is, or (``decoder_input: clamp01``, DiffAct) clamped to
@@ -319,8 +312,8 @@ class HopaDIFF(nn.Module):
         B, _, W = holistic.shape
         G, cfg = self.num_branches, self.cfg
         target = self._target_probs(labels, W)  # (B, C, W) in [0, 1]
-        enc_logits, clean_cond = self.encode(holistic, partial, visible)
-        cond = clean_cond * self._condition_mask(target, generator).to(clean_cond.dtype)
+        enc_logits, cond = self.encode(holistic, partial, visible)
+        cond = cond * self._condition_mask(target, generator).to(cond.dtype)
         cond_proj = self._project_condition(cond)
 
         scale = cfg.diffusion.scale
@@ -348,10 +341,9 @@ class HopaDIFF(nn.Module):
             for name, (weight, fn) in terms.items()
         }
         parts["total"] = sum(weight * parts[name] for name, (weight, _) in terms.items())
-        if self.fusion.trained:
-            # Trains only the fusion weights: the branches' x0 estimates (and the gate's context) are detached.
-            context = self._fusion_context(clean_cond.detach(), visible, W)
-            fused = self.fusion(probabilities(dec_b.detach(), multi), context).clamp(1e-6, 1 - 1e-6)
+        if self.fusion.logits is not None:
+            # Trains only the fusion weights: the branches' x0 estimates are detached.
+            fused = self.fusion(probabilities(dec_b.detach(), multi)).clamp(1e-6, 1 - 1e-6)
             if multi:
                 parts["fusion"] = F.binary_cross_entropy(fused, target)
             else:
@@ -392,7 +384,6 @@ class HopaDIFF(nn.Module):
             steps = self.cfg.diffusion.sampling_steps if steps is None else int(steps)
             eta = self.cfg.diffusion.eta if eta is None else float(eta)
             _, cond = self.encode(holistic, partial, visible)
-            full_cond = cond
             G, C = self.num_branches, self.cfg.num_classes
             run = list(range(G)) if all_branches else self.fusion.branches_read(G)
             B, _, W = holistic.shape
@@ -427,11 +418,7 @@ class HopaDIFF(nn.Module):
                 )
                 x0 = (2 * torch.nan_to_num(probs, nan=0.5).flatten(1, 2) - 1) * scale
                 x = self.sampler.step(x0, t, x, eta=eta, generator=generator)
-            if return_branches:
-                return probs
-            return self.fusion(
-                probs, self._fusion_context(full_cond, visible, W) if self.fusion.gate is not None else None
-            )
+            return probs if return_branches else self.fusion(probs)
         finally:
             self.train(was_training)
 
