@@ -6,7 +6,8 @@ probs: (B, G, C, W) per-branch probabilities in [0, 1] -> (B, C, W).
   partial     the target-crop branch only (the holistic branch sees everybody in the frame)
   confidence  per frame and class, each branch weighted by its certainty: |2p - 1| for
               multi-label sigmoids, the frame's top probability for single-label softmaxes
-  learned     per-class branch weights (a softmax over G of learned logits), trained by a
+  learned     per-class branch weights (a softmax over G of learned logits, starting at 0.88 for
+              the partial branch), trained by a
               classification loss on the fused output of the branches' detached x0 estimates,
               so they learn how far to trust each branch without changing the branches
 """
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 FUSIONS = ("mean", "partial", "confidence", "learned")
+PARTIAL_PRIOR = 2.0  # the learned fusion's initial logit of the partial branch (softmax weight 0.88 of two)
 
 
 class Fusion(nn.Module):
@@ -27,7 +29,15 @@ class Fusion(nn.Module):
         self.mode, self.multi_label = mode, multi_label
         self.partial_index = branch_names.index("partial") if "partial" in branch_names else 0
         G = len(branch_names)
-        self.logits = nn.Parameter(torch.zeros(G, num_classes)) if mode == "learned" else None
+        self.logits = None
+        if mode == "learned":
+            # Starts trusting the target's own crop (weight 0.88 of 2 branches) and learns per class
+            # how far the whole-scene view helps: an untrained or briefly trained fusion is then close
+            # to partial-only, not to the paper's mean (docs/ablations.md).
+            prior = torch.zeros(G, num_classes)
+            if G > 1:
+                prior[self.partial_index] = PARTIAL_PRIOR
+            self.logits = nn.Parameter(prior)
 
     def branches_read(self, num_branches: int) -> list[int]:
         """The branches whose probabilities the fused output depends on (inference may skip the rest)."""
