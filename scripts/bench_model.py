@@ -66,6 +66,8 @@ def main() -> None:
     )
     ap.add_argument("--vs-diffact", action="store_true", help="only: window time against DiffAct's single branch")
     ap.add_argument("--engines", action="store_true", help="only: every inference engine, DiffAct, the floor")
+    ap.add_argument("--windows", type=int, nargs="+", default=[64, 256, 1024], help="--engines: window lengths")
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 8], help="--engines: batch sizes (persons)")
     args = ap.parse_args()
 
     cfg = hopadiff.load_config(args.config)
@@ -82,7 +84,7 @@ def main() -> None:
         versus_diffact(model, cfg.model, device, args.repeats)
         return
     if args.engines:
-        engines_table(cfg.model, device, args.repeats)
+        engines_table(cfg.model, device, args.repeats, args.windows, args.batches)
         return
     print("| W | DDIM steps | threads | median ms / window |")
     print("|---|---|---|---|")
@@ -226,10 +228,6 @@ def profile_window(model, D: int, device, W: int = 256, steps: int = 25) -> None
     print(f"| whole window | {total * 1e3:.1f} | 100 % |")
 
 
-if __name__ == "__main__":
-    main()
-
-
 def sustained_gflops(device, n: int = 2048, seconds: float = 2.0) -> float:
     """This machine's sustained fp32 matmul rate: n x n matmuls repeated for ``seconds``."""
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
@@ -252,7 +250,7 @@ def window_flops(model, D: int, W: int, B: int, device) -> float:
     return float(counter.get_total_flops())
 
 
-def engines_table(mcfg, device, repeats: int) -> None:
+def engines_table(mcfg, device, repeats: int, windows=(64, 256, 1024), batches=(1, 8)) -> None:
     import shutil
     import sys
     import tempfile
@@ -286,8 +284,8 @@ def engines_table(mcfg, device, repeats: int) -> None:
     print("| W | B | GFLOP / window | floor ms | DiffAct | DiffAct compiled | eager | compile | onnxruntime "
           "| best / DiffAct eager | best / floor |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for W in (64, 256, 1024):
-        for B in (1, 8):
+    for W in windows:
+        for B in batches:
             x = torch.randn(B, mcfg.feature_dim, W, device=device)
             runs = {
                 "DiffAct": lambda x=x: ref.predict(x, steps=25),
@@ -314,3 +312,7 @@ def engines_table(mcfg, device, repeats: int) -> None:
     for engine in models:
         print(f"| {engine} | {configure[(engine, 'first')]:.1f} | {configure[(engine, 'cached')]:.1f} |")
     shutil.rmtree(cache, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
