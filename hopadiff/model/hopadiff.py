@@ -17,19 +17,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
+from .conditions import CONDITIONS, condition_mask
 from .ddim import DDIMSampler
 from .decoder import Decoder
 from .encoder import Encoder
 from .fourier import FourierCondition, dct2_unnormalised, low_pass
 from .fusion import Fusion
 from .layers import cat_groups
-from .losses import boundary_loss, boundary_targets, classification_loss, probabilities, smoothness_loss
+from .losses import boundary_loss, classification_loss, probabilities, smoothness_loss
 from .schedules import make_betas
 from .xlstm import HPXLSTM
 
 BRANCHES = {"both": ("holistic", "partial"), "holistic": ("holistic",), "partial": ("partial",)}
-# Random training conditions (DiffusionConfig.condition_types): DiffAct's and this project's.
-CONDITIONS = ("full", "zero", "boundary05-", "boundary03-", "segment=1", "segment=2", "boundary", "spans")
 CONDITION_SOURCES = ("features+fourier", "xlstm")
 FOURIER_OPERATORS = ("lowpass", "dct_add")
 DECODER_INPUTS = ("raw", "clamp01")
@@ -266,45 +265,9 @@ class HopaDIFF(nn.Module):
         return F.one_hot(labels, C).permute(0, 2, 1).float()
 
     def _condition_mask(self, target, generator=None):
-        """(B, 1, W) multiplier implementing one random training condition per sample
-        (``diffusion.condition_types`` drawn with ``condition_probs``; see DiffusionConfig)."""
-        B, _, W = target.shape
-        device = target.device
-        rdev = generator.device if generator is not None else device  # draws happen where the generator lives
+        """(B, 1, W) multiplier implementing one random training condition per sample."""
         dc = self.cfg.diffusion
-        probs = torch.tensor(dc.condition_probs, dtype=torch.float, device=rdev)
-        kinds = [dc.condition_types[k] for k in torch.multinomial(probs, B, replacement=True, generator=generator)]
-        mask = torch.ones(B, 1, W, device=device)
-        if any(k.startswith("boundary0") for k in kinds):  # DiffAct's smoothed boundary targets
-            soft = boundary_targets(target, True, self.cfg.loss.boundary_smooth)  # (B, W)
-        frames = torch.arange(W, device=device)
-        changes = (target[..., 1:] != target[..., :-1]).any(dim=1)  # (B, W-1)
-        radius = max(1, W // 32)
-        classes = target.argmax(dim=1)  # (B, W): DiffAct's argmax of the ground truth
-
-        def randint(low: int, high: int) -> int:  # [low, high)
-            return int(torch.randint(low, high, (1,), generator=generator, device=rdev))
-
-        for b, name in enumerate(kinds):
-            if name == "zero":
-                mask[b] = 0
-            elif name in ("boundary05-", "boundary03-"):
-                mask[b, 0] = (soft[b] < (0.5 if name == "boundary05-" else 0.3)).float()
-            elif name in ("segment=1", "segment=2"):
-                present = classes[b].unique()
-                for _ in range(int(name[-1])):  # independent draws: segment=2 may pick one class twice
-                    mask[b, 0, classes[b] == present[randint(0, present.numel())]] = 0
-            elif name == "boundary":
-                where = changes[b].nonzero().flatten() + 1
-                if where.numel():
-                    near = (frames[None, :] - where[:, None]).abs().le(radius).any(0)
-                    mask[b, 0, near] = 0
-            elif name == "spans":
-                for _ in range(2):
-                    length = randint(max(1, W // 16), max(2, W // 4) + 1)
-                    start = randint(0, max(1, W - length + 1))
-                    mask[b, 0, start : start + length] = 0
-        return mask
+        return condition_mask(target, dc.condition_types, dc.condition_probs, self.cfg.loss.boundary_smooth, generator)
 
     def training_losses(self, holistic, partial, labels, visible=None, generator=None):
         """One training objective evaluation; returns scalar losses including "total"."""
