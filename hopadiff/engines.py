@@ -95,14 +95,19 @@ class OrtDecoderStep:
         self.has_residual = has_residual
 
     def __call__(self, x_t, t, cond_terms):
-        qk, res = _stack_terms(cond_terms)
+        # The condition terms are the same list for every DDIM step of a window: stacked and
+        # copied to numpy once per window, not once per step.
+        if getattr(self, "_terms", (None,))[0] is not cond_terms:
+            qk, res = _stack_terms(cond_terms)
+            fixed = {"qk": qk.detach().to("cpu", torch.float32).numpy()}
+            if self.has_residual:
+                fixed["residual"] = res.detach().to("cpu", torch.float32).numpy()
+            self._terms = (cond_terms, fixed)
         feed = {
             "x_t": x_t.detach().to("cpu", torch.float32).numpy(),
             "t": t.detach().to("cpu", torch.int64).numpy(),
-            "qk": qk.detach().to("cpu", torch.float32).numpy(),
+            **self._terms[1],
         }
-        if self.has_residual:
-            feed["residual"] = res.detach().to("cpu", torch.float32).numpy()
         (out,) = self.session.run(None, feed)
         return torch.from_numpy(out).to(device=x_t.device, dtype=x_t.dtype)
 
