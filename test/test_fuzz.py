@@ -4,6 +4,8 @@ memory stays bounded."""
 
 from __future__ import annotations
 
+import os
+
 import cv2
 import numpy as np
 import pytest
@@ -16,7 +18,9 @@ import hopadiff
 from hopadiff.features import load_backbone
 from hopadiff.image_codec import SUPPORTED, ImageDecodeError, decode_compressed, decode_raw
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# 150 examples per property opt-in (RHAS_SLOW_TESTS=1); 50 in CI, which keeps the suite under 3 min.
+EXAMPLES = 150 if os.environ.get("RHAS_SLOW_TESTS") == "1" else 50
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 MAX_PIXELS = 64 * 64
 
 
