@@ -169,6 +169,11 @@ class RhasClient:
     def track_ids(self) -> set[int]:
         return {p.person_id for m in self.tracks for p in m.persons}
 
+    def diag_levels(self, task: str = "pipeline", node: str = "/rhas_node") -> list[int]:
+        """The level of every /diagnostics status ``<node>: <task>`` received so far, oldest first."""
+        name = f"{node}: {task}"
+        return [st.level[0] for d in self.diagnostics for st in d.status if st.name == name]
+
     def diag(self, fresh_after: float | None = None, task: str = "pipeline", node: str = "/rhas_node") -> dict:
         """The newest /diagnostics status ``<node>: <task>`` as a dict of its values plus "level" (int) and
         "message" (waiting for one published after now when asked)."""
