@@ -5,6 +5,8 @@ configure reports the engine and a second configure loads the cached export."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from tiny import tiny_model_config, tiny_node_params
@@ -19,7 +21,8 @@ pytest.importorskip("onnxscript")
 def predict_both(model, cache, shapes, log, **kwargs):
     """Eager and onnxruntime predictions of ``model`` for each (B, W) in ``shapes``."""
     g = torch.Generator().manual_seed(0)
-    inputs = [(torch.randn(B, 16, W, generator=g), torch.randn(B, 16, W, generator=g)) for B, W in shapes]
+    F = model.cfg.feature_dim
+    inputs = [(torch.randn(B, F, W, generator=g), torch.randn(B, F, W, generator=g)) for B, W in shapes]
     model.set_engine("eager")
     eager = [model.predict(h, p, generator=torch.Generator().manual_seed(1), **kwargs) for h, p in inputs]
     model.set_engine("onnxruntime", cache_dir=cache, log=log)
@@ -27,39 +30,100 @@ def predict_both(model, cache, shapes, log, **kwargs):
     return eager, ort
 
 
-@pytest.mark.parametrize(
-    "fusion, injection",
-    [
-        # the full-decoder path is also exported (and probed against eager) by the node test below
-        pytest.param("mean", "qk", marks=pytest.mark.slow),
-        ("partial", "qk+residual"),  # fusion partial: only the partial decoder runs (a subset of the weights)
-    ],
-    ids=["both decoders, qk", "partial decoder subset, qk+residual"],
-)
-def test_onnxruntime_equals_eager(fusion, injection, tmp_path):
+@pytest.fixture(scope="module")
+def shipped(node_assets, tmp_path_factory):
+    """A checkpoint with the shipped decoder path (learned fusion: both branches' decoders; qk +
+    residual condition) for node_assets' labels and tiny CLIP, and the log of its first configure
+    with inference_engine onnxruntime, which found a corrupt file where its export belongs (a
+    truncated copy, a disk error): -> (checkpoint, the first configure's log lines). The one
+    export of this module (an export costs seconds of CPU)."""
+    import shutil
+
+    import hopadiff
+    from rhas_ros.core.pipeline import RhasPipeline
+    from rhas_ros.core.settings import Settings
+
+    _, config, labels, _ = hopadiff.load_checkpoint(node_assets / "model.pt")
+    model_cfg = dataclasses.replace(
+        config.model,
+        fusion="learned",
+        decoder=dataclasses.replace(config.model.decoder, condition_injection="qk+residual"),
+    )
+    config = dataclasses.replace(config, model=model_cfg)
+    root = tmp_path_factory.mktemp("shipped")
+    checkpoint = root / "model.pt"
+    torch.manual_seed(0)
+    model = HopaDIFF(model_cfg).eval()
+    hopadiff.save_checkpoint(checkpoint, model, config, labels)
+    corrupt = root / "model.pt.engines" / f"decoder-step-{decoder_key(model.decoder)}.onnx"
+    corrupt.parent.mkdir()
+    corrupt.write_bytes(b"\x08\x07 not an onnx graph")
+    shutil.copytree(node_assets / "clip_model", root / "clip_model")
+    lines = []
+    RhasPipeline.from_checkpoint(
+        Settings(**tiny_node_params(checkpoint, root / "clip_model", inference_engine="onnxruntime")), lines.append
+    )
+    return checkpoint, lines
+
+
+def test_the_node_configure_reports_the_engine_rebuilds_a_corrupt_export_and_reuses_it(shipped):
+    """RhasPipeline.from_checkpoint (what rhas_node's configure runs) with inference_engine
+    onnxruntime: a corrupt cached file is detected and exported again beside the checkpoint, the
+    log names engine and provider, a second configure loads the file (no new export)."""
+    from rhas_ros.core.pipeline import RhasPipeline
+    from rhas_ros.core.settings import Settings
+
+    checkpoint, lines = shipped
+    assert any("unusable" in line and "exporting again" in line for line in lines), lines
+    assert "inference engine: onnxruntime (CPUExecutionProvider)" in lines
+    (export,) = (checkpoint.parent / "model.pt.engines").glob("decoder-step-*.onnx")
+    assert export.stat().st_size > 1000
+    stamp = export.stat().st_mtime_ns
+    again = []
+    params = tiny_node_params(checkpoint, checkpoint.parent / "clip_model", inference_engine="onnxruntime")
+    RhasPipeline.from_checkpoint(Settings(**params), again.append)
+    assert "inference engine: onnxruntime (CPUExecutionProvider)" in again
+    assert not any("export" in line for line in again), again
+    assert export.stat().st_mtime_ns == stamp and len(list(export.parent.iterdir())) == 1
+
+
+def test_onnxruntime_equals_eager_on_the_shipped_path(shipped):
+    """Both decoders, qk + residual: batch sizes 1-5, lengths 9-130, cold and warm-started."""
+    import hopadiff
+
+    checkpoint, _ = shipped
+    cache = checkpoint.parent / "model.pt.engines"
+    model = hopadiff.load_checkpoint(checkpoint)[0]
+    lines = []
+    shapes = [(1, 9), (3, 40), (5, 130)]
+    eager, ort = predict_both(model, cache, shapes, lines.append)
+    assert model.engine_report == "onnxruntime (CPUExecutionProvider)", lines
+    C = model.cfg.num_classes
+    for (B, W), a, b in zip(shapes, eager, ort, strict=True):
+        assert a.shape == b.shape == (B, C, W)
+        assert (a - b).abs().max() < 1e-4, (B, W)
+    # Warm-started streaming windows: the last steps from a previous window's estimate.
+    init = torch.full((3, model.num_branches, C, 40), float("nan"))
+    init[..., :32] = torch.rand(3, model.num_branches, C, 32)
+    eager, ort = predict_both(model, cache, [(3, 40)], lines.append, init=init, init_steps=2)
+    assert (eager[0] - ort[0]).abs().max() < 1e-4
+    assert not lines and len(list(cache.iterdir())) == 1  # the configure's export, loaded
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("injection", ["qk", "qk+residual"])
+def test_onnxruntime_equals_eager_on_the_partial_decoder_subset(injection, tmp_path):
+    """fusion partial: only the partial branch's decoder runs (a subset of the weights) and is
+    exported; each injection."""
     lines = []
     torch.manual_seed(0)
-    model = HopaDIFF(tiny_model_config(fusion=fusion, condition_injection=injection)).eval()
+    model = HopaDIFF(tiny_model_config(fusion="partial", condition_injection=injection)).eval()
     shapes = [(1, 9), (3, 40), (5, 130)]
     eager, ort = predict_both(model, tmp_path, shapes, lines.append)
     assert model.engine_report == "onnxruntime (CPUExecutionProvider)", lines
-    for (B, W), a, b in zip(shapes, eager, ort, strict=True):
-        assert a.shape == b.shape == (B, 5, W)
-        assert (a - b).abs().max() < 1e-4, (B, W)
-    # Warm-started streaming windows: the last steps from a previous window's estimate.
-    init = torch.full((3, model.num_branches, 5, 40), float("nan"))
-    init[..., :32] = torch.rand(3, model.num_branches, 5, 32)
-    eager, ort = predict_both(model, tmp_path, [(3, 40)], lines.append, init=init, init_steps=2)
-    assert (eager[0] - ort[0]).abs().max() < 1e-4
-    assert len(list(tmp_path.glob("*.onnx"))) == 1 and not lines  # exported once, loaded the second time
-
-    # A truncated / corrupt file where the export belongs is detected, exported again, and used.
-    (path,) = tmp_path.glob("*.onnx")
-    path.write_bytes(b"\x08\x07 not an onnx graph")
-    eager, ort = predict_both(model, tmp_path, shapes[1:2], lines.append)
-    assert any("unusable" in line and "exporting again" in line for line in lines), lines
-    assert (eager[0] - ort[0]).abs().max() < 1e-4 and model.engine_report.startswith("onnxruntime")
-    assert path.stat().st_size > 1000 and [p.name for p in tmp_path.iterdir()] == [path.name]
+    for a, b in zip(eager, ort, strict=True):
+        assert (a - b).abs().max() < 1e-4
+    assert len(list(tmp_path.glob("*.onnx"))) == 1 and not lines
 
 
 def test_the_export_is_keyed_by_content():
@@ -87,25 +151,3 @@ def test_a_gpu_without_an_onnxruntime_gpu_provider_says_so_in_one_line():
         pytest.skip("this onnxruntime has CUDA")
     assert providers == ["CPUExecutionProvider"]
     assert len(lines) == 1 and "no CUDA or TensorRT provider" in lines[0] and "onnxruntime-gpu" in lines[0]
-
-
-def test_the_node_pipeline_reports_the_engine_and_reuses_its_export(node_assets, tmp_path):
-    """RhasPipeline.from_checkpoint (what rhas_node's configure runs) with inference_engine
-    onnxruntime: the export lands beside the checkpoint, the log names engine and provider, a
-    second configure loads the file (no new export)."""
-    import shutil
-
-    from rhas_ros.core.pipeline import RhasPipeline
-    from rhas_ros.core.settings import Settings
-
-    checkpoint = shutil.copy(node_assets / "model.pt", tmp_path / "model.pt")
-    params = tiny_node_params(checkpoint, node_assets / "clip_model", inference_engine="onnxruntime")
-    lines = []
-    RhasPipeline.from_checkpoint(Settings(**params), lines.append)
-    assert "inference engine: onnxruntime (CPUExecutionProvider)" in lines
-    (export,) = (tmp_path / "model.pt.engines").glob("decoder-step-*.onnx")
-    stamp = export.stat().st_mtime_ns
-    again = []
-    RhasPipeline.from_checkpoint(Settings(**params), again.append)
-    assert "inference engine: onnxruntime (CPUExecutionProvider)" in again
-    assert export.stat().st_mtime_ns == stamp and len(list((tmp_path / "model.pt.engines").iterdir())) == 1
