@@ -216,13 +216,23 @@ def _export(decoder, path: Path) -> None:
             os.unlink(tmp)
 
 
+# ONNX Runtime's own thread pool, beside torch's: the step's operators are small (a (B, 24, W)
+# tensor), so splitting them across threads pays less than it costs, and ORT's idle threads spin
+# by default, taking the cores from torch's pool that runs the rest of the window between steps.
+# Measured (bench_model, W=256, one person, 2-core CPU): a window took 220 ms with 2 spinning
+# ORT threads, 114 ms with 2 that do not spin, 100 ms with one (eager 85); the step alone 5.9 /
+# 3.4 ms with 2 / 1 threads, and 28 / 25 ms for 8 persons.
+ORT_THREADS = 1
+
+
 def _session(path: Path, providers: list[str], threads: int):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    if threads > 0:
-        options.intra_op_num_threads = threads
+    options.intra_op_num_threads = max(1, threads)
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=providers)
 
 
@@ -252,7 +262,7 @@ def onnxruntime_step(
     cache = writable_cache(cache_dir, log)
     path = cache / f"decoder-step-{decoder_key(decoder)}.onnx"
     providers = providers_for(device, log)
-    threads = torch.get_num_threads() if threads is None else threads
+    threads = ORT_THREADS if threads is None else threads
     has_residual = decoder.residual is not None
     decoder = decoder.eval()
     for attempt in ("cached", "fresh"):

@@ -84,7 +84,7 @@ def main() -> None:
         versus_diffact(model, cfg.model, device, args.repeats)
         return
     if args.engines:
-        engines_table(cfg.model, device, args.repeats, args.windows, args.batches)
+        engines_table(cfg.model, device, args.repeats, args.windows, args.batches, config=args.config)
         return
     print("| W | DDIM steps | threads | median ms / window |")
     print("|---|---|---|---|")
@@ -250,7 +250,51 @@ def window_flops(model, D: int, W: int, B: int, device) -> float:
     return float(counter.get_total_flops())
 
 
-def engines_table(mcfg, device, repeats: int, windows=(64, 256, 1024), batches=(1, 8)) -> None:
+CONFIGURE = """
+import sys, time, torch, hopadiff
+from hopadiff.config import load_config
+config, engine, cache, device, window = sys.argv[1:6]
+torch.manual_seed(0)
+model = hopadiff.HopaDIFF(load_config(config).model).to(device).eval()
+t0 = time.perf_counter()
+model.set_engine(engine, cache_dir=cache, log=lambda line: print("#", line, file=sys.stderr))
+model.warm_up(int(window), (1,))
+print(time.perf_counter() - t0, model.engine_report)
+"""
+
+
+def configure_seconds(config: str, device, window: int = 256) -> list[tuple[str, str, float, str]]:
+    """What each engine adds to a node's configure (``warm_up`` after ``set_engine``, as
+    RhasPipeline.from_checkpoint runs it), each in a fresh process as a robot's restart is: the
+    first configure of a checkpoint (nothing cached: an empty inductor cache, no export), the next
+    one (inductor's on-disk cache and the files beside the checkpoint), and for compile a next
+    one on a machine whose inductor cache is empty (only the saved artifacts beside the checkpoint).
+    -> (engine, case, seconds, engine report)."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench_configure_") as tmp:
+        cases = {
+            "eager": [("first", "a")],
+            "compile": [("first", "a"), ("next", "a"), ("next, inductor cache empty", "b")],
+            "onnxruntime": [("first", "a"), ("next", "a")],
+        }
+        for engine, runs in cases.items():
+            cache = os.path.join(tmp, f"{engine}.engines")
+            for case, inductor in runs:
+                env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=os.path.join(tmp, f"inductor-{engine}-{inductor}"))
+                out = subprocess.run(
+                    [sys.executable, "-c", CONFIGURE, config, engine, cache, str(device), str(window)],
+                    capture_output=True, text=True, env=env, check=True,
+                ).stdout.split(maxsplit=1)  # fmt: skip
+                rows.append((engine, case, float(out[0]), out[1].strip()))
+    return rows
+
+
+def engines_table(mcfg, device, repeats: int, windows=(64, 256, 1024), batches=(1, 8), config=None) -> None:
     import shutil
     import sys
     import tempfile
@@ -262,13 +306,10 @@ def engines_table(mcfg, device, repeats: int, windows=(64, 256, 1024), batches=(
     torch.manual_seed(0)
     base = hopadiff.HopaDIFF(mcfg).to(device).eval()
     cache = Path(tempfile.mkdtemp(prefix="bench_engines_"))
-    models, configure = {}, {}
+    models = {}
     for engine in ("eager", "compile", "onnxruntime"):
-        for attempt in ("first", "cached"):  # the second configure finds the export / torch's compile cache
-            m = copy.deepcopy(base).set_engine(engine, cache_dir=cache, log=lambda line: print(f"# {line}"))
-            t0 = time.perf_counter()
-            m.warm_up(64, (1, 2))
-            configure[(engine, attempt)] = time.perf_counter() - t0
+        m = copy.deepcopy(base).set_engine(engine, cache_dir=cache, log=lambda line: print(f"# {line}"))
+        m.warm_up(64, (1, 2))
         models[engine] = m
     ref = DiffActReference(mcfg.feature_dim, mcfg.num_classes).to(device).eval()
     ref_compiled = copy.deepcopy(ref)
@@ -306,12 +347,15 @@ def engines_table(mcfg, device, repeats: int, windows=(64, 256, 1024), batches=(
             cells = " | ".join(f"{ms[k]:.0f}" for k in runs)
             print(f"| {W} | {B} | {flops / 1e9:.2f} | {floor:.1f} | {cells} | {best / ms['DiffAct']:.2f} "
                   f"| {best / floor:.0f}x |")  # fmt: skip
-    print()
-    print("| engine | configure, first (s) | configure, cached (s) |")
-    print("|---|---|---|")
-    for engine in models:
-        print(f"| {engine} | {configure[(engine, 'first')]:.1f} | {configure[(engine, 'cached')]:.1f} |")
     shutil.rmtree(cache, ignore_errors=True)
+    if config is not None:
+        print()
+        print("What each engine adds to a configure (W=256, one person; a fresh process each):")
+        print()
+        print("| engine | configure | seconds | engine report |")
+        print("|---|---|---|---|")
+        for engine, case, sec, report in configure_seconds(config, device):
+            print(f"| {engine} | {case} | {sec:.1f} | {report} |")
 
 
 if __name__ == "__main__":
