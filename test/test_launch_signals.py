@@ -56,7 +56,13 @@ def segments_open_then_stop(launch, c, sig, twice: bool = False) -> tuple[int | 
     return launch.proc.returncode, elapsed
 
 
-@pytest.mark.parametrize(("sig", "twice"), [(signal.SIGTERM, False), (signal.SIGHUP, True)])
+@pytest.mark.parametrize(
+    ("sig", "twice"),
+    [
+        (signal.SIGTERM, False),  # docker stop, systemd: one SIGTERM
+        pytest.param(signal.SIGHUP, True, marks=pytest.mark.slow),  # a closed terminal, then a second signal
+    ],
+)
 def test_sigterm_and_sighup_stop_the_launch_as_ctrl_c_does(assets, env, dds_client, sig, twice):
     launch = Background(argv(LAUNCH, assets), env)
     try:

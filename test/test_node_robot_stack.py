@@ -44,7 +44,7 @@ def clip_detections(c, k: int, tracked: bool) -> Detection2DArray:
     return msg
 
 
-@pytest.mark.parametrize("tracked", [True, False])
+@pytest.mark.parametrize("tracked", [True, pytest.param(False, marks=pytest.mark.slow)])  # untracked: opt-in
 def test_a_detection2d_detector_drives_segments_and_the_tracks_come_back_as_vision_msgs(
     node_assets, ros_env, dds_client, tracked
 ):
