@@ -55,6 +55,8 @@ def worker_domain_id():
 def node_assets(tmp_path_factory) -> Path:
     """What the DDS tests' rhas_node runs on: a 60-frame synthetic clip of three persons (clip/), a
     tiny CLIP (clip_model/) and a tiny untrained HopaDIFF checkpoint for the clip's labels (model.pt)."""
+    import torch
+    from filelock import FileLock
     from tiny import tiny_model_config
 
     import hopadiff
@@ -62,11 +64,21 @@ def node_assets(tmp_path_factory) -> Path:
     from hopadiff.features.tiny import make_tiny_clip
     from hopadiff.synth.video import write_video_dataset
 
-    root = tmp_path_factory.mktemp("node_assets")
-    labels = write_video_dataset(root / "clip", clips=1, frames=60, persons=3, fps=10)["classes"]
-    make_tiny_clip(root / "clip_model")
-    cfg = Config(model=tiny_model_config(feature_dim=24, num_classes=len(labels)))
-    hopadiff.save_checkpoint(root / "model.pt", hopadiff.HopaDIFF(cfg.model), cfg, labels)
+    # Built once per test run and shared by the xdist workers (read-only for every test): the
+    # workers' base temp folders share a parent of this run's own; the lock makes the others
+    # wait for the first. Without xdist, this run's base temp folder.
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    root = shared / "node_assets"
+    with FileLock(str(shared / "node_assets.lock")):
+        if not (root / "model.pt").exists():
+            labels = write_video_dataset(root / "clip", clips=1, frames=60, persons=3, fps=10)["classes"]
+            make_tiny_clip(root / "clip_model")
+            cfg = Config(model=tiny_model_config(feature_dim=24, num_classes=len(labels)))
+            torch.manual_seed(0)  # the same untrained weights in every run
+            model = hopadiff.HopaDIFF(cfg.model)
+            hopadiff.save_checkpoint(root / ".model.pt.partial", model, cfg, labels)
+            os.replace(root / ".model.pt.partial", root / "model.pt")  # complete, or not there
     return root
 
 
