@@ -3,7 +3,9 @@
   eager        PyTorch as written.
   compile      torch.compile (inductor) with symbolic shapes (``HopaDIFF.compile_decoder``); what
                it compiled is saved beside the checkpoint (``torch.compiler.save_cache_artifacts``)
-               after the warm-up and handed back to torch by the next configure.
+               after the warm-up and handed back to torch by the next configure. A compile
+               that fails in the warm-up (no C++ compiler on the robot, an operator inductor
+               cannot lower) leaves eager running and says so in one line.
   onnxruntime  the decoder step exported once with torch.onnx (dynamic batch and length) and run
                by ONNX Runtime. The export is cached beside the checkpoint, in a file whose name
                is a hash of the decoder's weights and config, the export settings and the

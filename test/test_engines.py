@@ -151,3 +151,27 @@ def test_a_gpu_without_an_onnxruntime_gpu_provider_says_so_in_one_line():
         pytest.skip("this onnxruntime has CUDA")
     assert providers == ["CPUExecutionProvider"]
     assert len(lines) == 1 and "no CUDA or TensorRT provider" in lines[0] and "onnxruntime-gpu" in lines[0]
+
+
+def test_compile_without_a_cpu_compiler_falls_back_to_eager_in_one_line(tmp_path):
+    """A robot without g++ (inductor's C++ compiler set to a path that does not exist, its caches
+    off so nothing compiled earlier is reused): configure's warm-up says so in one line and the
+    model runs eagerly, with the eager output."""
+    import torch._inductor.config as inductor
+
+    torch.manual_seed(0)
+    cfg = tiny_model_config(fusion="partial")
+    cfg = dataclasses.replace(cfg, decoder=dataclasses.replace(cfg.decoder, num_layers=1))
+    model = HopaDIFF(cfg).eval()
+    h = torch.randn(1, 16, 20)
+    want = model.predict(h, h, generator=torch.Generator().manual_seed(0))
+    lines = []
+    torch._dynamo.reset()
+    with inductor.patch({"cpp.cxx": (str(tmp_path / "no-g++"),), "force_disable_caches": True}):
+        model.set_engine("compile", cache_dir=tmp_path, log=lines.append)
+        model.warm_up(20, (1,))
+    torch._dynamo.reset()
+    assert len(lines) == 1 and lines[0].startswith("inference_engine compile: compiling failed"), lines
+    assert "No working C++ compiler" in lines[0], lines
+    assert lines[0].endswith("; running eager") and model.engine_report == "eager (compile failed, see the log)"
+    torch.testing.assert_close(model.predict(h, h, generator=torch.Generator().manual_seed(0)), want)

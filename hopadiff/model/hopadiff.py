@@ -199,10 +199,20 @@ class HopaDIFF(nn.Module):
         """One short prediction per batch size at ``window`` frames: a compiled decoder compiles
         (an onnxruntime engine exports or loads) here rather than on the first live window."""
         p = next(self.parameters())
+        engine, cache_dir, log = getattr(self, "_engine", ("eager", None, print))
         for B in batch_sizes:
             x = torch.zeros(B, self.cfg.feature_dim, window, device=p.device, dtype=p.dtype)
-            self.predict(x, x, steps=1)
-        engine, cache_dir, log = getattr(self, "_engine", ("eager", None, print))
+            try:
+                self.predict(x, x, steps=1)
+            except Exception as e:
+                if engine != "compile":
+                    raise
+                # No C++ compiler on the robot, an operator inductor cannot lower, ...: one line, then eager.
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+                log(f"inference_engine compile: compiling failed ({type(e).__name__}: {first}); running eager")
+                self.set_engine("eager", cache_dir, log)
+                object.__setattr__(self, "engine_report", "eager (compile failed, see the log)")
+                return
         if engine == "compile":  # the next configure of this checkpoint reuses what was compiled here
             from ..engines import save_compile_artifacts
 
