@@ -49,17 +49,22 @@ def mlstm_parallel(q, k, v, i_pre, log_f, row_block: int = ROW_BLOCK):
     last row), so memory is O(S * row_block) instead of O(S^2)."""
     S, DH = q.shape[-2], q.shape[-1]
     cum = torch.cumsum(log_f, dim=-1)  # (B, NH, S)
+    src = cum - i_pre  # log d[t, s] = cum[t] - (cum[s] - i~[s]); per frame, not per (t, s) pair
+    q = q / math.sqrt(DH)  # scaled once, not each (R x b) score matrix
     out = []
+    # The (R x b) matrices are the cost at long windows (W=1024: most of the xLSTM's time), so
+    # each is passed over as few times as the formula allows: the per-row normaliser divides
+    # the (R x DH) output, not the scores, which is the same number.
     for a in range(0, S, row_block):
         b = min(S, a + row_block)
         rows = torch.arange(a, b, device=q.device)
-        log_d = cum[..., a:b, None] - cum[..., None, :b] + i_pre[..., None, :b]  # (B, NH, R, b)
-        log_d = log_d.masked_fill(~_causal(rows, b), float("-inf"))
+        log_d = (cum[..., a:b, None] - src[..., None, :b]).masked_fill(
+            ~_causal(rows, b), float("-inf")
+        )  # (B, NH, R, b)
         m = log_d.amax(dim=-1, keepdim=True)  # (B, NH, R, 1) stabiliser
-        d = torch.exp(log_d - m)
-        scores = (q[..., a:b, :] @ k[..., :b, :].transpose(-1, -2)) / math.sqrt(DH) * d  # (B, NH, R, b)
+        scores = (q[..., a:b, :] @ k[..., :b, :].transpose(-1, -2)) * torch.exp(log_d - m)  # (B, NH, R, b)
         norm = torch.maximum(scores.sum(-1, keepdim=True).abs(), torch.exp(-m))
-        out.append((scores / (norm + EPS)) @ v[..., :b, :])
+        out.append((scores @ v[..., :b, :]) / (norm + EPS))
     return torch.cat(out, dim=-2)
 
 
@@ -135,12 +140,12 @@ class CrossInputGate(nn.Module):
 
     def forward(self, u_a, u_b, i_b, row_block: int = ROW_BLOCK):
         """u_a, u_b (B, S, H); i_b (B, NH, S) -> term added to i~^a (B, NH, S), in blocks of query rows."""
-        q, k = self.heads(self.query, u_a), self.heads(self.key, u_b)
+        q, k = self.heads(self.query, u_a) / math.sqrt(self.dim), self.heads(self.key, u_b)
         S = q.shape[-2]
         out = []
         for a in range(0, S, row_block):
             b = min(S, a + row_block)
-            scores = q[..., a:b, :] @ k[..., :b, :].transpose(-1, -2) / math.sqrt(self.dim)  # (B, NH, R, b)
+            scores = q[..., a:b, :] @ k[..., :b, :].transpose(-1, -2)  # (B, NH, R, b)
             causal = _causal(torch.arange(a, b, device=q.device), b)
             attn = scores.masked_fill(~causal, float("-inf")).softmax(-1)
             out.append((attn @ i_b[..., :b, None]).squeeze(-1))
