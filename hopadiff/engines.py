@@ -151,6 +151,13 @@ def save_compile_artifacts(cache_dir, log: Callable[[str], None]) -> None:
         log(f"inference_engine compile: cannot keep the compile artifacts in {path} ({e})")
 
 
+def compile_failed(model, error: Exception, log: Callable[[str], None]) -> None:
+    """One line for a compile that failed; ``model`` (already set back to eager) says so in its report."""
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+    log(f"inference_engine compile: compiling failed ({type(error).__name__}: {first}); running eager")
+    object.__setattr__(model, "engine_report", "eager (compile failed, see the log)")
+
+
 def writable_cache(cache_dir: str | Path | None, log: Callable[[str], None]) -> Path:
     """``cache_dir`` if it can be written, else a folder in the temp dir (said in one line)."""
     fallback = Path(tempfile.gettempdir()) / "hopadiff-engines"

@@ -103,7 +103,7 @@ def test_lifecycle_transitions(node_assets, ros_env, dds_client):
         assert c.state(attempts=5) == "unconfigured"  # warm-up: both directions of the services matched ...
         assert not c.transition("activate", attempts=5), "... (activating an unconfigured node is refused)"
         assert not c.transition("configure") and c.state() == "unconfigured"
-        assert "missing.pt does not exist" in node.log()
+        assert node.wait_for_log("missing.pt does not exist", 10), node.log()  # the reply may beat the log line
         assert c.set_parameters(checkpoint=str(node_assets / "model.pt"), attempts=3)[0].successful
         steps = [(name, c.transition(name), c.state()) for name in ("configure", "activate", "deactivate", "cleanup")]
         assert steps == [

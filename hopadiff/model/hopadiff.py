@@ -118,13 +118,10 @@ class HopaDIFF(nn.Module):
         x = self._branch_input(holistic, partial, visible).to(self.decoder.conv_in.weight.dtype)
         enc_logits, feats = self.encoder(x)
         if self.condition is None:  # the authors: xLSTM(features + Fourier(features)) is the condition
-            cond = feats
+            cond, fourier = feats, self.cfg.fourier
             if self.cfg.ablation.use_fourier:
-                fourier = self.cfg.fourier
-                if fourier.operator == "dct_add":
-                    cond = feats + dct2_unnormalised(feats)
-                else:
-                    cond = feats + low_pass(feats, fourier.num_coefficients)
+                dct_add = fourier.operator == "dct_add"
+                cond = feats + (dct2_unnormalised(feats) if dct_add else low_pass(feats, fourier.num_coefficients))
             if self.xlstm is not None:
                 cond = torch.cat(self.xlstm(list(cond.chunk(G, dim=1))), dim=1)
             return enc_logits, cond
@@ -165,13 +162,9 @@ class HopaDIFF(nn.Module):
     def compile_decoder(self, enabled: bool = True) -> HopaDIFF:
         """Run ``predict``'s denoising step through torch.compile (inductor): ``set_engine("compile")``.
 
-        The decoder runs once per DDIM step on a small tensor: the time is the ~200 operator calls
-        of each step, not their arithmetic, and inductor fuses them into a few kernels (2x less per
-        step on CPU, scripts/bench_model.py --vs-diffact). Shapes are symbolic (``dynamic=True``),
-        so the cost is two compiles in all: one for a batch of one, one for any larger batch, each
-        for every window length (about a minute each on 2 CPU cores the first time, seconds once
-        inductor's on-disk cache holds them; ``warm_up`` does them ahead). Training and the encoder
-        stay eager. Returns self.
+        Inductor fuses the step's ~200 small operators (docs/benchmarks.md). Symbolic shapes: one
+        compile for a batch of one, one for larger batches, any length, done by ``warm_up`` (tens
+        of seconds on 2 CPU cores; artifacts saved for the next configure). Returns self.
         """
         return self.set_engine("compile" if enabled else "eager")
 
@@ -204,15 +197,12 @@ class HopaDIFF(nn.Module):
             x = torch.zeros(B, self.cfg.feature_dim, window, device=p.device, dtype=p.dtype)
             try:
                 self.predict(x, x, steps=1)
-            except Exception as e:
+            except Exception as e:  # no C++ compiler on the robot, an operator inductor cannot lower, ...
                 if engine != "compile":
                     raise
-                # No C++ compiler on the robot, an operator inductor cannot lower, ...: one line, then eager.
-                first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-                log(f"inference_engine compile: compiling failed ({type(e).__name__}: {first}); running eager")
-                self.set_engine("eager", cache_dir, log)
-                object.__setattr__(self, "engine_report", "eager (compile failed, see the log)")
-                return
+                from ..engines import compile_failed
+
+                return compile_failed(self.set_engine("eager", cache_dir, log), e, log)
         if engine == "compile":  # the next configure of this checkpoint reuses what was compiled here
             from ..engines import save_compile_artifacts
 
