@@ -95,11 +95,12 @@ class OrtDecoderStep:
     def __init__(self, session, providers: list[str], path: Path, device: torch.device, has_residual: bool):
         self.session, self.providers, self.path, self.device = session, providers, path, device
         self.has_residual = has_residual
+        self._terms = (None, {})  # (the window's condition terms, them as ORT inputs)
 
     def __call__(self, x_t, t, cond_terms):
         # The condition terms are the same list for every DDIM step of a window: stacked and
         # copied to numpy once per window, not once per step.
-        if getattr(self, "_terms", (None,))[0] is not cond_terms:
+        if self._terms[0] is not cond_terms:
             qk, res = _stack_terms(cond_terms)
             fixed = {"qk": qk.detach().to("cpu", torch.float32).numpy()}
             if self.has_residual:
