@@ -25,22 +25,33 @@ from ..config import FourierConfig
 from .layers import GroupedPointwise
 
 
+def _dct_rows(W, K: int, device: torch.device) -> torch.Tensor:
+    """(K, W) rows of the orthonormal DCT-II: sqrt(2/W) c_k cos(pi (n + 1/2) k / W), c_0 = 1/sqrt(2);
+    rows k >= W (a window shorter than K) are zero, so they keep nothing. ``W`` may be symbolic
+    (an exported graph: no branch on its value)."""
+    n = torch.arange(W, dtype=torch.float64, device=device)
+    k = torch.arange(K, dtype=torch.float64, device=device)[:, None]
+    length = n[-1:] + 1  # W as a tensor: sqrt of a symbolic size stays in the graph
+    scale = torch.where(k == 0, math.sqrt(0.5), 1.0) * (k < W) * torch.sqrt(2.0 / length)
+    basis = scale * torch.cos(math.pi * (n + 0.5) * k / W)
+    return basis.to(dtype=torch.float32)
+
+
 @functools.lru_cache(maxsize=32)
 def dct_basis(W: int, K: int, device: torch.device, inference: bool = False) -> torch.Tensor:
-    """(K, W) rows of the orthonormal DCT-II: sqrt(2/W) c_k cos(pi (n + 1/2) k / W), c_0 = 1/sqrt(2).
-
-    Cached per inference mode: a tensor made under torch.inference_mode cannot enter autograd.
-    (torch has no DCT; the basis matmul costs O(W K) per channel, less than an FFT's overhead here.)"""
-    n = torch.arange(W, dtype=torch.float64)
-    k = torch.arange(min(K, W), dtype=torch.float64)[:, None]
-    basis = math.sqrt(2.0 / W) * torch.cos(math.pi * (n + 0.5) * k / W)
-    basis[0] /= math.sqrt(2.0)
-    return basis.to(device=device, dtype=torch.float32)
+    """``_dct_rows(W, K)``, cached per inference mode: a tensor made under torch.inference_mode
+    cannot enter autograd. (torch has no DCT; the basis matmul costs O(W K) per channel, less
+    than an FFT's overhead here.)"""
+    return _dct_rows(W, K, device)
 
 
 def low_pass(x: torch.Tensor, num_coefficients: int) -> torch.Tensor:
     """Keep the lowest ``num_coefficients`` DCT-II coefficients of (..., W); computed in float32."""
-    basis = dct_basis(x.shape[-1], num_coefficients, x.device, torch.is_inference_mode_enabled())  # (K, W)
+    W, K = x.shape[-1], num_coefficients
+    if torch.compiler.is_compiling():  # traced for export: the basis is part of the graph
+        basis = _dct_rows(W, K, x.device)
+    else:
+        basis = dct_basis(W, K, x.device, torch.is_inference_mode_enabled())  # (K, W)
     coeffs = x.float() @ basis.T  # (..., K)
     return (coeffs @ basis).to(x.dtype)
 

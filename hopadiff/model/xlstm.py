@@ -34,7 +34,16 @@ from ..config import XLSTMConfig
 EPS = 1e-6
 # Query rows per block of the parallel forms: their (rows x S) score matrices are the only
 # memory that grows with S, so a whole 2000-frame video costs memory linear in its length.
+# A traced graph (torch.export for ONNX) has one block of all S rows: the number of blocks
+# would depend on the symbolic length.
 ROW_BLOCK = 512
+
+
+def _row_blocks(S, row_block: int) -> list[tuple[int, int]]:
+    """[(first row, end row)] of the query-row blocks; one block when traced."""
+    if torch.compiler.is_compiling():
+        return [(0, S)]
+    return [(a, min(S, a + row_block)) for a in range(0, S, row_block)]
 
 
 def _causal(rows: torch.Tensor, S: int) -> torch.Tensor:
@@ -55,8 +64,7 @@ def mlstm_parallel(q, k, v, i_pre, log_f, row_block: int = ROW_BLOCK):
     # The (R x b) matrices are the cost at long windows (W=1024: most of the xLSTM's time), so
     # each is passed over as few times as the formula allows: the per-row normaliser divides
     # the (R x DH) output, not the scores, which is the same number.
-    for a in range(0, S, row_block):
-        b = min(S, a + row_block)
+    for a, b in _row_blocks(S, row_block):
         rows = torch.arange(a, b, device=q.device)
         log_d = (cum[..., a:b, None] - src[..., None, :b]).masked_fill(
             ~_causal(rows, b), float("-inf")
@@ -143,8 +151,7 @@ class CrossInputGate(nn.Module):
         q, k = self.heads(self.query, u_a) / math.sqrt(self.dim), self.heads(self.key, u_b)
         S = q.shape[-2]
         out = []
-        for a in range(0, S, row_block):
-            b = min(S, a + row_block)
+        for a, b in _row_blocks(S, row_block):
             scores = q[..., a:b, :] @ k[..., :b, :].transpose(-1, -2)  # (B, NH, R, b)
             causal = _causal(torch.arange(a, b, device=q.device), b)
             attn = scores.masked_fill(~causal, float("-inf")).softmax(-1)
