@@ -1,7 +1,9 @@
-"""Inference engines (hopadiff.engines): ONNX Runtime's denoising step equals eager PyTorch on
-several batch sizes and lengths, cold and warm-started; the export is cached by content, a
-corrupt cached file is rebuilt, a changed checkpoint never reuses a stale export; the node's
-configure reports the engine and a second configure loads the cached export."""
+"""Inference engines (hopadiff.engines): ONNX Runtime's window (its two graphs: the window
+encoder and the denoising step) equals eager PyTorch on several batch sizes, lengths and
+visibility masks, cold and warm-started; the exports are cached by content, a corrupt cached
+file is rebuilt, a changed checkpoint never reuses a stale export, a graph that does not export
+stays eager with one line naming the operator; the node's configure reports the engine and a
+second configure loads the cached exports."""
 
 from __future__ import annotations
 
@@ -11,22 +13,24 @@ import pytest
 import torch
 from tiny import tiny_model_config, tiny_node_params
 
-from hopadiff.engines import decoder_key, providers_for
+from hopadiff.engines.ort import decoder_key, providers_for, window_key
 from hopadiff.model import HopaDIFF
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
 
-def predict_both(model, cache, shapes, log, **kwargs):
-    """Eager and onnxruntime predictions of ``model`` for each (B, W) in ``shapes``."""
+def predict_both(model, cache, shapes, log, masked=False, **kwargs):
+    """Eager and onnxruntime predictions of ``model`` for each (B, W) in ``shapes`` (``masked``:
+    with a random visibility mask, the target unseen in about a third of the frames)."""
     g = torch.Generator().manual_seed(0)
     F = model.cfg.feature_dim
-    inputs = [(torch.randn(B, F, W, generator=g), torch.randn(B, F, W, generator=g)) for B, W in shapes]
+    inputs = [(torch.randn(B, F, W, generator=g), torch.randn(B, F, W, generator=g),
+               torch.rand(B, W, generator=g) > 0.3 if masked else None) for B, W in shapes]  # fmt: skip
     model.set_engine("eager")
-    eager = [model.predict(h, p, generator=torch.Generator().manual_seed(1), **kwargs) for h, p in inputs]
+    eager = [model.predict(h, p, v, generator=torch.Generator().manual_seed(1), **kwargs) for h, p, v in inputs]
     model.set_engine("onnxruntime", cache_dir=cache, log=log)
-    ort = [model.predict(h, p, generator=torch.Generator().manual_seed(1), **kwargs) for h, p in inputs]
+    ort = [model.predict(h, p, v, generator=torch.Generator().manual_seed(1), **kwargs) for h, p, v in inputs]
     return eager, ort
 
 
@@ -76,38 +80,83 @@ def test_the_node_configure_reports_the_engine_rebuilds_a_corrupt_export_and_reu
     checkpoint, lines = shipped
     assert any("unusable" in line and "exporting again" in line for line in lines), lines
     assert "inference engine: onnxruntime (CPUExecutionProvider)" in lines
-    (export,) = (checkpoint.parent / "model.pt.engines").glob("decoder-step-*.onnx")
-    assert export.stat().st_size > 1000
-    stamp = export.stat().st_mtime_ns
+    cache = checkpoint.parent / "model.pt.engines"
+    exports = sorted(cache.iterdir())
+    assert [p.name.split("-")[0] for p in exports] == ["decoder", "window"], exports
+    assert all(p.stat().st_size > 1000 for p in exports)
+    stamps = [p.stat().st_mtime_ns for p in exports]
     again = []
     params = tiny_node_params(checkpoint, checkpoint.parent / "clip_model", inference_engine="onnxruntime")
     RhasPipeline.from_checkpoint(Settings(**params), again.append)
     assert "inference engine: onnxruntime (CPUExecutionProvider)" in again
     assert not any("export" in line for line in again), again
-    assert export.stat().st_mtime_ns == stamp and len(list(export.parent.iterdir())) == 1
+    assert sorted(cache.iterdir()) == exports and [p.stat().st_mtime_ns for p in exports] == stamps
 
 
 def test_onnxruntime_equals_eager_on_the_shipped_path(shipped):
-    """Both decoders, qk + residual: batch sizes 1-5, lengths 9-130, cold and warm-started."""
+    """Both decoders, qk + residual: batch sizes 1-5, lengths 2-130 (2: the shortest window),
+    with and without a visibility mask, cold and warm-started."""
     import hopadiff
 
     checkpoint, _ = shipped
     cache = checkpoint.parent / "model.pt.engines"
     model = hopadiff.load_checkpoint(checkpoint)[0]
     lines = []
-    shapes = [(1, 9), (3, 40), (5, 130)]
-    eager, ort = predict_both(model, cache, shapes, lines.append)
-    assert model.engine_report == "onnxruntime (CPUExecutionProvider)", lines
+    shapes = [(1, 2), (1, 9), (3, 40), (5, 130)]
     C = model.cfg.num_classes
-    for (B, W), a, b in zip(shapes, eager, ort, strict=True):
-        assert a.shape == b.shape == (B, C, W)
-        assert (a - b).abs().max() < 1e-4, (B, W)
+    for masked in (False, True):
+        eager, ort = predict_both(model, cache, shapes, lines.append, masked=masked)
+        assert model.engine_report == "onnxruntime (CPUExecutionProvider)", lines
+        for (B, W), a, b in zip(shapes, eager, ort, strict=True):
+            assert a.shape == b.shape == (B, C, W)
+            assert (a - b).abs().max() < 1e-4, (B, W, masked)
     # Warm-started streaming windows: the last steps from a previous window's estimate.
     init = torch.full((3, model.num_branches, C, 40), float("nan"))
     init[..., :32] = torch.rand(3, model.num_branches, C, 32)
-    eager, ort = predict_both(model, cache, [(3, 40)], lines.append, init=init, init_steps=2)
+    eager, ort = predict_both(model, cache, [(3, 40)], lines.append, masked=True, init=init, init_steps=2)
     assert (eager[0] - ort[0]).abs().max() < 1e-4
-    assert not lines and len(list(cache.iterdir())) == 1  # the configure's export, loaded
+    assert not lines and len(list(cache.iterdir())) == 2  # the configure's exports, loaded
+
+
+@torch.library.custom_op("rhas_test::twist", mutates_args=())
+def twist(x: torch.Tensor) -> torch.Tensor:
+    """An operator torch.onnx has no translation for (a robot's custom layer, say)."""
+    return x.clone()
+
+
+@twist.register_fake
+def _(x):
+    return torch.empty_like(x)
+
+
+class Twisted(torch.nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return twist(self.inner(x))
+
+
+def test_a_graph_that_does_not_export_names_the_operator_and_runs_eager(shipped):
+    """The condition passed through an operator without an ONNX translation: the window encoder's
+    export fails with one line naming it and runs eager; the denoising step stays on ONNX Runtime;
+    the output equals eager; nothing is written for the failed graph."""
+    import hopadiff
+
+    checkpoint, _ = shipped
+    cache = checkpoint.parent / "model.pt.engines"
+    before = sorted(cache.iterdir())
+    model = hopadiff.load_checkpoint(checkpoint)[0]
+    model.condition = Twisted(model.condition)
+    lines = []
+    eager, ort = predict_both(model, cache, [(2, 20)], lines.append)
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("inference_engine onnxruntime: the window encoder's export failed (")
+    assert "rhas_test.twist" in lines[0] and lines[0].endswith("; the window encoder runs eager")
+    assert model.engine_report == "onnxruntime (CPUExecutionProvider); the window encoder eager, see the log"
+    assert (eager[0] - ort[0]).abs().max() < 1e-4
+    assert sorted(cache.iterdir()) == before and not list(cache.glob(".*"))
 
 
 @pytest.mark.slow
@@ -140,6 +189,14 @@ def test_the_export_is_keyed_by_content():
     assert decoder_key(changed.decoder) != key
     other = HopaDIFF(tiny_model_config(condition_injection="qk+residual")).eval()
     assert decoder_key(other.decoder) != key  # another configuration
+    # The window graph: keyed by the whole model (a retrained encoder or xLSTM is a new file).
+    window = window_key(model)
+    assert window_key(changed) != window and window_key(other) != window
+    with torch.no_grad():
+        changed.decoder.conv_out.weight.copy_(model.decoder.conv_out.weight)
+        assert window_key(changed) == window
+        changed.xlstm.branches[0].up.weight.add_(1e-3)
+    assert window_key(changed) != window
 
 
 def test_a_gpu_without_an_onnxruntime_gpu_provider_says_so_in_one_line():

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
+from ..engines import EngineRunner
 from .conditions import CONDITIONS, condition_mask
 from .ddim import DDIMSampler
 from .decoder import Decoder
@@ -85,6 +86,7 @@ class HopaDIFF(nn.Module):
             None if weights is None else torch.tensor(weights, dtype=torch.float32),
             persistent=False,
         )
+        self.set_engine("eager")
 
     # ----------------------------------------------------------------- shared pieces
     def _check_inputs(self, holistic, partial, visible):
@@ -148,17 +150,6 @@ class HopaDIFF(nn.Module):
         out = self.decoder(x_t.reshape(B * G, -1, W), t.repeat_interleave(G), cond_proj)
         return out.reshape(B, -1, W)
 
-    def _decoder_subset(self, run: list[int]) -> tuple[Decoder, object]:
-        """(``decoder.subset(run)``, its step as the engine runs it), rebuilt only when the
-        decoder's weights changed (an optimizer step, a load, a device or dtype move) since the
-        last call."""
-        key = (tuple(run), tuple((p.data_ptr(), p._version, p.dtype) for p in self.decoder.parameters()))
-        cached = getattr(self, "_subset_cache", None)
-        if cached is None or cached[0] != key:
-            subset = self.decoder.subset(run)
-            object.__setattr__(self, "_subset_cache", (key, subset, self._accelerate(subset, subset)))  # not submodules
-        return self._subset_cache[1], self._subset_cache[2]
-
     def compile_decoder(self, enabled: bool = True) -> HopaDIFF:
         """Run ``predict``'s denoising step through torch.compile (inductor): ``set_engine("compile")``.
 
@@ -169,68 +160,21 @@ class HopaDIFF(nn.Module):
         return self.set_engine("compile" if enabled else "eager")
 
     def set_engine(self, engine: str, cache_dir=None, log=print) -> HopaDIFF:
-        """How ``predict`` runs the denoising step: ``eager``, ``compile`` or ``onnxruntime`` (see
-        hopadiff.engines; ``cache_dir`` holds the exported graphs, ``log`` gets one line whenever an
-        engine falls back to eager). The encoder, xLSTM and condition run eagerly once per window
-        whichever engine runs the steps. Returns self."""
-        from ..engines import ENGINES
-
-        if engine not in ENGINES:
-            raise ValueError(f"inference engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-        object.__setattr__(self, "_engine", (engine, cache_dir, log))
-        object.__setattr__(self, "_subset_cache", None)
-        object.__setattr__(self, "_decode_step", None)
-        object.__setattr__(self, "engine_report", engine)
-        if engine == "compile":
-            from ..engines import load_compile_artifacts
-
-            if load_compile_artifacts(cache_dir, log):
-                object.__setattr__(self, "engine_report", "compile (artifacts from the cache)")
+        """How ``predict`` runs: ``eager``, ``compile`` (the denoising step) or ``onnxruntime`` (the
+        window's encoders + condition and the denoising step), see hopadiff.engines; ``cache_dir``
+        holds what they build, ``log`` gets one line whenever an engine falls back to eager. Returns self."""
+        object.__setattr__(self, "_runner", EngineRunner(engine, cache_dir, log))  # not a submodule
         return self
+
+    @property
+    def engine_report(self) -> str:
+        """What runs the windows, as the node's configure logs it."""
+        return self._runner.report
 
     def warm_up(self, window: int, batch_sizes=(1, 2)) -> None:
         """One short prediction per batch size at ``window`` frames: a compiled decoder compiles
         (an onnxruntime engine exports or loads) here rather than on the first live window."""
-        p = next(self.parameters())
-        engine, cache_dir, log = getattr(self, "_engine", ("eager", None, print))
-        for B in batch_sizes:
-            x = torch.zeros(B, self.cfg.feature_dim, window, device=p.device, dtype=p.dtype)
-            try:
-                self.predict(x, x, steps=1)
-            except Exception as e:  # no C++ compiler on the robot, an operator inductor cannot lower, ...
-                if engine != "compile":
-                    raise
-                from ..engines import compile_failed
-
-                return compile_failed(self.set_engine("eager", cache_dir, log), e, log)
-        if engine == "compile":  # the next configure of this checkpoint reuses what was compiled here
-            from ..engines import save_compile_artifacts
-
-            save_compile_artifacts(cache_dir, log)
-
-    def _accelerate(self, decoder, fn):
-        """``fn`` (the step over ``decoder``) as the engine runs it."""
-        engine, cache_dir, log = getattr(self, "_engine", ("eager", None, print))
-        if engine == "compile":
-            return torch.compile(fn, dynamic=True)
-        if engine == "onnxruntime":
-            from ..engines import onnxruntime_step
-
-            step = onnxruntime_step(decoder, cache_dir, log) if decoder is not None else None
-            if step is not None:
-                object.__setattr__(self, "engine_report", f"onnxruntime ({', '.join(step.providers)})")
-                return step
-            object.__setattr__(self, "engine_report", "eager (onnxruntime unavailable, see the log)")
-        return fn
-
-    def _decoder_step(self):
-        """The full-decoder step predict runs (built once per engine setting)."""
-        if getattr(self, "_engine", ("eager",))[0] == "eager":
-            return self._decode
-        if getattr(self, "_decode_step", None) is None:
-            full = self.decoder if self.decoder_groups == self.num_branches else None  # shared: folded batch
-            object.__setattr__(self, "_decode_step", self._accelerate(full, self._decode))
-        return self._decode_step
+        self._runner.warm_up(self, window, batch_sizes)
 
     def _project_condition(self, cond):
         """Per-layer decoder condition terms, computed once per window."""
@@ -346,17 +290,17 @@ class HopaDIFF(nn.Module):
         try:
             steps = self.cfg.diffusion.sampling_steps if steps is None else int(steps)
             eta = self.cfg.diffusion.eta if eta is None else float(eta)
-            _, cond = self.encode(holistic, partial, visible)
+            cond = self._runner.condition(self, holistic, partial, visible)
             G, C = self.num_branches, self.cfg.num_classes
             run = list(range(G)) if all_branches else self.fusion.branches_read(G)
             B, _, W = holistic.shape
             if len(run) < G and self.decoder_groups == G:
-                subset, decode = self._decoder_subset(run)
+                subset, decode = self._runner.subset_step(self, run)
                 cond = cond.reshape(B, G, -1, W)[:, run].reshape(B, -1, W)
                 cond_proj = subset.encode_condition(cond)
             else:
                 run = list(range(G))
-                decode = self._decoder_step()
+                decode = self._runner.full_step(self)
                 cond_proj = self._project_condition(cond)
             dtype = cond.dtype
             shape = (B, G * C, W)
