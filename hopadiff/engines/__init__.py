@@ -55,6 +55,20 @@ def writable_cache(cache_dir: str | Path | None, log: Callable[[str], None]) -> 
     return fallback
 
 
+def _compiled(fn):
+    """``fn`` through torch.compile with symbolic shapes and constant floats. The step's only
+    Python floats are module constants (dropout p, a norm's eps); left symbolic, as dynamic=True
+    makes them, inductor cannot turn them into tensors and dynamo traces the whole step a second
+    time (TensorifyScalarRestartAnalysis): a cached configure took 10-12 s, half of it that."""
+    compiled = torch.compile(fn, dynamic=True)
+
+    def step(*args):
+        with torch._dynamo.config.patch(specialize_float=True):
+            return compiled(*args)
+
+    return step
+
+
 class EngineRunner:
     """The engine one model runs on, and what it built for that model: the compiled step, the
     ONNX Runtime sessions. The model holds it (not a submodule: nothing of it is saved); what it
@@ -125,7 +139,7 @@ class EngineRunner:
     def _accelerate(self, model, decoder, fn):
         """``fn`` (the step over ``decoder``; None: the full decoder) as the engine runs it."""
         if self.engine == "compile":
-            return torch.compile(fn, dynamic=True)
+            return _compiled(fn)
         if self.engine != "onnxruntime" or not self._ort_ready(model):
             return fn
         if decoder is None:
