@@ -95,17 +95,25 @@ def test_the_node_configure_reports_the_engine_rebuilds_a_corrupt_export_and_reu
 
 def test_onnxruntime_equals_eager_on_the_shipped_path(shipped):
     """Both decoders, qk + residual: batch sizes 1-5, lengths 2-130 (2: the shortest window),
-    with and without a visibility mask, cold and warm-started."""
+    with and without a visibility mask, cold and warm-started. Two torch threads, so the step's
+    second session (batches of WIDE_BATCH or more, torch's threads) runs the batch of 5."""
     import hopadiff
+    from hopadiff.engines.ort import WIDE_BATCH
 
     checkpoint, _ = shipped
     cache = checkpoint.parent / "model.pt.engines"
     model = hopadiff.load_checkpoint(checkpoint)[0]
     lines = []
     shapes = [(1, 2), (1, 9), (3, 40), (5, 130)]
+    assert shapes[-1][0] >= WIDE_BATCH > shapes[-2][0]
     C = model.cfg.num_classes
-    for masked in (False, True):
-        eager, ort = predict_both(model, cache, shapes, lines.append, masked=masked)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        both = [predict_both(model, cache, shapes, lines.append, masked=masked) for masked in (False, True)]
+    finally:
+        torch.set_num_threads(threads)
+    for masked, (eager, ort) in zip((False, True), both, strict=True):
         assert model.engine_report == "onnxruntime (CPUExecutionProvider)", lines
         for (B, W), a, b in zip(shapes, eager, ort, strict=True):
             assert a.shape == b.shape == (B, C, W)

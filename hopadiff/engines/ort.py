@@ -34,14 +34,17 @@ PARITY_ATOL = 1e-4
 MAX_BATCH, MAX_FRAMES = 1024, 1 << 20
 
 # ONNX Runtime's own thread pool, beside torch's. The step's operators are small (a (B, 24, W)
-# tensor), so splitting them across threads pays less than it costs, and ORT's idle threads spin
-# by default, taking the cores from torch's pool that runs the rest of the window between steps.
-# Measured (bench_model, W=256, one person, 2-core CPU): a window took 220 ms with 2 spinning
-# ORT threads, 114 ms with 2 that do not spin, 100 ms with one (eager 85); the step alone 5.9 /
-# 3.4 ms with 2 / 1 threads, and 28 / 25 ms for 8 persons. The window graph runs once, with
-# nothing of torch's beside it: it gets torch's thread count (8 persons, W=256: 130 ms with one
-# thread, 93 with two).
+# tensor), so for a few persons splitting them across threads pays less than it costs, and ORT's
+# idle threads spin by default, taking the cores from torch's pool that runs the rest of the
+# window between steps. Measured (bench_model, W=256, one person, 2-core CPU): a window took
+# 220 ms with 2 spinning ORT threads, 114 ms with 2 that do not spin, 100 ms with one (eager 85).
+# For many persons the step is large enough to split: the shipped model's W=256 step alone,
+# 1 / 2 non-spinning threads: one person 2.5 / 3.1 ms, 3 persons 7.4 / 7.3, 8 persons 21.1 / 17.5.
+# So the step has two sessions over the same file: one thread below WIDE_BATCH persons, torch's
+# thread count from it. The window graph runs once, with nothing of torch's beside it: torch's
+# thread count (8 persons, W=256: 130 ms with one thread, 93 with two).
 STEP_THREADS = 1
+WIDE_BATCH = 4
 
 
 class StepGraph(nn.Module):
@@ -265,10 +268,11 @@ def exported_session(what: str, graph: nn.Module, probe, path: Path, output: str
 
 
 class OrtDecoderStep:
-    """Callable like the decoder: (x_t (B, G*C, W), t (B,), cond_terms) -> x0 logits, on ORT."""
+    """Callable like the decoder: (x_t (B, G*C, W), t (B,), cond_terms) -> x0 logits, on ORT
+    (``wide``: the session for batches of WIDE_BATCH or more, None: ``session`` for all)."""
 
-    def __init__(self, session, device: torch.device, has_residual: bool):
-        self.session, self.device, self.has_residual = session, device, has_residual
+    def __init__(self, session, device: torch.device, has_residual: bool, wide=None):
+        self.session, self.wide, self.device, self.has_residual = session, wide, device, has_residual
         self._terms = (None, {})  # (the window's condition terms, them as ORT inputs)
 
     def __call__(self, x_t, t, cond_terms):
@@ -281,7 +285,8 @@ class OrtDecoderStep:
                 fixed["residual"] = _numpy(res)
             self._terms = (cond_terms, fixed)
         feed = {"x_t": _numpy(x_t), "t": _numpy(t, torch.int64), **self._terms[1]}
-        (out,) = self.session.run(None, feed)
+        session = self.wide if self.wide is not None and x_t.shape[0] >= WIDE_BATCH else self.session
+        (out,) = session.run(None, feed)
         return torch.from_numpy(out).to(device=x_t.device, dtype=x_t.dtype)
 
 
@@ -312,8 +317,10 @@ def onnxruntime_step(decoder, cache: Path, providers: list[str], log: Callable[[
     path = cache / f"decoder-step-{decoder_key(decoder)}.onnx"
     probe = lambda seed: _step_probe(decoder, seed)  # noqa: E731
     session = exported_session("decoder step", StepGraph(decoder), probe, path, "x0_logits", providers, threads, log)
-    device = next(decoder.parameters()).device
-    return None if session is None else OrtDecoderStep(session, device, decoder.residual is not None)
+    if session is None:
+        return None
+    wide = _session(path, providers, torch.get_num_threads()) if torch.get_num_threads() > threads else None
+    return OrtDecoderStep(session, next(decoder.parameters()).device, decoder.residual is not None, wide)
 
 
 def onnxruntime_window(model, cache: Path, providers: list[str], log: Callable[[str], None], threads=None):
