@@ -40,7 +40,7 @@ def shipped(node_assets, tmp_path_factory):
     residual condition) for node_assets' labels and tiny CLIP, and the log of its first configure
     with inference_engine onnxruntime, which found a corrupt file where its export belongs (a
     truncated copy, a disk error): -> (checkpoint, the first configure's log lines). The one
-    export of this module (an export costs seconds of CPU)."""
+    export of this module's CI tests (both graphs; an export costs seconds of CPU)."""
     import shutil
 
     import hopadiff
