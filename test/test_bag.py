@@ -38,12 +38,6 @@ from rhas_ros.conversions import ns_to_stamp
 PARAMS = dict(window=16, hop=4, min_window_frames=4, ddim_steps=3, sample_fps=5.0, torch_threads=1)
 
 
-# Two runs of the same bag have twice (in ~15 loaded 4-worker CI runs) differed in the fifth digit
-# of a confidence; never in isolation nor in 30 runs beside CPU burners (see docs/bags.md). Until
-# the cause is found these determinism tests get one rerun: a real regression fails both tries.
-FLOAT_FLAKE = pytest.mark.flaky(reruns=1)
-
-
 def params(assets, **extra) -> list[str]:
     """rhas_bag's -p arguments: the tiny checkpoint and CLIP, small windows, ``extra`` on top."""
     return overrides({**tiny_node_params(assets / "model.pt", assets / "clip_model", **PARAMS), **extra})
@@ -63,7 +57,6 @@ def run(capsys, *argv) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
-@FLOAT_FLAKE
 def test_rhas_bag_writes_the_node_outputs_of_every_sampled_frame_and_repeats_itself(node_assets, tmp_path, capsys):
     """200 frames of real footage at 25 fps, sampled at 5 fps: 40 processed, none dropped; the
     output holds the node's four topics with the embedded definitions (read back by rosbags and,
@@ -133,7 +126,6 @@ def test_sqlite3_compressed_images_and_external_persons_in_everyone_mode(node_as
     assert contract_violations([segment_dict(m) for m in segs], [c.stamp(i) for i in range(40)]) == []
 
 
-@FLOAT_FLAKE
 def test_unknown_encoding_is_skipped_and_counted_and_messages_out_of_order_are_sorted(node_assets, tmp_path, capsys):
     """Frames 10-12 in an encoding the node cannot decode are skipped, counted and reported; a
     recording whose frames were logged out of order (pairs swapped) gives the same output as the

@@ -80,6 +80,35 @@ def test_hog_finds_the_people_in_a_real_photo():
     assert HogDetector().detect(np.full_like(rgb, 128))[0].shape == (0, 4)
 
 
+def test_hog_windows_are_opencvs_with_each_score_on_its_own_window():
+    """The pyramid HogDetector runs level by level gives exactly the windows and margins of OpenCV's
+    detectMultiScale (scale 1.05, no grouping) run on one thread, where its two-section append
+    cannot pair a window with another's margin: a real photo at three sizes (the last one smaller
+    than the first pyramid step) and an empty image."""
+    rgb = cv2.cvtColor(cv2.imread(str(PEDESTRIANS)), cv2.COLOR_BGR2RGB)
+    det = HogDetector()
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        for img in (
+            rgb,
+            cv2.resize(rgb, None, fx=1.3, fy=1.3),
+            rgb[100:300, 300:400],
+            np.zeros((130, 70, 3), np.uint8),
+        ):
+            img = np.ascontiguousarray(img)
+            rects, margins = det.hog.detectMultiScale(img, winStride=(8, 8), padding=(8, 8), scale=1.05,
+                                                      groupThreshold=0)  # fmt: skip
+            want = sorted(
+                zip(np.asarray(rects).reshape(-1, 4).tolist(), np.asarray(margins).reshape(-1).tolist(), strict=True)
+            )
+            got_rects, got_margins = det._windows(img)
+            assert sorted(zip(got_rects.tolist(), got_margins.tolist(), strict=True)) == want, img.shape
+    finally:
+        cv2.setNumThreads(threads)
+    assert len(want) == 0 and len(det._windows(rgb)[0]) > 20  # the empty image; the photo: dozens of windows
+
+
 def test_hog_boxes_overlap_less_than_its_nms_threshold():
     rgb = cv2.cvtColor(cv2.imread(str(PEDESTRIANS)), cv2.COLOR_BGR2RGB)
     det = HogDetector(upscale=1.0)

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import cv2
 import numpy as np
 
@@ -36,34 +38,77 @@ class HogDetector:
     """
 
     WINDOW = (64, 128)  # (w, h) of OpenCV's people detector window
+    SCALE, MAX_LEVELS = 1.05, 64  # the image pyramid: OpenCV's detectMultiScale defaults
 
     def __init__(self, upscale: float = 1.3, nms_iou: float = 0.4, min_score: float = 0.05, max_side: int = 1280):
         self.hog = cv2.HOGDescriptor()
         self.hog.setSVMDetector(cv2.HOGDescriptor.getDefaultPeopleDetector())
         self.upscale, self.nms_iou, self.min_score, self.max_side = upscale, nms_iou, min_score, max_side
+        self._pool = ThreadPoolExecutor(max(1, cv2.getNumThreads()), thread_name_prefix="hog")
 
     def detect(self, rgb: np.ndarray):
         side = max(rgb.shape[:2])
         f = self.upscale * (min(1.0, self.max_side / side) if self.max_side > 0 and side else 1.0)
         interpolation = cv2.INTER_LINEAR if f >= 1.0 else cv2.INTER_AREA
         img = cv2.resize(rgb, None, fx=f, fy=f, interpolation=interpolation) if f != 1.0 else rgb
-        # detectMultiScale corrupts the heap on images smaller than its window (OpenCV, seen
-        # with 1x1 and 20x20 frames): pad them to the window size; boxes stay in frame coordinates.
+        # OpenCV's HOG corrupted the heap on images smaller than its window (detectMultiScale, seen
+        # with 1x1 and 20x20 frames): they are padded to the window size; boxes stay in frame coordinates.
         H, W = img.shape[:2]
         min_w, min_h = self.WINDOW
         if min_h > H or min_w > W:
             img = cv2.copyMakeBorder(img, 0, max(0, min_h - H), 0, max(0, min_w - W), cv2.BORDER_CONSTANT, value=0)
-        rects, margins = self.hog.detectMultiScale(img, winStride=(8, 8), padding=(8, 8), scale=1.05, groupThreshold=0)
+        rects, margins = self._windows(img)
         if len(rects) == 0:
             return np.zeros((0, 4)), np.zeros(0)
-        boxes = np.asarray(rects, dtype=np.float64).reshape(-1, 4) / f
-        scores = 1.0 - np.exp(-np.clip(np.asarray(margins, dtype=np.float64).reshape(-1), 0, None))
-        # OpenCV's threads return the windows in the order they finish: sorted here (score, then
-        # position), NMS breaks ties the same way every run, so the same frame gives the same boxes.
+        boxes = rects / f
+        scores = 1.0 - np.exp(-np.clip(margins, 0, None))
+        # The levels' windows come in level order: sorted here (score, then position), NMS breaks
+        # ties the same way every run, so the same frame gives the same boxes.
         order = np.lexsort((*boxes.T[::-1], -scores))
         boxes, scores = boxes[order], scores[order]
         keep = np.asarray(cv2.dnn.NMSBoxes(boxes.tolist(), scores.tolist(), self.min_score, self.nms_iou)).reshape(-1)
         return boxes[keep], scores[keep]
+
+    def _windows(self, img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every window above the SVM's zero margin over the image pyramid -> (rects (N, 4) xywh
+        in ``img``'s pixels, clipped to it; margins (N,)): what OpenCV's ``detectMultiScale``
+        (scale 1.05, no grouping) returns, one ``HOGDescriptor.detect`` per pyramid level.
+
+        Not ``detectMultiScale`` itself: its threads append a level's rectangles and that level's
+        margins to the output in two separate locked sections, so under load another level's
+        windows can come in between and a rectangle gets another window's margin (OpenCV
+        4.x, objdetect/src/hog.cpp, HOGInvoker). Seen in test_bag: about one replay in ten of a
+        40-frame recording on a loaded machine gave a person a box and a score from two windows.
+        Here each level returns its own (rectangles, margins) pair; the levels run on ``_pool``
+        (OpenCV releases the GIL), about as parallel as OpenCV's own threads (an 832x624 image:
+        65 against 62 ms on 2 cores)."""
+        H, W = img.shape[:2]
+        levels, scale = [], 1.0
+        while (
+            len(levels) < self.MAX_LEVELS
+            and np.rint(W / scale) >= self.WINDOW[0]
+            and np.rint(H / scale) >= self.WINDOW[1]
+        ):
+            levels.append(scale)
+            scale *= self.SCALE  # multiplied, as OpenCV does: the same doubles, the same level sizes
+        parts = list(self._pool.map(lambda s: self._level(img, s), levels))
+        if not parts:
+            return np.zeros((0, 4)), np.zeros(0)
+        rects, margins = np.concatenate([r for r, _ in parts]), np.concatenate([m for _, m in parts])
+        x0, y0 = np.maximum(rects[:, 0], 0), np.maximum(rects[:, 1], 0)
+        x1, y1 = np.minimum(rects[:, 0] + rects[:, 2], W), np.minimum(rects[:, 1] + rects[:, 3], H)
+        return np.c_[x0, y0, x1 - x0, y1 - y0], margins
+
+    def _level(self, img: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+        """One pyramid level as OpenCV computes it: the image shrunk by ``scale`` (rounded to whole
+        pixels, bit-exact bilinear), its windows mapped back (position and size x ``scale``, rounded)."""
+        H, W = img.shape[:2]
+        size = (int(np.rint(W / scale)), int(np.rint(H / scale)))
+        level = img if size == (W, H) else cv2.resize(img, size, interpolation=cv2.INTER_LINEAR_EXACT)
+        found, margins = self.hog.detect(level, hitThreshold=0, winStride=(8, 8), padding=(8, 8))
+        found = np.asarray(found, dtype=np.float64).reshape(-1, 2)
+        window = np.tile(np.rint(np.array(self.WINDOW) * scale), (len(found), 1))
+        return np.c_[np.rint(found * scale), window], np.asarray(margins, dtype=np.float64).reshape(-1)
 
 
 class FullFrameDetector:
