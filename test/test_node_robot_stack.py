@@ -151,8 +151,9 @@ def test_bad_upstream_boxes_are_dropped_and_counted(node_assets, ros_env, dds_cl
 
 
 def test_diagnostics_follow_the_lifecycle_and_the_camera(node_assets, ros_env, dds_client):
-    """unconfigured (WARN) -> active and fed (OK) -> images stop (ERROR after image_timeout_s) ->
-    images again (OK): what /diagnostics shows, read as a monitoring tool reads it."""
+    """unconfigured (WARN) -> active and fed (OK; WARN only for dropped frames on a loaded machine)
+    -> images stop (ERROR after image_timeout_s) -> images again (the same): what /diagnostics
+    shows, read as a monitoring tool reads it."""
     with rhas_node(node_assets, ros_env, autostart=False, image_timeout_s=2.0, diagnostics_window_s=2.0):
         c = dds_client()
         assert c.spin_until(lambda: c.diag().get("message") == "unconfigured: not processing", 30)
@@ -161,18 +162,19 @@ def test_diagnostics_follow_the_lifecycle_and_the_camera(node_assets, ros_env, d
         assert c.transition("configure") and c.transition("activate")
         c.wait_for_node()
         c.send_text(c.texts[0])
-        # OK once frames flow: any status published while (or soon after) they play; the check
-        # does not race the 2 s image timeout on a loaded 2-core CI machine
+        # Serving once frames flow: any status published while (or soon after) they play, OK or
+        # (on a loaded 2-core CI machine) WARN for frames the queue dropped; the check does not
+        # race the 2 s image timeout
         n = len(c.diag_levels())
         c.play(0, 20)
-        assert c.spin_until(lambda: 0 in c.diag_levels()[n:], 10), c.diag()
+        assert c.spin_until(lambda: c.serving_since(n), 10), c.diag()
         assert c.spin_until(lambda: c.diag()["level"] == 2, 6), "images stopped: ERROR"
         assert c.diag()["message"].startswith("no image for")
         images_in = c.diag(task="images in")
         assert images_in["level"] == 2 and images_in["message"] == "No events recorded."
         n = len(c.diag_levels())
         c.play(20, 12)
-        assert c.spin_until(lambda: 0 in c.diag_levels()[n:], 10), c.diag()
+        assert c.spin_until(lambda: c.serving_since(n), 10), c.diag()
 
 
 def test_diagnostics_under_sim_time_before_clock_and_qos_overrides(node_assets, ros_env, dds_client):

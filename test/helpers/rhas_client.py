@@ -174,6 +174,14 @@ class RhasClient:
         name = f"{node}: {task}"
         return [st.level[0] for d in self.diagnostics for st in d.status if st.name == name]
 
+    def serving_since(self, n: int, task: str = "pipeline", node: str = "/rhas_node") -> bool:
+        """Has a status after the first ``n`` said the node serves frames: OK, or WARN only for
+        frames its queue dropped (a loaded machine: the node keeps the newest frames, as designed)?"""
+        name = f"{node}: {task}"
+        statuses = [st for d in self.diagnostics for st in d.status if st.name == name][n:]
+        return any(st.level[0] == 0 or (st.level[0] == 1 and st.message.startswith("frames dropped (queue full)")
+                                        and ";" not in st.message) for st in statuses)  # fmt: skip
+
     def diag(self, fresh_after: float | None = None, task: str = "pipeline", node: str = "/rhas_node") -> dict:
         """The newest /diagnostics status ``<node>: <task>`` as a dict of its values plus "level" (int) and
         "message" (waiting for one published after now when asked)."""
