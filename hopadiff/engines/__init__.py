@@ -21,6 +21,7 @@ Whatever falls back to eager says so in one line and in ``report``; nothing fall
 from __future__ import annotations
 
 import copy
+import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -39,8 +40,6 @@ def weights_version(module: torch.nn.Module) -> tuple:
 
 def writable_cache(cache_dir: str | Path | None, log: Callable[[str], None]) -> Path:
     """``cache_dir`` if it can be written, else a folder in the temp dir (said in one line)."""
-    import os
-
     fallback = Path(tempfile.gettempdir()) / "hopadiff-engines"
     if cache_dir is None:
         return fallback
@@ -146,12 +145,14 @@ class EngineRunner:
             if model.decoder_groups != model.num_branches:
                 self.log("inference_engine onnxruntime: the shared decoder (ablation.shared_decoder) folds the "
                          "branches into the batch and is not exported; its step runs eager")  # fmt: skip
-                return self._ort_report(step=False, fn=fn)
+                self._ort_report(step=False)
+                return fn
             decoder = model.decoder
         from .ort import onnxruntime_step
 
         step = onnxruntime_step(decoder.eval(), *self._ort, self.log)
-        return self._ort_report(step=step is not None, fn=step or fn)
+        self._ort_report(step=step is not None)
+        return step or fn
 
     def _ort_ready(self, model) -> bool:
         if self._ort is None:
@@ -173,7 +174,7 @@ class EngineRunner:
         self._ort_report(window=window is not None)
         return window
 
-    def _ort_report(self, fn=None, **ran):
+    def _ort_report(self, **ran) -> None:
         """Record which graph runs on ORT (``step`` / ``window``: True or False) in ``report``."""
         self._ort_ran.update(ran)
         on = [name for name, ok in self._ort_ran.items() if ok]
@@ -185,7 +186,6 @@ class EngineRunner:
             self.report = f"onnxruntime ({', '.join(self._ort[1])})" + "".join(
                 f"; {names[n]} eager, see the log" for n in off
             )
-        return fn
 
     def _compile_failed(self, error: Exception) -> None:
         first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]

@@ -271,8 +271,8 @@ class OrtDecoderStep:
     """Callable like the decoder: (x_t (B, G*C, W), t (B,), cond_terms) -> x0 logits, on ORT
     (``wide``: the session for batches of WIDE_BATCH or more, None: ``session`` for all)."""
 
-    def __init__(self, session, device: torch.device, has_residual: bool, wide=None):
-        self.session, self.wide, self.device, self.has_residual = session, wide, device, has_residual
+    def __init__(self, session, wide=None):
+        self.session, self.wide = session, wide
         self._terms = (None, {})  # (the window's condition terms, them as ORT inputs)
 
     def __call__(self, x_t, t, cond_terms):
@@ -281,7 +281,7 @@ class OrtDecoderStep:
         if self._terms[0] is not cond_terms:
             qk, res = stack_terms(cond_terms)
             fixed = {"qk": _numpy(qk)}
-            if self.has_residual:
+            if res is not None:
                 fixed["residual"] = _numpy(res)
             self._terms = (cond_terms, fixed)
         feed = {"x_t": _numpy(x_t), "t": _numpy(t, torch.int64), **self._terms[1]}
@@ -320,7 +320,7 @@ def onnxruntime_step(decoder, cache: Path, providers: list[str], log: Callable[[
     if session is None:
         return None
     wide = _session(path, providers, torch.get_num_threads()) if torch.get_num_threads() > threads else None
-    return OrtDecoderStep(session, next(decoder.parameters()).device, decoder.residual is not None, wide)
+    return OrtDecoderStep(session, wide)
 
 
 def onnxruntime_window(model, cache: Path, providers: list[str], log: Callable[[str], None], threads=None):
