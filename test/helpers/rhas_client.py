@@ -169,31 +169,28 @@ class RhasClient:
     def track_ids(self) -> set[int]:
         return {p.person_id for m in self.tracks for p in m.persons}
 
+    def statuses(self, task: str = "pipeline", node: str = "/rhas_node") -> list:
+        """Every /diagnostics status ``<node>: <task>`` received so far, oldest first."""
+        name = f"{node}: {task}"
+        return [st for d in self.diagnostics for st in d.status if st.name == name]
+
     def diag_levels(self, task: str = "pipeline", node: str = "/rhas_node") -> list[int]:
         """The level of every /diagnostics status ``<node>: <task>`` received so far, oldest first."""
-        name = f"{node}: {task}"
-        return [st.level[0] for d in self.diagnostics for st in d.status if st.name == name]
+        return [st.level[0] for st in self.statuses(task, node)]
 
     def serving_since(self, n: int, task: str = "pipeline", node: str = "/rhas_node") -> bool:
         """Has a status after the first ``n`` said the node serves frames: OK, or WARN only for
         frames its queue dropped (a loaded machine: the node keeps the newest frames, as designed)?"""
-        name = f"{node}: {task}"
-        statuses = [st for d in self.diagnostics for st in d.status if st.name == name][n:]
         return any(st.level[0] == 0 or (st.level[0] == 1 and st.message.startswith("frames dropped (queue full)")
-                                        and ";" not in st.message) for st in statuses)  # fmt: skip
+                                        and ";" not in st.message) for st in self.statuses(task, node)[n:])  # fmt: skip
 
     def diag(self, fresh_after: float | None = None, task: str = "pipeline", node: str = "/rhas_node") -> dict:
         """The newest /diagnostics status ``<node>: <task>`` as a dict of its values plus "level" (int) and
         "message" (waiting for one published after now when asked)."""
-        name = f"{node}: {task}"
-
-        def statuses():
-            return [st for d in self.diagnostics for st in d.status if st.name == name]
-
         if fresh_after is not None:
-            n = len(statuses())
-            self.spin_until(lambda: len(statuses()) > n, fresh_after)
-        found = statuses()
+            n = len(self.statuses(task, node))
+            self.spin_until(lambda: len(self.statuses(task, node)) > n, fresh_after)
+        found = self.statuses(task, node)
         if not found:
             return {}
         st = found[-1]
