@@ -14,6 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 
+from .tracking.matching import clip_to_image
+
 DETECTORS = ("hog", "full_frame", "grounding_dino", "external")
 
 
@@ -95,9 +97,7 @@ class HogDetector:
         if not parts:
             return np.zeros((0, 4)), np.zeros(0)
         rects, margins = np.concatenate([r for r, _ in parts]), np.concatenate([m for _, m in parts])
-        x0, y0 = np.maximum(rects[:, 0], 0), np.maximum(rects[:, 1], 0)
-        x1, y1 = np.minimum(rects[:, 0] + rects[:, 2], W), np.minimum(rects[:, 1] + rects[:, 3], H)
-        return np.c_[x0, y0, x1 - x0, y1 - y0], margins
+        return clip_to_image(rects, W, H), margins
 
     def _level(self, img: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
         """One pyramid level as OpenCV computes it: the image shrunk by ``scale`` (rounded to whole

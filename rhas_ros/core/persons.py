@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .tracking.matching import clip_to_image
+
 IDS_KEPT = 10_000  # upstream ids remembered (least recently seen forgotten first)
 HRI_ID = re.compile(r"^[A-Za-z0-9_]{1,64}$")  # REP-155 ids are short alphanumeric strings; others make no topic name
 
@@ -57,10 +59,7 @@ class PersonsInput:
         with np.errstate(invalid="ignore"):
             ok &= (b[:, 0] < width) & (b[:, 1] < height) & (b[:, 0] + b[:, 2] > 0) & (b[:, 1] + b[:, 3] > 0)
         keys = None if self.keys is None else [k for k, good in zip(self.keys, ok, strict=True) if good]
-        b = b[ok]
-        x0, y0 = np.clip(b[:, 0], 0, width), np.clip(b[:, 1], 0, height)  # the part in view
-        x1, y1 = np.clip(b[:, 0] + b[:, 2], 0, width), np.clip(b[:, 1] + b[:, 3], 0, height)
-        return np.c_[x0, y0, x1 - x0, y1 - y0], scores[ok], keys, self.rejected + int((~ok).sum())
+        return clip_to_image(b[ok], width, height), scores[ok], keys, self.rejected + int((~ok).sum())
 
 
 @dataclass

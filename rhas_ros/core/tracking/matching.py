@@ -23,6 +23,13 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
 
 
+def clip_to_image(b: np.ndarray, width: int, height: int) -> np.ndarray:
+    """xywh boxes cut to the part inside a width x height image (a box wholly outside gets no area)."""
+    x0, y0 = np.clip(b[:, 0], 0, width), np.clip(b[:, 1], 0, height)
+    x1, y1 = np.clip(b[:, 0] + b[:, 2], 0, width), np.clip(b[:, 1] + b[:, 3], 0, height)
+    return np.c_[x0, y0, x1 - x0, y1 - y0]
+
+
 def enlarge(b: np.ndarray, buffer: float) -> np.ndarray:
     """xywh boxes grown by ``buffer`` times their width/height on every side (C-BIoU's buffer)."""
     if buffer == 0:
