@@ -1,6 +1,6 @@
 """Training data from recordings and extraction at scale: a bag + a labels file -> features that
-hopadiff-train trains on with small.yaml; torchrun splits extraction across processes, equals one
-process, and resumes after a rank is killed."""
+hopadiff-train trains on with small.yaml; torchrun splits extraction across processes and equals one
+process (and, opt-in, resumes after a rank is killed)."""
 
 from __future__ import annotations
 
@@ -158,17 +158,16 @@ def _rank_of(pid: int) -> int | None:
     return int(ranks[0]) if ranks else None
 
 
-def test_torchrun_extraction_equals_one_process_and_resumes_after_a_rank_is_killed(tmp_path_factory, tiny_models,
-                                                                                   tmp_path):  # fmt: skip
-    """12 samples in 6 videos, 2 processes (gloo): rank 1 is killed after its first sample; the run
-    fails without a manifest, a rerun does only what is missing, and every file and the manifest
-    equal a one-process extraction's."""
+def _one_process_and_torchrun(tmp_path_factory, tiny_models, tmp_path):
+    """12 samples in 6 videos extracted by one process (one torch thread, as each torchrun rank
+    has: the same sums, the same bits) -> (its output, the torchrun command for 2 ranks, their
+    output folder, their environment)."""
     clips = _clips(tmp_path_factory)
     args = [clips / "extract.json", "--backbone", "clip", "--model", tiny_models["clip"], "--local-files-only",
             "--device", "cpu", "--batch-size", "4"]  # fmt: skip
     single = tmp_path / "single"
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as each torchrun process (OMP_NUM_THREADS=1): the same sums, the same bits
+    torch.set_num_threads(1)
     try:
         assert run_main(extract_main, *args, "--out", single).returncode == 0
     finally:
@@ -177,7 +176,32 @@ def test_torchrun_extraction_equals_one_process_and_resumes_after_a_rank_is_kill
     torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
     cmd = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "hopadiff.features.extract", *map(str, args),
            "--out", str(out)]  # fmt: skip
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return single, cmd, out, dict(os.environ, OMP_NUM_THREADS="1")
+
+
+def _equal_outputs(out, single) -> None:
+    assert _files(out) == _files(single)
+    a, b = json.loads((out / "train.json").read_text()), json.loads((single / "train.json").read_text())
+    assert a == b
+
+
+def test_torchrun_extraction_equals_one_process(tmp_path_factory, tiny_models, tmp_path):
+    """2 processes (gloo) extract 12 samples in 6 videos: every file and the manifest equal a
+    one-process extraction's (CI's variant of the kill-and-resume test below)."""
+    single, cmd, out, env = _one_process_and_torchrun(tmp_path_factory, tiny_models, tmp_path)
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads(res.stdout[res.stdout.index("{") :])
+    assert summary["samples"] == 12 and summary["extracted"] == 12 and summary["skipped"] == 0
+    _equal_outputs(out, single)
+
+
+@pytest.mark.slow
+def test_torchrun_extraction_equals_one_process_and_resumes_after_a_rank_is_killed(tmp_path_factory, tiny_models,
+                                                                                   tmp_path):  # fmt: skip
+    """As above, and rank 1 is killed after its first sample: the run fails without a manifest, a
+    rerun does only what is missing, and every file and the manifest equal a one-process extraction's."""
+    single, cmd, out, env = _one_process_and_torchrun(tmp_path_factory, tiny_models, tmp_path)
     first_of_rank1 = out / "RHAS_feature_clip_train" / "2_clip_feat.npy"  # video 1 is rank 1's first
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
@@ -199,6 +223,4 @@ def test_torchrun_extraction_equals_one_process_and_resumes_after_a_rank_is_kill
     summary = json.loads(res.stdout[res.stdout.index("{") :])
     assert summary["samples"] == 12 and summary["extracted"] + summary["skipped"] == 12
     assert 0 < summary["extracted"] < 12
-    assert _files(out) == _files(single)
-    a, b = json.loads((out / "train.json").read_text()), json.loads((single / "train.json").read_text())
-    assert a == b
+    _equal_outputs(out, single)
