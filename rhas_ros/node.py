@@ -202,7 +202,10 @@ class RhasNode(LifecycleNode):
                 return
             rgb, restart = admitted  # restart: the clock jumped, the stream restarts with this frame
             self._diag.image(conv.stamp_to_ns(msg.header.stamp))
-            self._inbox.put_frame((rgb, msg.header, time.monotonic()), self._config.settings.queue_size, restart)
+            s = self._config.settings
+            self._inbox.put_frame(
+                (rgb, msg.header, time.monotonic()), s.queue_size, restart, drop=s.queue_policy == "latest"
+            )
         except Exception as e:  # never let one message end rclpy.spin
             self._callback_failed("compressed image" if isinstance(msg, CompressedImage) else "image", e)
 
@@ -315,6 +318,9 @@ class RhasNode(LifecycleNode):
             **self._gauges,
             "buffered_frames": self._pipeline.memory_frames() if self._pipeline is not None else 0,
         }
+        searched = getattr(self._pipeline.detector, "input_size", None) if self._pipeline is not None else None
+        if searched is not None:  # the image the detector searched last (hog: shrunk to hog_max_side, upscaled)
+            gauges["detector_input_px"] = f"{searched[0]}x{searched[1]}"
         if torch.cuda.is_available():
             gauges["cuda_allocated_mib"] = round(torch.cuda.memory_allocated() / 2**20, 1)
         return gauges

@@ -45,7 +45,7 @@ def test_rhas_bag_gives_the_segments_the_live_node_publishes(node_assets, ros_en
             c.image_pub.publish(image)
             recorded += [("/persons", c.stamp(i), persons), ("/image", c.stamp(i) + 1, image)]
             processed = lambda i=i: c.tracks and stamp_to_ns(c.tracks[-1].header.stamp) == c.stamp(i)  # noqa: E731
-            assert c.spin_until(processed, 15), (i, node.log()[-2000:])
+            assert c.spin_until(processed, 60), (i, node.log()[-2000:])
         assert c.transition("deactivate")  # the node closes every open segment FINAL
         c.wait_all_final()
         live, live_tracks = [segment_dict(m) for m in c.received], list(c.tracks)

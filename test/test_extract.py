@@ -152,13 +152,9 @@ def test_splits_extracted_into_one_folder_keep_their_own_labels(tmp_path, tiny_m
 
 
 def test_a_backbone_neither_on_disk_nor_cached_fails_at_once_with_what_to_do():
-    import time
-
-    from transformers import AutoTokenizer, Blip2ForImageTextRetrieval, CLIPModel  # noqa: F401  (before the clock)
-
+    """Refused from the name alone: the hub is not asked (the message says so, and how to fetch it);
+    how long it takes is docs/benchmarks.md's."""
     from hopadiff.features import load_backbone
 
-    t0 = time.perf_counter()
     with pytest.raises(ValueError, match="not a local folder, not in the hub cache, and the hub was not asked"):
         load_backbone("clip", "demo_out/no_such_backbone", "cpu", local_files_only=True)
-    assert time.perf_counter() - t0 < 5

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import pytest
 import rclpy
@@ -86,14 +85,17 @@ def test_configure_fails_with_the_reason(assets, make_node, capfd, over, reason)
 
 def test_a_wrong_backbone_fails_fast_without_the_hub(assets, make_node, capfd):
     """A CLIP-trained checkpoint with the default blip2 backbone: refused from the checkpoint's
-    metadata before any model is loaded (it once spent 48 s in hub retries first)."""
+    metadata before any backbone is loaded (it once spent 48 s in hub retries first): the hub is
+    allowed, and the log names neither the hub's model nor a connection; how long the refusal takes
+    is docs/benchmarks.md's."""
     params = _params(assets, checkpoint="{assets}/clip_trained.pt", backbone="blip2", backbone_model="")
     params["local_files_only"] = False
     node = make_node(**params)
-    t0 = time.monotonic()
     assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
-    assert time.monotonic() - t0 < 5
-    assert "was trained on clip features; parameter backbone is 'blip2'" in capfd.readouterr().err
+    err = capfd.readouterr().err
+    assert "was trained on clip features; parameter backbone is 'blip2'" in err
+    assert "blip2-itm-vit-g" not in err and "onnect" not in err, "the backbone was never asked for"
+    assert node.pipeline is None
 
 
 def _subscribed(node) -> set[str]:

@@ -90,7 +90,7 @@ def test_clearing_the_query_closes_segments_and_stops_output(shared_node, dds_cl
 def test_malformed_input_is_survived(shared_node, dds_client):
     c = shared_node.client(dds_client)
     c.send_text(c.texts[0])
-    errors_before = int(c.diag(fresh_after=2.0)["decode_errors"])
+    errors_before = int(c.diag(fresh=True)["decode_errors"])
     good = c.frames[0]
     h = Header(frame_id="head_camera")
     bad = [
@@ -111,7 +111,7 @@ def test_malformed_input_is_survived(shared_node, dds_client):
             c.spin_for(1.5)  # only the newest text, so let it arrive first
     c.play(60, 40)
     assert shared_node.node.alive
-    assert int(c.diag(fresh_after=2.0)["decode_errors"]) - errors_before == len(bad), "each bad image counted"
+    assert int(c.diag(fresh=True)["decode_errors"]) - errors_before == len(bad), "each bad image counted"
     log = shared_node.log(c)  # ... and named with its reason
     for reason in ("step 100 < 960", "unsupported encoding 'bayer_weird16'", "empty image: 0x0",
                    "7680x4320 has more than max_image_pixels", "truncated to 512"):  # fmt: skip
@@ -122,14 +122,14 @@ def test_malformed_input_is_survived(shared_node, dds_client):
 
 def test_stamps_going_backwards_reset_and_continue(shared_node, dds_client):
     c = shared_node.client(dds_client)
-    backwards = int(c.diag(fresh_after=2.0)["stamps_went_backwards"])
+    backwards = int(c.diag(fresh=True)["stamps_went_backwards"])
     c.send_text(c.texts[0])
     c.play(0, 40)
     before_loop = len(c.received)
     c.tracks.clear()
     c.t0 -= 10**11  # the bag loops: the clock restarts, earlier
     c.play(0, 40)
-    assert shared_node.node.alive and int(c.diag(fresh_after=2.0)["stamps_went_backwards"]) == backwards + 1
+    assert shared_node.node.alive and int(c.diag(fresh=True)["stamps_went_backwards"]) == backwards + 1
     assert len(c.received) > before_loop > 0
 
 
@@ -137,7 +137,7 @@ def test_external_boxes_are_matched_to_frames_by_stamp(shared_node, dds_client):
     """Boxes stamped like the frame, or within persons_stamp_tolerance (50 ms), are used; a frame
     with no boxes near its stamp is processed without boxes and counted in /diagnostics."""
     c = shared_node.client(dds_client)
-    without = int(c.diag(fresh_after=2.0)["frames_without_persons"])
+    without = int(c.diag(fresh=True)["frames_without_persons"])
     c.send_text(c.texts[0])
     for i, offset in enumerate([0] * 16 + [20_000_000] * 8 + [1_000_000_000] * 8):
         c.send_frame(i, persons_offset_ns=offset)
@@ -147,7 +147,7 @@ def test_external_boxes_are_matched_to_frames_by_stamp(shared_node, dds_client):
                   if any(p.frames_since_seen == 0 for p in m.persons)}  # fmt: skip
     assert set(range(24)) <= with_boxes, "exact and 20 ms-late boxes are used"
     assert not with_boxes & set(range(25, 32)), "boxes 1 s away are not taken for a frame"
-    assert int(c.diag(fresh_after=2.0)["frames_without_persons"]) - without >= 7
+    assert int(c.diag(fresh=True)["frames_without_persons"]) - without >= 7
 
 
 def test_ten_thousand_boxes_per_frame_are_capped(shared_node, dds_client, capsys):
@@ -157,7 +157,7 @@ def test_ten_thousand_boxes_per_frame_are_capped(shared_node, dds_client, capsys
     real person (they look different): it is kept, lost, for track_lost_seconds (8 s of camera
     time), so the ordinary frames run 12 s."""
     c = shared_node.client(dds_client)
-    dropped_before = int(c.diag(fresh_after=2.0)["boxes_dropped"])
+    dropped_before = int(c.diag(fresh=True)["boxes_dropped"])
     c.send_text(c.texts[0])
     for i in range(15):  # 10,000 boxes a frame, ids changing every frame
         msg = TrackedPersonArray(header=Header(stamp=ns_to_stamp(c.stamp(i)), frame_id="head_camera"))
@@ -171,7 +171,7 @@ def test_ten_thousand_boxes_per_frame_are_capped(shared_node, dds_client, capsys
         c.spin_for(0.15)
     c.play(15, 120)
     assert shared_node.node.alive, shared_node.log(c)[-2000:]
-    diag = c.diag(fresh_after=2.0)
+    diag = c.diag(fresh=True)
     # every processed flood frame dropped all but 64 boxes (a loaded machine processes fewer frames)
     dropped = int(diag["boxes_dropped"]) - dropped_before
     assert dropped >= 10_000 - 64 and dropped % (10_000 - 64) == 0

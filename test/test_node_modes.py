@@ -93,7 +93,7 @@ def test_compressed_images_full_frame_detector_and_a_corrupt_jpeg(node_assets, r
         c.wait_processed(c.stamp(39))
         assert node.alive and "corrupt or unsupported compressed image" in node.log()
         assert {m["person_id"] for m in c.segments()} == {1} and c.track_ids() == {1}
-        assert int(c.diag(fresh_after=2.0)["decode_errors"]) == 8
+        assert int(c.diag(fresh=True)["decode_errors"]) == 8
 
 
 def test_lifecycle_transitions(node_assets, ros_env, dds_client):
@@ -103,7 +103,7 @@ def test_lifecycle_transitions(node_assets, ros_env, dds_client):
         assert c.state(attempts=5) == "unconfigured"  # warm-up: both directions of the services matched ...
         assert not c.transition("activate", attempts=5), "... (activating an unconfigured node is refused)"
         assert not c.transition("configure") and c.state() == "unconfigured"
-        assert node.wait_for_log("missing.pt does not exist", 10), node.log()  # the reply may beat the log line
+        assert node.wait_for_log("missing.pt does not exist", 60), node.log()  # the reply may beat the log line
         assert c.set_parameters(checkpoint=str(node_assets / "model.pt"), attempts=3)[0].successful
         steps = [(name, c.transition(name), c.state()) for name in ("configure", "activate", "deactivate", "cleanup")]
         assert steps == [
@@ -133,7 +133,7 @@ def test_runtime_parameters_are_checked_as_configure_checks_them(node_assets, ro
             (result,) = c.set_parameters(**{name: value})
             assert not result.successful and reason in result.reason, (name, result.reason)
         c.play(12, 20)
-        errors = c.diag(fresh_after=2.0)
+        errors = c.diag(fresh=True)
         assert errors["worker_errors"] == errors["callback_errors"] == "0", errors
         published = len(c.received)
         assert published > 0
@@ -143,4 +143,4 @@ def test_runtime_parameters_are_checked_as_configure_checks_them(node_assets, ro
         assert len(c.received) > published, "still segmenting"
         kept = [stamp_to_ns(m.header.stamp) for m in c.tracks if stamp_to_ns(m.header.stamp) >= c.stamp(32)]
         assert len(kept) <= 11 and all(b - a >= 200_000_000 for a, b in itertools.pairwise(kept)), kept
-        assert c.diag(fresh_after=2.0)["worker_errors"] == "0" and node.alive
+        assert c.diag(fresh=True)["worker_errors"] == "0" and node.alive

@@ -74,7 +74,7 @@ def test_a_detection2d_detector_drives_segments_and_the_tracks_come_back_as_visi
             assert math.isclose(d.bbox.size_x, p.roi.width) and math.isclose(
                 d.bbox.center.position.x, p.roi.x_offset + p.roi.width / 2
             )
-        assert int(c.diag(fresh_after=2.0)["detections_not_person"]) >= 20, "the chair is not a person"
+        assert int(c.diag(fresh=True)["detections_not_person"]) >= 20, "the chair is not a person"
 
 
 def test_ros4hri_bodies_drive_segments_published_under_each_body(node_assets, ros_env, dds_client):
@@ -109,7 +109,7 @@ def test_ros4hri_bodies_drive_segments_published_under_each_body(node_assets, ro
             assert any(x.header.stamp == m.header.stamp and x.segments == m.segments for x in mine), \
                 f"person {m.person_id}'s message is on /humans/bodies/{body_of[m.person_id]}/actions"  # fmt: skip
         assert all(per_body.values())
-        diag = c.diag(fresh_after=2.0)
+        diag = c.diag(fresh=True)
         assert diag["bodies_without_roi"] == "1" and int(diag["persons_rejected"]) >= 1, diag
         assert diag["worker_errors"] == diag["callback_errors"] == "0" and node.alive
 
@@ -142,7 +142,7 @@ def test_bad_upstream_boxes_are_dropped_and_counted(node_assets, ros_env, dds_cl
             c.image_pub.publish(c.image(c.frames[k], c.stamp(k)))
             c.spin_for(FRAME_GAP + 0.01)
         c.wait_processed(c.stamp(39))
-        diag = c.diag(fresh_after=2.0)
+        diag = c.diag(fresh=True)
         assert node.alive and diag["worker_errors"] == "0" and diag["callback_errors"] == "0", node.log()[-2000:]
         assert int(diag["persons_rejected"]) == 4 * len(bad)
         assert int(diag["boxes_dropped"]) >= 10_000 - 64, "the flood capped at max_boxes"
@@ -151,30 +151,28 @@ def test_bad_upstream_boxes_are_dropped_and_counted(node_assets, ros_env, dds_cl
 
 
 def test_diagnostics_follow_the_lifecycle_and_the_camera(node_assets, ros_env, dds_client):
-    """unconfigured (WARN) -> active and fed (OK; WARN only for dropped frames on a loaded machine)
-    -> images stop (ERROR after image_timeout_s) -> images again (the same): what /diagnostics
-    shows, read as a monitoring tool reads it."""
+    """unconfigured (WARN) -> active and fed (OK) -> images stop (ERROR after image_timeout_s) ->
+    images again (OK again): what /diagnostics shows, read as a monitoring tool reads it. Frames
+    keep coming until the status they should cause arrives (a camera does not stop either), so the
+    verdict does not depend on how soon a loaded machine publishes it; deadlines only stop a hung test."""
     with rhas_node(node_assets, ros_env, autostart=False, image_timeout_s=2.0, diagnostics_window_s=2.0):
         c = dds_client()
-        assert c.spin_until(lambda: c.diag().get("message") == "unconfigured: not processing", 30)
+        assert c.spin_until(lambda: c.diag().get("message") == "unconfigured: not processing", 60)
         assert c.diag()["level"] == 1
         assert c.state(attempts=5) == "unconfigured" and not c.transition("activate", attempts=5)
         assert c.transition("configure") and c.transition("activate")
         c.wait_for_node()
         c.send_text(c.texts[0])
-        # Serving once frames flow: any status published while (or soon after) they play, OK or
-        # (on a loaded 2-core CI machine) WARN for frames the queue dropped; the check does not
-        # race the 2 s image timeout
         n = len(c.diag_levels())
-        c.play(0, 20)
-        assert c.spin_until(lambda: c.serving_since(n), 10), c.diag()
-        assert c.spin_until(lambda: c.diag()["level"] == 2, 6), "images stopped: ERROR"
+        k = c.play_until(lambda: c.serving_since(n), first=0)
+        assert c.serving_since(n), c.diag()
+        assert c.spin_until(lambda: c.diag()["level"] == 2, 60), "images stopped: ERROR"
         assert c.diag()["message"].startswith("no image for")
         images_in = c.diag(task="images in")
         assert images_in["level"] == 2 and images_in["message"] == "No events recorded."
         n = len(c.diag_levels())
-        c.play(20, 12)
-        assert c.spin_until(lambda: c.serving_since(n), 10), c.diag()
+        c.play_until(lambda: c.serving_since(n), first=k)
+        assert c.serving_since(n), c.diag()
 
 
 def test_diagnostics_under_sim_time_before_clock_and_qos_overrides(node_assets, ros_env, dds_client):
@@ -188,13 +186,13 @@ def test_diagnostics_under_sim_time_before_clock_and_qos_overrides(node_assets, 
     }
     with rhas_node(node_assets, ros_env, **params) as node:
         c = dds_client(reliable_images=False)
-        assert c.spin_until(lambda: len([d for d in c.diagnostics if d.status]) >= 2, 15), "diagnostics before /clock"
+        assert c.spin_until(lambda: len([d for d in c.diagnostics if d.status]) >= 2, 60), "diagnostics before /clock"
         assert all(stamp_to_ns(d.header.stamp) == 0 for d in c.diagnostics), "sim time has not started"
         c.wait_for_node()
         c.send_text(c.texts[0])
         c.play(0, 20)
         assert c.track_ids() and c.received, f"the best-effort images arrived: {node.log()[-2000:]}"
-        assert int(c.diag(fresh_after=2.0).get("image_qos_incompatible", "0")) == 0
+        assert int(c.diag(fresh=True).get("image_qos_incompatible", "0")) == 0
 
 
 def test_what_the_node_keeps_and_writes(node_assets, ros_env, dds_client, tmp_path):
@@ -203,15 +201,15 @@ def test_what_the_node_keeps_and_writes(node_assets, ros_env, dds_client, tmp_pa
     home, logs = tmp_path / "home", tmp_path / "ros_log"
     home.mkdir()
     env = dict(ros_env, HOME=str(home), ROS_LOG_DIR=str(logs))
-    with rhas_node(node_assets, env, segment_all_persons=True) as node:
+    with rhas_node(node_assets, env, segment_all_persons=True, queue_policy="latest") as node:  # as a robot runs
         c = dds_client()
         c.wait_for_node()
         c.play(0, 40)
-        diag = c.diag(fresh_after=2.0)
+        diag = c.diag(fresh=True)
         assert 0 < int(diag["buffered_frames"]) <= 16 * (1 + 3), "W=16 frames: the frame ring and 3 persons'"
         assert int(diag["queue_length"]) <= 2
         assert c.transition("deactivate", attempts=1)
-        assert c.spin_until(lambda: c.diag().get("buffered_frames") == "0", 5), "deactivate forgets the features"
+        assert c.spin_until(lambda: c.diag().get("buffered_frames") == "0", 60), "deactivate forgets the features"
         assert c.diag()["state"] == "inactive"
         assert node.stop() == 0
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())

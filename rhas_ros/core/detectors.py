@@ -47,12 +47,14 @@ class HogDetector:
         self.hog.setSVMDetector(cv2.HOGDescriptor.getDefaultPeopleDetector())
         self.upscale, self.nms_iou, self.min_score, self.max_side = upscale, nms_iou, min_score, max_side
         self._pool = ThreadPoolExecutor(max(1, cv2.getNumThreads()), thread_name_prefix="hog")
+        self.input_size: tuple[int, int] | None = None  # (w, h) of the last image searched (/diagnostics)
 
     def detect(self, rgb: np.ndarray):
         side = max(rgb.shape[:2])
         f = self.upscale * (min(1.0, self.max_side / side) if self.max_side > 0 and side else 1.0)
         interpolation = cv2.INTER_LINEAR if f >= 1.0 else cv2.INTER_AREA
         img = cv2.resize(rgb, None, fx=f, fy=f, interpolation=interpolation) if f != 1.0 else rgb
+        self.input_size = (img.shape[1], img.shape[0])
         # OpenCV's HOG corrupted the heap on images smaller than its window (detectMultiScale, seen
         # with 1x1 and 20x20 frames): they are padded to the window size; boxes stay in frame coordinates.
         H, W = img.shape[:2]
@@ -68,7 +70,10 @@ class HogDetector:
         # ties the same way every run, so the same frame gives the same boxes.
         order = np.lexsort((*boxes.T[::-1], -scores))
         boxes, scores = boxes[order], scores[order]
-        keep = np.asarray(cv2.dnn.NMSBoxes(boxes.tolist(), scores.tolist(), self.min_score, self.nms_iou)).reshape(-1)
+        # NMSBoxes returns an empty tuple (not an empty int array) when no window reaches min_score:
+        # indices are made integers whatever it returns (a float empty array cannot index).
+        kept = cv2.dnn.NMSBoxes(boxes.tolist(), scores.tolist(), self.min_score, self.nms_iou)
+        keep = np.asarray(kept, dtype=np.intp).reshape(-1)
         return boxes[keep], scores[keep]
 
     def _windows(self, img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

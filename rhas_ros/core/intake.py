@@ -2,9 +2,10 @@
 
 - ``StampGate``: which camera frames are kept, by header stamp (subsampling to ``sample_fps``,
   invalid / repeated stamps refused, a stamp going backwards is a reset).
-- ``Inbox``: what the ROS callbacks hand to the worker thread: a bounded latest-wins frame queue
-  (drops counted), the newest referring text, new parameters, a pending reset, and the upstream
-  detector's person boxes kept by stamp so the worker can take the ones of its frame.
+- ``Inbox``: what the ROS callbacks hand to the worker thread: the frame queue (``queue_policy``
+  latest: bounded, latest wins, drops counted; all: every frame waits its turn), the newest
+  referring text, new parameters, a pending reset, and the upstream detector's person boxes kept
+  by stamp so the worker can take the ones of its frame (as long as a queued frame may need them).
 - ``TextGate``: referring texts: a copy delivered twice (two subscriptions, one topic) is
   dropped, the text is cleaned (``clean_query``), and a flood of changing texts is logged at
   most once a second.
@@ -201,13 +202,14 @@ class Inbox:
     def __len__(self) -> int:
         return len(self._frames)
 
-    def put_frame(self, item, limit: int, restart: bool = False) -> None:
-        """Queue a frame (latest wins beyond ``limit``). ``restart``: the stream starts anew with it;
+    def put_frame(self, item, limit: int, restart: bool = False, drop: bool = True) -> None:
+        """Queue a frame (latest wins beyond ``limit``; ``drop`` False: the ``all`` queue policy, no
+        frame is dropped and ``limit`` is not applied). ``restart``: the stream starts anew with it;
         the frames queued before it are still processed first (they are the end of the old stream),
         and a dropped restart passes to the next frame kept."""
         with self._cv:
             carried = False
-            while len(self._frames) >= limit:
+            while drop and len(self._frames) >= limit:
                 carried |= self._frames.popleft()[1]
                 self._counts["dropped"] += 1
             if carried and self._frames:
@@ -249,7 +251,7 @@ class Inbox:
             if merge and stamp_ns in self._persons:
                 boxes = self._persons[stamp_ns].merged(boxes)
             self._persons[stamp_ns] = boxes
-            while len(self._persons) > PERSONS_KEPT:
+            while len(self._persons) > PERSONS_KEPT + len(self._frames):  # a backlog keeps its frames' boxes
                 self._persons.popitem(last=False)
             self._cv.notify_all()
 

@@ -219,8 +219,13 @@ class Settings:
         "sensor_data", "sensor_data (best effort) or reliable", choices=("sensor_data", "reliable")
     )
     image_qos_depth: int = setting(5, "history depth of the reliable image subscription", range=(1, 1000))
-    queue_size: int = setting(2, "frames waiting for the worker; older ones are dropped (latest wins)",
-                              range=(1, 1000), dynamic=True)  # fmt: skip
+    queue_size: int = setting(2, "frames waiting for the worker; with queue_policy latest, older ones are "
+                              "dropped (latest wins)", range=(1, 1000), dynamic=True)  # fmt: skip
+    queue_policy: str = setting(
+        "latest", "latest: a live camera, the newest queue_size frames wait and older ones are dropped (counted); "
+        "all: every admitted frame waits its turn, none dropped (replays, tests: the node falls behind instead, and "
+        "the backlog is its memory)", choices=("latest", "all"), dynamic=True,
+    )  # fmt: skip
     max_image_pixels: int = setting(4096 * 4096, "images with more pixels are rejected with a warning (bounded "
                                     "memory)", range=(1, 2**31 - 1), dynamic=True)  # fmt: skip
     max_text_chars: int = setting(512, "referring texts are truncated to this many characters", range=(1, 1_000_000),

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from dds_processes import spawn
+from rhas_client import IMAGE_DEPTH
 from tiny import tiny_node_params
 
 REPO = Path(__file__).resolve().parents[2]
@@ -18,10 +19,16 @@ SHIPPED_PARAMS = REPO / "config" / "rhas.yaml"
 
 def node_params(assets: Path, **params) -> dict:
     """The test node's parameters: the test assets (tiny CLIP, tiny checkpoint, external boxes, small
-    windows, autostart) and ``params`` on top."""
+    windows, autostart) and ``params`` on top.
+
+    Every frame a test sends is processed, however slow or loaded the machine: reliable images with
+    a deep history (the test client's publisher keeps as many, rhas_client.IMAGE_DEPTH) and the
+    ``all`` queue policy (the node falls behind instead of dropping). A test of dropping itself
+    sets ``queue_policy="latest"`` and asserts only what holds at any speed."""
     base = tiny_node_params(
         assets / "model.pt", assets / "clip_model", detector="external", sample_fps=100.0, window=16, hop=4,
         min_window_frames=4, ddim_steps=3, torch_threads=1, autostart=True, image_qos="reliable",
+        image_qos_depth=IMAGE_DEPTH, queue_policy="all",
     )  # fmt: skip
     return {**base, **params}
 
