@@ -152,7 +152,7 @@ class BehaviorNode(LifecycleNode):
             path = self._param("rules_file") or default_rules_file()
             rules = load_rules(path)
             ok, labels_msg = wait_for_message(
-                ActionLabels, self, self._param("labels_topic"), qos_profile=qos.LATCHED,
+                ActionLabels, self, self._param("labels_topic"), qos_profile=qos.latched(),
                 time_to_wait=self._param("labels_timeout"),
             )  # fmt: skip
             if not ok:
@@ -170,7 +170,7 @@ class BehaviorNode(LifecycleNode):
         for rule in rules:
             if rule.publish_topic and rule.publish_topic not in self._rule_pubs:
                 self._rule_pubs[rule.publish_topic] = self.create_lifecycle_publisher(
-                    String, rule.publish_topic, qos.RELIABLE, qos_overriding_options=qos.overridable()
+                    String, rule.publish_topic, qos.reliable(), qos_overriding_options=qos.overridable()
                 )
             if rule.call_service and rule.call_service not in self._rule_clients:
                 self._rule_clients[rule.call_service] = self.create_client(Trigger, rule.call_service)

@@ -248,17 +248,17 @@ class ActionTimeline:
                 ActionSegmentArray,
                 segments_topic,
                 self.ingest_segments,
-                qos.CONSUMER,
+                qos.consumer(),
                 qos_overriding_options=qos.overridable(),
             ),
             node.create_subscription(
-                ActionLabels, labels_topic, self.ingest_labels, qos.LATCHED, qos_overriding_options=qos.overridable()
+                ActionLabels, labels_topic, self.ingest_labels, qos.latched(), qos_overriding_options=qos.overridable()
             ),
             node.create_subscription(
                 TrackedPersonArray,
                 tracks_topic,
                 self.ingest_tracks,
-                qos.CONSUMER,
+                qos.consumer(),
                 qos_overriding_options=qos.overridable(),
             ),
         ]

@@ -31,15 +31,17 @@ class Outputs:
         self.hri_actions = settings.external_type == "hri" and settings.hri_actions
         self.max_bodies = settings.max_boxes
         make = node.create_lifecycle_publisher
-        self.segments: Publisher = make(ActionSegmentArray, settings.segments_topic, qos.RELIABLE,
+        self.segments: Publisher = make(ActionSegmentArray, settings.segments_topic, qos.reliable(),
                                         qos_overriding_options=qos.overridable())  # fmt: skip
-        self.labels_pub: Publisher = make(ActionLabels, settings.labels_topic, qos.LATCHED,
+        self.labels_pub: Publisher = make(ActionLabels, settings.labels_topic, qos.latched(),
                                           qos_overriding_options=qos.overridable())  # fmt: skip
-        self.tracks: Publisher = make(TrackedPersonArray, settings.tracks_topic, qos.RELIABLE,
+        self.tracks: Publisher = make(TrackedPersonArray, settings.tracks_topic, qos.reliable(),
                                       qos_overriding_options=qos.overridable())  # fmt: skip
-        self.detections: Publisher = make(Detection2DArray, settings.detections_topic, qos.RELIABLE,
+        self.detections: Publisher = make(Detection2DArray, settings.detections_topic, qos.reliable(),
                                           qos_overriding_options=qos.overridable())  # fmt: skip
-        self.debug: Publisher = make(Image, "~/debug_image", qos.DEBUG_IMAGE, qos_overriding_options=qos.overridable())
+        self.debug: Publisher = make(
+            Image, "~/debug_image", qos.debug_image(), qos_overriding_options=qos.overridable()
+        )
         self._bodies: dict[str, Publisher] = {}  # ROS4HRI body id -> its actions publisher
         self._lock = threading.Lock()  # the executor makes body publishers, the worker publishes
 
@@ -76,5 +78,5 @@ class Outputs:
             for body in wanted:
                 if body not in self._bodies:
                     self._bodies[body] = self.node.create_publisher(
-                        ActionSegmentArray, f"/humans/bodies/{body}/actions", qos.RELIABLE
+                        ActionSegmentArray, f"/humans/bodies/{body}/actions", qos.reliable()
                     )

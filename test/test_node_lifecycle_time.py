@@ -26,7 +26,7 @@ HOG = {"detector": "hog", "hog_upscale": 1.0}  # the footage's persons are 100-2
 def play_footage(c, first: int, n: int) -> None:
     for k in range(first, first + n):
         c.image_pub.publish(c.image(pan(k), c.stamp(k)))
-        c.spin_for(FRAME_GAP + 0.02)
+        c.spin_for(FRAME_GAP)
     c.wait_processed(c.stamp(first + n - 1))
 
 

@@ -10,6 +10,7 @@ import math
 import pytest
 from hri_msgs.msg import IdsList, NormalizedRegionOfInterest2D
 from node_process import rhas_node
+from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
 from rhas_client import FRAME_GAP
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
@@ -52,14 +53,14 @@ def test_a_detection2d_detector_drives_segments_and_the_tracks_come_back_as_visi
         node_assets, ros_env, external_type="detection2d", persons_topic=DETECTOR, segment_all_persons=True
     ) as node:
         c = dds_client()
-        det_pub = c.node.create_publisher(Detection2DArray, DETECTOR, qos.RELIABLE)
+        det_pub = c.node.create_publisher(Detection2DArray, DETECTOR, qos.reliable())
         out: list[Detection2DArray] = []
         c.node.create_subscription(Detection2DArray, "detections", out.append, 100)
         c.wait_for_node()
         for k in range(24):
             det_pub.publish(clip_detections(c, k, tracked))
             c.image_pub.publish(c.image(c.frames[k], c.stamp(k)))
-            c.spin_for(FRAME_GAP + 0.01)
+            c.spin_for(FRAME_GAP)
         c.wait_processed(c.stamp(23))
         assert {m["person_id"] for m in c.segments()} == {1, 2, 3}, node.log()[-2000:]
         last = c.tracks[-1]
@@ -80,13 +81,20 @@ def test_a_detection2d_detector_drives_segments_and_the_tracks_come_back_as_visi
 def test_ros4hri_bodies_drive_segments_published_under_each_body(node_assets, ros_env, dds_client):
     with rhas_node(node_assets, ros_env, external_type="hri", segment_all_persons=True) as node:
         c = dds_client()
-        ids_pub = c.node.create_publisher(IdsList, "/humans/bodies/tracked", qos.RELIABLE)
+        ids_pub = c.node.create_publisher(IdsList, "/humans/bodies/tracked", qos.reliable())
         roi_pubs = {f"body{p}": c.node.create_publisher(NormalizedRegionOfInterest2D, f"/humans/bodies/body{p}/roi",
-                                                        qos.RELIABLE) for p in (1, 2, 3)}  # fmt: skip
+                                                        qos.reliable()) for p in (1, 2, 3)}  # fmt: skip
         per_body: dict[str, list[ActionSegmentArray]] = {b: [] for b in roi_pubs}
         for b in roi_pubs:
             c.node.create_subscription(ActionSegmentArray, f"/humans/bodies/{b}/actions", per_body[b].append, 100)
         c.wait_for_node()
+        # The bodies appear first: the node subscribes to each roi and advertises each actions topic
+        # when it sees the ids, and a roi or a segment sent before those are matched would be lost
+        # however fast the machine (ROS4HRI's per-body topics).
+        ids_pub.publish(IdsList(header=Header(stamp=ns_to_stamp(c.stamp(0))), ids=list(roi_pubs)))
+        matched = lambda: all(c.node.count_subscribers(f"/humans/bodies/{b}/roi") and  # noqa: E731
+                              c.node.count_publishers(f"/humans/bodies/{b}/actions") for b in roi_pubs)  # fmt: skip
+        assert c.spin_until(matched, 60), node.log()[-2000:]
         for k in range(40):
             header = Header(stamp=ns_to_stamp(c.stamp(k)), frame_id="head_camera")
             # a body without a roi, an id that is no topic name, a duplicate: counted, never a crash
@@ -99,7 +107,7 @@ def test_ros4hri_bodies_drive_segments_published_under_each_body(node_assets, ro
                         header=header, xmin=x / WIDTH, ymin=y / HEIGHT, xmax=(x + w) / WIDTH, ymax=(y + h) / HEIGHT,
                         c=0.9))  # fmt: skip
             c.image_pub.publish(c.image(c.frames[k], c.stamp(k)))
-            c.spin_for(FRAME_GAP + 0.02)
+            c.spin_for(FRAME_GAP)
         c.wait_processed(c.stamp(39))
         c.spin_for(0.5)
         body_of = {p.person_id: p.external_id for m in c.tracks for p in m.persons}
@@ -121,7 +129,7 @@ def test_bad_upstream_boxes_are_dropped_and_counted(node_assets, ros_env, dds_cl
         node_assets, ros_env, external_type="detection2d", persons_topic=DETECTOR, segment_all_persons=True
     ) as node:
         c = dds_client()
-        det_pub = c.node.create_publisher(Detection2DArray, DETECTOR, qos.RELIABLE)
+        det_pub = c.node.create_publisher(Detection2DArray, DETECTOR, qos.reliable())
         c.wait_for_node()
         bad = [(math.nan, 10, 20, 40), (10, 10, -20, 40), (10, 10, 0, 40), (5000, 5000, 20, 40), (-900, 10, 20, 40)]
         for k in range(4):
@@ -140,7 +148,7 @@ def test_bad_upstream_boxes_are_dropped_and_counted(node_assets, ros_env, dds_cl
         for k in range(5, 40):
             det_pub.publish(clip_detections(c, k, tracked=True))
             c.image_pub.publish(c.image(c.frames[k], c.stamp(k)))
-            c.spin_for(FRAME_GAP + 0.01)
+            c.spin_for(FRAME_GAP)
         c.wait_processed(c.stamp(39))
         diag = c.diag(fresh=True)
         assert node.alive and diag["worker_errors"] == "0" and diag["callback_errors"] == "0", node.log()[-2000:]
@@ -214,3 +222,39 @@ def test_what_the_node_keeps_and_writes(node_assets, ros_env, dds_client, tmp_pa
         assert node.stop() == 0
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     assert all(w.startswith("ros_log/") for w in written), written
+
+
+def test_a_qos_override_changes_its_own_topic_only(node_assets, ros_env, dds_client):
+    """qos_overrides for /action_segments (best effort) and /action_labels (volatile): those two
+    endpoints change, and every other publisher and subscription of the node keeps its own profile,
+    read back from the DDS graph as `ros2 topic info -v` shows it. (rclpy applies an override by
+    changing the profile object it is handed; one shared object once made every output best
+    effort and the latched text subscription volatile.)"""
+    params = {
+        "qos_overrides./action_segments.publisher.reliability": "best_effort",
+        "qos_overrides./action_labels.publisher.durability": "volatile",
+    }
+    reliable, best_effort = ReliabilityPolicy.RELIABLE, ReliabilityPolicy.BEST_EFFORT
+    latched, volatile = DurabilityPolicy.TRANSIENT_LOCAL, DurabilityPolicy.VOLATILE
+    with rhas_node(node_assets, ros_env, **params) as node:
+        c = dds_client()  # its latched label subscription cannot hear a volatile publisher: no wait_for_node
+        assert c.spin_until(lambda: c.image_pub.get_subscription_count() > 0, 60), "the node is active"
+
+        def endpoints(kind: str, topic: str) -> list[tuple]:
+            infos = getattr(c.node, f"get_{kind}_info_by_topic")(topic)
+            return sorted((i.qos_profile.reliability, i.qos_profile.durability) for i in infos
+                          if i.node_name == "rhas_node")  # fmt: skip
+
+        want = {
+            ("publishers", "/action_segments"): [(best_effort, volatile)],
+            ("publishers", "/action_labels"): [(reliable, volatile)],
+            ("publishers", "/tracked_persons"): [(reliable, volatile)],
+            ("publishers", "/detections"): [(reliable, volatile)],
+            ("publishers", "/rhas_node/debug_image"): [(reliable, volatile)],
+            ("subscriptions", "/persons"): [(reliable, volatile)],
+            ("subscriptions", "/image"): [(reliable, volatile)],
+            ("subscriptions", "/referring_text"): sorted([(reliable, latched), (reliable, volatile)]),
+        }
+        got = lambda: {key: endpoints(*key) for key in want}  # noqa: E731
+        c.spin_until(lambda: got() == want, 60)  # the graph is discovered, then it holds
+        assert got() == want, node.log()[-2000:]

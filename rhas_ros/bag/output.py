@@ -21,7 +21,7 @@ from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 from hopadiff.bags import BagError
 
-from ..qos import DEBUG_IMAGE, LATCHED, RELIABLE
+from .. import qos
 
 OWN_PACKAGES = ("rhas_msgs", "vision_msgs")  # not in rosbags' Kilted store: read from their installed .msg files
 STORAGE = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
@@ -108,11 +108,11 @@ def absolute(name: str) -> str:
 def node_topics(s, debug_images: bool) -> dict[str, tuple[str, str, object]]:
     """What rhas_node publishes: role -> (topic, message type, QoS)."""
     topics = {
-        "labels": (absolute(s.labels_topic), "rhas_msgs/msg/ActionLabels", LATCHED),
-        "segments": (absolute(s.segments_topic), "rhas_msgs/msg/ActionSegmentArray", RELIABLE),
-        "tracks": (absolute(s.tracks_topic), "rhas_msgs/msg/TrackedPersonArray", RELIABLE),
-        "detections": (absolute(s.detections_topic), "vision_msgs/msg/Detection2DArray", RELIABLE),
+        "labels": (absolute(s.labels_topic), "rhas_msgs/msg/ActionLabels", qos.latched()),
+        "segments": (absolute(s.segments_topic), "rhas_msgs/msg/ActionSegmentArray", qos.reliable()),
+        "tracks": (absolute(s.tracks_topic), "rhas_msgs/msg/TrackedPersonArray", qos.reliable()),
+        "detections": (absolute(s.detections_topic), "vision_msgs/msg/Detection2DArray", qos.reliable()),
     }
     if debug_images:
-        topics["debug"] = (absolute("~/debug_image"), "sensor_msgs/msg/Image", DEBUG_IMAGE)
+        topics["debug"] = (absolute("~/debug_image"), "sensor_msgs/msg/Image", qos.debug_image())
     return topics

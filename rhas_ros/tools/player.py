@@ -57,9 +57,9 @@ class ClipPlayer(Node):
         self.person = person
         self.hidden: set[int] = set()  # person ids (1-based) left out of the persons messages
         self.text = self.persons[person]["text"]
-        self.image_pub = self.create_publisher(Image, "image", image_qos or qos.RELIABLE)
-        self.persons_pub = self.create_publisher(TrackedPersonArray, "persons", qos.RELIABLE)
-        self.text_pub = self.create_publisher(String, "referring_text", qos.LATCHED)
+        self.image_pub = self.create_publisher(Image, "image", image_qos or qos.reliable())
+        self.persons_pub = self.create_publisher(TrackedPersonArray, "persons", qos.reliable())
+        self.text_pub = self.create_publisher(String, "referring_text", qos.latched())
         self.received: list[ActionSegmentArray] = []
         self.play_index = 0  # which replay of the clip is running
         self.first_play: dict[int, int] = {}  # segment id -> the replay that first published it
@@ -71,7 +71,7 @@ class ClipPlayer(Node):
         self.debug_frames: list[np.ndarray] = []  # BGR frames of ~/debug_image during the first replay
         if record_debug:
             self.create_subscription(Image, "/rhas_node/debug_image", self._on_debug, 10)
-        self.create_subscription(ActionLabels, "action_labels", self._on_labels, qos.LATCHED)
+        self.create_subscription(ActionLabels, "action_labels", self._on_labels, qos.latched())
 
     def stamp_ns(self, i: int) -> int:
         return T0_NS + round(i * 1e9 / self.fps)
