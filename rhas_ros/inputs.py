@@ -51,19 +51,19 @@ class Inputs:
         else:
             self._sub(Image, s.image_topic, node._on_image, image_qos, on_image_qos)
         quiet = SubscriptionEventCallbacks(incompatible_qos=self._text_pair)
-        self._sub(String, s.text_topic, node._on_text, qos.LATCHED, quiet, "latched")
+        self._sub(String, s.text_topic, node._on_text, qos.latched(), quiet, "latched")
         volatile = SubscriptionEventCallbacks(incompatible_qos=self._text_best_effort)
-        self._sub(String, s.text_topic, node._on_text, qos.TEXT_VOLATILE, volatile, "volatile")
+        self._sub(String, s.text_topic, node._on_text, qos.text_volatile(), volatile, "volatile")
         if s.detector == "external":
             if s.external_type == "tracked_persons":
-                self._sub(TrackedPersonArray, s.persons_topic, self._on_persons, qos.RELIABLE)
+                self._sub(TrackedPersonArray, s.persons_topic, self._on_persons, qos.reliable())
             elif s.external_type == "detection2d":
-                self._sub(Detection2DArray, s.persons_topic, self._on_persons, qos.RELIABLE)
+                self._sub(Detection2DArray, s.persons_topic, self._on_persons, qos.reliable())
             else:  # hri_msgs only where it is used (not yet released for Kilted: built from source there)
                 from hri_msgs.msg import IdsList, NormalizedRegionOfInterest2D
 
                 self._roi_type = NormalizedRegionOfInterest2D
-                self._sub(IdsList, s.hri_bodies_topic, self._on_ids, qos.RELIABLE)
+                self._sub(IdsList, s.hri_bodies_topic, self._on_ids, qos.reliable())
 
     @property
     def image_topic(self) -> str:
@@ -107,6 +107,10 @@ class Inputs:
 
     def _on_ids(self, msg) -> None:
         """The tracked bodies: a roi subscription each (at most max_boxes, ids fit for a topic name)."""
+        with self.node._serial:  # not while a transition destroys the subscriptions
+            self._track_ids(msg)
+
+    def _track_ids(self, msg) -> None:
         try:
             ids = list(dict.fromkeys(msg.ids))  # duplicates once
             bad = [b for b in ids if not HRI_ID.match(b)]
@@ -123,7 +127,7 @@ class Inputs:
                 if body not in self.bodies:
                     self.bodies[body] = self.node.create_subscription(
                         self._roi_type, f"/humans/bodies/{body}/roi",
-                        lambda m, b=body: self._on_roi(b, m), qos.RELIABLE,
+                        lambda m, b=body: self._on_roi(b, m), qos.reliable(),
                     )  # fmt: skip
                     self.roi_seen[body] = now
             self.node._gauges["bodies_without_roi"] = sum(now - self.roi_seen[b] > ROI_TIMEOUT_S for b in wanted)

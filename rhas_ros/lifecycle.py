@@ -21,11 +21,12 @@ import ctypes
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.signals import SignalHandlerOptions
 
@@ -33,6 +34,9 @@ FINALIZED_GRACE_S = 0.5  # after the shutdown transition, before the process exi
 # Ctrl-C, docker stop / systemd, a closed terminal: each is an orderly stop.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 PR_SET_PDEATHSIG = 1  # prctl(2)
+# A long transition (configure), the answers beside it (get_state: the lifecycle services are
+# reentrant) and the node's default group (subscriptions, timers, parameters).
+EXECUTOR_THREADS = 3
 
 
 class _Stop:
@@ -41,7 +45,8 @@ class _Stop:
     signal happens to land (an import's lock callback, a destructor) is swallowed or, for
     KeyboardInterrupt, makes CPython exit by SIGINT (-2) after a clean stop (both seen when the
     signal met transformers' imports in configure). A configure that has begun finishes first
-    (seconds; minutes with inference_engine compile's first compile): nothing is open before activation."""
+    (seconds; minutes with inference_engine compile's first compile): nothing is open before activation.
+    """
 
     requested = False
 
@@ -94,10 +99,13 @@ def run(make_node: Callable[[], LifecycleNode], args=None, finish: Callable[[Lif
             except (rclpy.exceptions.ParameterException, ValueError) as e:
                 print(f"{name}: error: {e}", file=sys.stderr)
                 sys.exit(2)
+            executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
+            executor.add_node(node)
+            # autostart runs beside the executor: the node answers (get_state, parameters,
+            # /diagnostics) while its configure loads a model.
+            starter = threading.Thread(target=autostart, args=(node, lambda: stop.requested), name="autostart")
+            starter.start()
             try:
-                autostart(node, lambda: stop.requested)
-                executor = SingleThreadedExecutor()
-                executor.add_node(node)
                 while rclpy.ok() and not stop.requested and not getattr(node, "finalized", False):
                     executor.spin_once(timeout_sec=0.25)  # returns often enough to see a signal
                 if getattr(node, "finalized", False):  # the shutdown transition: let its reply reach the caller
@@ -105,6 +113,8 @@ def run(make_node: Callable[[], LifecycleNode], args=None, finish: Callable[[Lif
                     while rclpy.ok() and time.monotonic() < end:
                         executor.spin_once(timeout_sec=0.05)
             finally:
+                starter.join()  # a configure that has begun finishes first; activate is skipped
+                executor.shutdown(wait_for_threads=True)  # callbacks in flight (a transition) finish
                 if finish is not None:
                     finish(node)
                 node.destroy_node()

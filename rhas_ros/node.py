@@ -20,8 +20,10 @@ from dataclasses import replace
 
 import torch
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.duration import Duration
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleNode, LifecycleNodeMixin, LifecycleState, TransitionCallbackReturn
+from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
@@ -42,8 +44,18 @@ from .session import FrameGate, Messages, Session
 
 
 class RhasNode(LifecycleNode):
+    """Threads (rhas_ros.lifecycle.run spins a multi-threaded executor): the lifecycle services are
+    reentrant, so ``get_state`` and the parameter services answer while a configure loads a model
+    (tens of seconds: BLIP-2, a first compile); the subscriptions, timers and parameter services
+    share the default (one at a time) group. ``_serial`` keeps the quick transitions and those
+    callbacks apart, as one executor thread did; configure holds it only to install what it
+    loaded. The worker thread never takes it."""
+
     def __init__(self, **kwargs):
-        super().__init__("rhas_node", **kwargs)
+        # LifecycleNode.__init__ is these two calls without the mixin's callback_group (rclpy 10)
+        Node.__init__(self, "rhas_node", **kwargs)
+        LifecycleNodeMixin.__init__(self, callback_group=ReentrantCallbackGroup())
+        self._serial = threading.RLock()
         declare_parameters(self)
         for warning in unknown_overrides(self):
             self.get_logger().warning(warning)
@@ -88,6 +100,13 @@ class RhasNode(LifecycleNode):
         """Unconfigured: everything is read at configure. Configured: a dynamic change is resolved the
         way configure resolves it and applied from the next frame; anything refused changes nothing."""
         params = [p for p in params if p.name in SETTINGS]  # not QoS overrides, diagnostic_updater's, use_sim_time
+        with self._serial:
+            return self._set_parameters(params)
+
+    def _set_parameters(self, params) -> SetParametersResult:
+        if params and self._state.startswith("configuring"):
+            return SetParametersResult(successful=False, reason="configure is running (it read the parameters "
+                                       "when it began): set it once the node is configured")  # fmt: skip
         if self._pipeline is None or not params:
             return SetParametersResult(successful=True)
         fixed = [p.name for p in params if p.name not in DYNAMIC]
@@ -110,16 +129,27 @@ class RhasNode(LifecycleNode):
 
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        s = read_settings(self)
-        self.get_logger().info(f"loading checkpoint {s.checkpoint} and {s.backbone} backbone "
-                               f"{s.backbone_model or '(paper default)'}")  # fmt: skip
+        """Loads without ``_serial`` (get_state, parameters and /diagnostics answer meanwhile, the
+        latter saying what is loading); installs what it loaded with it."""
+        with self._serial:
+            s = read_settings(self)
+            loading = (
+                f"loading checkpoint {s.checkpoint} and {s.backbone} backbone {s.backbone_model or '(paper default)'}"
+            )
+            self._state = f"configuring: {loading}"
+        self.get_logger().info(loading)
         try:
-            self._pipeline = RhasPipeline.from_checkpoint(s, self.get_logger().warning, track_ids=self._track_ids)
-            self._pipeline.set_query(self._query)  # the query given before a cleanup holds after it
+            pipeline = RhasPipeline.from_checkpoint(s, self.get_logger().warning, track_ids=self._track_ids)
+            pipeline.set_query(self._query)  # the query given before a cleanup holds after it (a newer one is queued)
         except Exception as e:  # every reason configure can fail, named; the node stays unconfigured
             self._state = f"configure failed: {e}"
             self.get_logger().error(self._state)
             return TransitionCallbackReturn.FAILURE
+        with self._serial:
+            return self._configured(pipeline, s)
+
+    def _configured(self, pipeline: RhasPipeline, s) -> TransitionCallbackReturn:
+        self._pipeline = pipeline
         self._config = c = self._pipeline.config
         self._session = Session(self._pipeline, self._counts, self._warn, self._external)
         self._out = Outputs(self, s)
@@ -130,11 +160,16 @@ class RhasNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        self._state = "unconfigured"
+        with self._serial:
+            self._release()
+            self._state = "unconfigured"
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        with self._serial:
+            return self._activate(state)
+
+    def _activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         s = self._config.settings
         # New subscriptions receive a latched text again: it is applied again, not dropped as the
         # other text subscription's copy.
@@ -155,21 +190,23 @@ class RhasNode(LifecycleNode):
         return ret
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.stop()
-        self.close_segments()  # publishers are still active here
-        self._diag.activated(False)
-        self._state = "inactive"
-        return super().on_deactivate(state)
+        with self._serial:
+            self.stop()
+            self.close_segments()  # publishers are still active here
+            self._diag.activated(False)
+            self._state = "inactive"
+            return super().on_deactivate(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         """finalized means done: open segments closed, everything released, and the process exits
         (rhas_ros.lifecycle.run), so a supervisor (launch's respawn, systemd) sees it end."""
-        self.stop()
-        self.close_segments(wait_acked=2.0)
-        self._release()
-        self._diag.activated(False)
-        self._state = "finalized"
-        self.finalized = True
+        with self._serial:
+            self.stop()
+            self.close_segments(wait_acked=2.0)
+            self._release()
+            self._diag.activated(False)
+            self._state = "finalized"
+            self.finalized = True
         return TransitionCallbackReturn.SUCCESS
 
     def stop(self) -> None:
@@ -196,6 +233,10 @@ class RhasNode(LifecycleNode):
     def _on_image(self, msg: Image | CompressedImage) -> None:
         """Subsample by stamp, decode, enqueue (rhas_ros.session.FrameGate): nothing heavier runs in
         a callback, and nothing one message does can end the executor."""
+        with self._serial:
+            self._take_image(msg)
+
+    def _take_image(self, msg: Image | CompressedImage) -> None:
         try:
             admitted = self._frames.admit(msg, self._config)
             if admitted is None:
@@ -210,6 +251,10 @@ class RhasNode(LifecycleNode):
             self._callback_failed("compressed image" if isinstance(msg, CompressedImage) else "image", e)
 
     def _on_text(self, msg: String, info) -> None:
+        with self._serial:
+            self._take_text(msg, info)
+
+    def _take_text(self, msg: String, info) -> None:
         try:
             gid = info.get("publisher_gid") or {}
             seq = info.get("publication_sequence_number")
@@ -229,7 +274,8 @@ class RhasNode(LifecycleNode):
             self._callback_failed("referring text", e)
 
     def _on_persons(self, stamp_ns: int, persons: PersonsInput, merge: bool = False) -> None:
-        """Upstream boxes (rhas_ros.inputs), kept by stamp: the worker takes the ones of its frame."""
+        """Upstream boxes (rhas_ros.inputs), kept by stamp: the worker takes the ones of its frame (the
+        inbox has its own lock)."""
         try:
             self._inbox.put_persons(stamp_ns, persons, merge)
         except Exception as e:
@@ -237,8 +283,9 @@ class RhasNode(LifecycleNode):
 
     def _on_bodies(self, ids: list[str]) -> None:
         """The ROS4HRI bodies tracked now: each gets its actions topic (rhas_ros.outputs)."""
-        if self._out is not None:
-            self._out.track_bodies(ids)
+        with self._serial:
+            if self._out is not None:
+                self._out.track_bodies(ids)
 
     def _callback_failed(self, what: str, e: Exception) -> None:
         self._counts["callback_errors"] += 1
@@ -312,6 +359,10 @@ class RhasNode(LifecycleNode):
     # ------------------------------------------------------------------ diagnostics
     def _diagnostic_gauges(self) -> dict:
         """Values read when /diagnostics is published (rhas_ros.diagnostics)."""
+        with self._serial:
+            return self._read_gauges()
+
+    def _read_gauges(self) -> dict:
         gauges = {
             "boxes_dropped": self._pipeline.dropped_boxes if self._pipeline is not None else 0,
             "queue_length": len(self._inbox),

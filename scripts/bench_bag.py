@@ -107,7 +107,7 @@ def run_live(root: Path, values: dict, fps: float) -> dict:
     tracks = []
     n.create_subscription(TrackedPersonArray, "tracked_persons", tracks.append, 100)
     pub_img = n.create_publisher(Image, "image", qos.image_qos("reliable", 10))
-    pub_txt = n.create_publisher(String, "referring_text", qos.LATCHED)
+    pub_txt = n.create_publisher(String, "referring_text", qos.latched())
     try:
         end = time.monotonic() + 120
         while pub_img.get_subscription_count() == 0 and time.monotonic() < end:

@@ -5,7 +5,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup_env.sh"
 cd "$ROOT"
-# Four workers on the 2-core CI machine (the DDS tests mostly wait on other processes and on the
-# clock); a test file stays on one worker, so module-scoped fixtures such as the shared DDS node
-# start once. RHAS_TEST_WORKERS=0 runs serially.
-exec "${RHAS_VENV:-$ROOT/.venv}/bin/python" -m pytest -n "${RHAS_TEST_WORKERS:-4}" --dist loadfile "$@"
+# One pytest worker per CPU core (RHAS_TEST_WORKERS overrides it; 0 runs serially): more workers
+# than cores made every DDS test a race for the CPU. A test file stays on one worker, so
+# module-scoped fixtures such as the shared DDS node start once.
+WORKERS="${RHAS_TEST_WORKERS:-$(nproc)}"
+exec "${RHAS_VENV:-$ROOT/.venv}/bin/python" -m pytest -n "$WORKERS" --dist loadfile "$@"

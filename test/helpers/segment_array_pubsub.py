@@ -53,7 +53,7 @@ def sample_message() -> ActionSegmentArray:
 
 def main() -> int:
     mode = sys.argv[1]
-    reliable = qos.RELIABLE  # what rhas_node publishes with
+    reliable = qos.reliable()  # what rhas_node publishes with
     rclpy.init()
     node = rclpy.create_node(f"segment_array_{mode}")
     try:
