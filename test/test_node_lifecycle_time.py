@@ -6,10 +6,15 @@ refused; a 4096x4096 frame is searched at hog_max_side; the shutdown transition 
 
 from __future__ import annotations
 
+import threading
+import time
+
 import cv2
 import pytest
 from contract import FINAL, contract_violations
 from footage import PHOTO, pan
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState
 from node_process import rhas_node
 from rhas_client import FRAME_GAP
 from sensor_msgs.msg import Image
@@ -132,3 +137,72 @@ def test_the_shutdown_transition_ends_the_process_with_every_segment_final(node_
         c.spin_for(0.5)
         assert code == 0, node.log()[-2000:]
         assert not c.open_segments(), "finalizing closed every open segment"
+
+
+class SlowHub:
+    """A model hub on localhost that answers every request with 404 once ``delay_s`` have passed since
+    its first request: a configure that asks it for a backbone takes at least that long, idle (what a
+    robot sees while BLIP-2 downloads or a model compiles)."""
+
+    def __init__(self, delay_s: float):
+        import http.server
+
+        hub = self
+        self.first: float | None = None
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self):
+                hub.first = hub.first or time.monotonic()
+                time.sleep(max(0.0, hub.first + delay_s - time.monotonic()))
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_HEAD = _answer  # noqa: N815  (http.server's names)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_the_node_answers_while_a_configure_takes_20_s(node_assets, ros_env, dds_client, tmp_path, capsys):
+    """A configure requested over the lifecycle service (as launch or nav2's lifecycle manager does)
+    that waits 22 s on the model hub: meanwhile get_state answers "configuring", the parameter
+    services answer, and /diagnostics says what is loading; the configure then fails with the hub's
+    reason and the node is unconfigured. Before, the node went silent for the whole configure."""
+    hub = SlowHub(22.0)
+    env = dict(ros_env, HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "hf"), HF_HUB_ETAG_TIMEOUT="120",
+               HF_HUB_DOWNLOAD_TIMEOUT="120", HF_HUB_DISABLE_TELEMETRY="1")  # fmt: skip
+    params = {"autostart": False, "backbone_model": "nobody/tiny-clip", "local_files_only": False}
+    try:
+        with rhas_node(node_assets, env, **params) as node:
+            c = dds_client()
+            assert c.state(attempts=5) == "unconfigured"
+            change = c.node.create_client(ChangeState, "/rhas_node/change_state")
+            reply = change.call_async(ChangeState.Request(transition=Transition(id=Transition.TRANSITION_CONFIGURE)))
+            states, params_answered, waits = [], 0, []
+            deadline = time.monotonic() + 120  # only stops a hung test
+            while not reply.done() and time.monotonic() < deadline:
+                asked = time.monotonic()
+                states.append(c.state())
+                waits.append(time.monotonic() - asked)
+                if states[-1] == "configuring":
+                    params_answered += c.param_value("window") == 16
+                c.spin_for(0.2)
+            assert reply.done() and not reply.result().success, "the hub never answered: configure fails"
+            loading = [st.message for st in c.statuses() if st.message.startswith("configuring: loading checkpoint")]
+            assert c.state() == "unconfigured" and "the hub could not be reached" in node.log(), node.log()[-2000:]
+    finally:
+        hub.close()
+    with capsys.disabled():
+        print(f"\nduring a {len(states)}-answer configure: get_state waited at most {max(waits):.2f} s")
+    assert states.count("configuring") >= 10, states
+    assert params_answered >= 1 and loading, (params_answered, loading)

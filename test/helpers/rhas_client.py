@@ -18,8 +18,8 @@ from diagnostic_msgs.msg import DiagnosticArray
 from graph_probe import local_node
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
-from rcl_interfaces.srv import SetParameters
-from rclpy.parameter import Parameter
+from rcl_interfaces.srv import GetParameters, SetParameters
+from rclpy.parameter import Parameter, parameter_value_to_python
 from sensor_msgs.msg import CompressedImage, Image, RegionOfInterest
 from std_msgs.msg import Header, String
 
@@ -237,6 +237,11 @@ class RhasClient:
 
     def state(self, node: str = "/rhas_node", attempts: int = 1) -> str:
         return self.call(GetState, f"{node}/get_state", GetState.Request(), attempts).current_state.label
+
+    def param_value(self, name: str, node: str = "/rhas_node"):
+        """A parameter's value as `ros2 param get` reads it (None: not declared)."""
+        res = self.call(GetParameters, f"{node}/get_parameters", GetParameters.Request(names=[name]))
+        return parameter_value_to_python(res.values[0]) if res.values else None
 
     def set_parameters(self, node: str = "/rhas_node", attempts: int = 1, **values) -> list:
         """-> one SetParametersResult per value (successful, reason)."""
