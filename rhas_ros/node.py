@@ -17,6 +17,7 @@ import threading
 import time
 import traceback
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 from rcl_interfaces.msg import SetParametersResult
@@ -289,6 +290,7 @@ class RhasNode(LifecycleNode):
 
     def _callback_failed(self, what: str, e: Exception) -> None:
         self._counts["callback_errors"] += 1
+        self._gauges["last_error"] = f"{what}: {type(e).__name__}: {shown(str(e))}"  # /diagnostics names it
         self._warn(f"{what} could not be handled: {type(e).__name__}: {shown(str(e))}", key=f"cb:{what}")
 
     def _warn(self, message: str, key: str | None = None) -> None:
@@ -315,6 +317,8 @@ class RhasNode(LifecycleNode):
                     for f in traceback.extract_tb(e.__traceback__)
                     if "rhas_ros" in f.filename or "hopadiff" in f.filename
                 ] or traceback.extract_tb(e.__traceback__)  # the line a bug report needs
+                where = f"{Path(ours[-1].filename).name}:{ours[-1].lineno}"
+                self._gauges["last_error"] = f"frame processing: {type(e).__name__}: {shown(str(e))} ({where})"
                 self.get_logger().error(f"frame processing failed: {type(e).__name__}: {e} ({ours[-1].filename}:"
                                         f"{ours[-1].lineno})", throttle_duration_sec=5.0)  # fmt: skip
 

@@ -22,10 +22,11 @@ from bags import (
     read_raw,
     segment_msgs,
     stamps_of,
+    vtest_entries,
     write_bag,
 )
 from contract import contract_violations
-from footage import pan
+from footage import NO_VTEST, VTEST, pan
 from node_process import overrides
 from rhas_client import segment_dict
 from std_msgs.msg import String
@@ -102,6 +103,25 @@ def test_rhas_bag_writes_the_node_outputs_of_every_sampled_frame_and_repeats_its
     assert [(m.person_id, [(s.segment_id, s.label, s.status) for s in m.segments]) for m in by_mcap] == [
         (m.person_id, [(s.segment_id, s.label, s.status) for s in m.segments]) for m in segs
     ]
+
+
+@pytest.mark.skipif(not VTEST.exists(), reason=NO_VTEST)
+def test_rhas_bag_runs_through_real_video_with_the_hog_detector(node_assets, tmp_path, capsys):
+    """A stretch of vtest.avi itself (people walking through a hall) at half size, 384x288, every
+    frame processed by the hog detector (its defaults): frame 18's windows are all under min_score,
+    which once made rhas_bag die with an IndexError. It runs to the end with every frame processed,
+    the segment contract holds and every segment ends FINAL. 40 frames in CI; RHAS_SLOW_TESTS=1: 400
+    (people at half size are small for HOG's 64x128 window: few are confirmed as tracks)."""
+    n = 400 if os.environ.get("RHAS_SLOW_TESTS") == "1" else 40
+    bag = write_bag(tmp_path / "in", vtest_entries(n, fps=10.0, scale=0.5))
+    code, out, err = run(capsys, bag, "--output", tmp_path / "out", *params(node_assets, detector="hog",
+                                                                             sample_fps=10.0))  # fmt: skip
+    assert code == 0, err[-2000:]
+    assert re.search(rf"frames +{n} read on /image, {n} processed", out), out
+    assert len(messages_of(tmp_path / "out", "/tracked_persons", TrackedPersonArray)) == n
+    msgs = [segment_dict(m) for m in segment_msgs(tmp_path / "out")]
+    assert contract_violations(msgs) == [], contract_violations(msgs)[:3]
+    assert {s["status"] for m in msgs for s in m["segments"]} <= {ActionSegment.STATUS_FINAL}, "all FINAL at the end"
 
 
 def test_sqlite3_compressed_images_and_external_persons_in_everyone_mode(node_assets, tmp_path, capsys, dds_client):

@@ -5,10 +5,12 @@ memory stays bounded."""
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 
 import cv2
 import numpy as np
 import pytest
+from footage import VTEST, pan, vtest_frames
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pipelines import make_pipeline
@@ -17,6 +19,7 @@ from tiny import tiny_model_config
 import hopadiff
 from hopadiff.features import load_backbone
 from hopadiff.image_codec import SUPPORTED, ImageDecodeError, decode_compressed, decode_raw
+from rhas_ros.conversions import roi
 
 # 150 examples per property opt-in (RHAS_SLOW_TESTS=1); 50 in CI, which keeps the suite under 3 min.
 EXAMPLES = 150 if os.environ.get("RHAS_SLOW_TESTS") == "1" else 50
@@ -135,3 +138,45 @@ def test_tracker_invariants_hold_for_any_detections(frames, with_embeddings, wit
         for t in tracks:
             if t.missed == 0:
                 assert np.allclose(t.box, boxes[t.detection])
+
+
+@lru_cache(maxsize=1)
+def real_frames() -> list[np.ndarray]:
+    return [pan(k) for k in range(0, 150, 15)] + (vtest_frames(0, 12, step=66) if VTEST.exists() else [])
+
+
+@pytest.fixture(scope="module")
+def pipelines(tiny_models):
+    """The node's pipeline (everyone mode) with each detector it can run here."""
+    from rhas_ros.core.detectors import make_detector
+
+    backbone = load_backbone("clip", str(tiny_models["clip"]), "cpu", local_files_only=True)
+    model = hopadiff.HopaDIFF(tiny_model_config(feature_dim=backbone.feature_dim)).eval()
+    return {name: make_pipeline(model, None, backbone, make_detector(name), window=8, hop=4,
+                                min_window_frames=2, ddim_steps=1, max_boxes=16, segment_all_persons=True)
+            for name in ("hog", "full_frame", "external")}  # fmt: skip
+
+
+@FUZZ
+@given(
+    frame=st.integers(0, 99),
+    scale=st.floats(0.05, 1.5),
+    name=st.sampled_from(["hog", "full_frame", "external"]),
+    boxes=st.lists(st.tuples(finite_or_not, finite_or_not, finite_or_not, finite_or_not), max_size=12),
+    stamp=st.integers(0, 2**62),
+)
+def test_the_pipeline_takes_real_footage_with_every_detector(pipelines, frame, scale, name, boxes, stamp):
+    """A real frame (test/helpers/footage.py: the panned vtest photo, and vtest.avi itself where
+    opencv-doc is installed) at any scale through the pipeline with hog, full_frame or external boxes
+    (any, NaN and outside the image included): it never raises, and every track is published as a
+    finite box inside the image."""
+    real = real_frames()
+    rgb = cv2.resize(real[frame % len(real)], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    persons = None
+    if name == "external":
+        persons = (np.array(boxes, dtype=np.float64).reshape(-1, 4), np.ones(len(boxes)), None)
+    result = pipelines[name].process(rgb, stamp, persons)
+    H, W = rgb.shape[:2]
+    for t in result.tracks:
+        r = roi(t.box, W, H)  # what tracked_persons carries
+        assert np.isfinite(t.box).all() and r.x_offset + r.width <= W and r.y_offset + r.height <= H, (t.box, W, H)

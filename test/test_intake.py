@@ -161,6 +161,23 @@ def test_the_level_recovers_after_a_burst_and_the_totals_stay():
     assert st.values["frames_dropped_queue_full"] == "1", "the total stays in the values"
 
 
+def test_errors_show_with_their_count_and_the_last_reason_while_they_recur():
+    """A frame the worker could not process (a detector bug, say) is WARN, counted, and the message
+    names the last reason, as long as failures happened within the window; then OK again."""
+    counts, recent = Counters(), RecentCounts(window_s=10.0)
+    last = {"last_error": "frame processing: IndexError: arrays used as indices (detectors.py:72)"}
+    levels = []
+    for t in range(30):
+        if t < 12 and t % 4 == 0:  # fails at t = 0, 4, 8
+            counts["worker_errors"] += 1
+        st = pipeline_status(counts, recent.update(counts, now=float(t)), last, "active", image_silence_s=0.1)
+        levels.append(st.level)
+        if t == 9:
+            assert st.message == f"callback or worker errors: 3 (last: {last['last_error']})", st.message
+    assert levels[:18] == [WARN] * 18 and levels[19:] == [OK] * 11, levels
+    assert st.values["worker_errors"] == "3" and st.values["last_error"] == last["last_error"]
+
+
 @pytest.mark.parametrize(
     ("state", "silence", "level", "message"),
     [

@@ -49,6 +49,7 @@ PROBLEMS = (
     ("stamps jumped forward", ("stamp_jumped_forward",)),
     ("callback or worker errors", ("callback_errors", "worker_errors")),
 )
+ERRORS = PROBLEMS[-1][0]  # its message names the last error (the gauge ``last_error``)
 
 
 class Counters(collections.Counter):
@@ -97,4 +98,6 @@ def pipeline_status(counts: Counters, recent: dict[str, int], gauges: dict, stat
         message = f"no image for {image_silence_s:.0f} s (is the camera publishing, with a compatible QoS?)"
         return Status(ERROR, message, strings)
     seen = [f"{what}: {n}" for what, names in PROBLEMS if (n := sum(recent.get(c, 0) for c in names))]
+    if seen and seen[-1].startswith(ERRORS) and gauges.get("last_error"):  # what a bug report needs
+        seen[-1] += f" (last: {gauges['last_error']})"
     return Status(WARN if seen else OK, "; ".join(seen) if seen else "ok", strings)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from footage import pan
+from footage import pan, vtest_frames
 from rclpy.serialization import deserialize_message, serialize_message
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from sensor_msgs.msg import CompressedImage, Image
@@ -56,6 +56,15 @@ def pan_entries(
     period = round(1e9 / fps)
     out = [("/referring_text", T0 - 1_000_000, String(data=text))] if text is not None else []
     return out + [(topic, T0 + k * period, image_msg(pan(k), T0 + k * period)) for k in range(frames)]
+
+
+def vtest_entries(frames: int, fps: float = 10.0, scale: float = 0.5, text: str | None = "the person on the left"):
+    """vtest.avi itself (test/helpers/footage.py; opencv-doc) as a camera recording: ``frames`` frames
+    from the first, resized by ``scale``, the referring text recorded just before them."""
+    period = round(1e9 / fps)
+    out = [("/referring_text", T0 - 1_000_000, String(data=text))] if text is not None else []
+    video = vtest_frames(0, frames, scale=scale)
+    return out + [("/image", T0 + k * period, image_msg(rgb, T0 + k * period)) for k, rgb in enumerate(video)]
 
 
 def read_raw(path: Path) -> dict[str, list[tuple[int, bytes]]]:

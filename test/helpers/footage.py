@@ -24,3 +24,27 @@ def pan(k: int) -> np.ndarray:
     """Frame k (RGB uint8, 240x330): the window at LEFT + k % 150 pixels."""
     x = LEFT + k % 150
     return np.ascontiguousarray(_photo()[TOP : TOP + HEIGHT, x : x + WIDTH])
+
+
+# The whole video, where Debian's opencv-doc is installed (.ci/run installs it; tests that need it
+# skip with this reason elsewhere): 795 frames, 768x576, 10 fps, people walking through a hall.
+VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+NO_VTEST = f"needs OpenCV's vtest.avi ({VTEST}: apt-get install opencv-doc)"
+
+
+def vtest_frames(first: int = 0, n: int = 1, scale: float = 1.0, step: int = 1) -> list[np.ndarray]:
+    """Frames first, first + step, ... of vtest.avi (n of them), RGB uint8, resized by ``scale``."""
+    cap = cv2.VideoCapture(str(VTEST))
+    if not cap.isOpened():
+        raise FileNotFoundError(NO_VTEST)
+    cap.set(cv2.CAP_PROP_POS_FRAMES, first)
+    out = []
+    for k in range(n * step):
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        if k % step == 0:
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            out.append(rgb if scale == 1.0 else cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA))
+    cap.release()
+    return out
