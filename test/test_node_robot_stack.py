@@ -6,6 +6,7 @@ construction, the camera watchdog, under use_sim_time before /clock), and QoS ov
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 from hri_msgs.msg import IdsList, NormalizedRegionOfInterest2D
@@ -117,6 +118,13 @@ def test_ros4hri_bodies_drive_segments_published_under_each_body(node_assets, ro
             assert any(x.header.stamp == m.header.stamp and x.segments == m.segments for x in mine), \
                 f"person {m.person_id}'s message is on /humans/bodies/{body_of[m.person_id]}/actions"  # fmt: skip
         assert all(per_body.values())
+        # "ghost" never sends a roi: counted once it has been tracked for ROI_TIMEOUT_S (1 s of the
+        # node's clock) without one. The tracker keeps listing it until the node says so.
+        ids = IdsList(header=Header(stamp=ns_to_stamp(c.stamp(39))), ids=[*roi_pubs, "ghost"])
+        deadline = time.monotonic() + 60  # only stops a hung test
+        while c.diag().get("bodies_without_roi") != "1" and time.monotonic() < deadline:
+            ids_pub.publish(ids)
+            c.spin_for(0.2)
         diag = c.diag(fresh=True)
         assert diag["bodies_without_roi"] == "1" and int(diag["persons_rejected"]) >= 1, diag
         assert diag["worker_errors"] == diag["callback_errors"] == "0" and node.alive
