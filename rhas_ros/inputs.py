@@ -17,6 +17,7 @@ the ids ``latched`` and ``volatile``).
 
 from __future__ import annotations
 
+import copy
 import time
 
 from rclpy.event_handler import SubscriptionEventCallbacks
@@ -30,7 +31,7 @@ from rhas_msgs.msg import TrackedPersonArray
 from . import conversions as conv
 from . import qos
 from .core.intake import shown
-from .core.persons import HRI_ID
+from .hri import bodies_prefix, body_topic
 
 ROI_TIMEOUT_S = 1.0  # a tracked body without a roi for this long is counted (bodies_without_roi)
 
@@ -59,11 +60,13 @@ class Inputs:
                 self._sub(TrackedPersonArray, s.persons_topic, self._on_persons, qos.reliable())
             elif s.external_type == "detection2d":
                 self._sub(Detection2DArray, s.persons_topic, self._on_persons, qos.reliable())
-            else:  # hri_msgs only where it is used (not yet released for Kilted: built from source there)
+            else:  # hri_msgs only where it is used (no Kilted release: configure checked it imports)
                 from hri_msgs.msg import IdsList, NormalizedRegionOfInterest2D
 
                 self._roi_type = NormalizedRegionOfInterest2D
-                self._sub(IdsList, s.hri_bodies_topic, self._on_ids, qos.reliable())
+                ids = self._sub(IdsList, s.hri_bodies_topic, self._on_ids, qos.reliable())
+                self._prefix = bodies_prefix(s.hri_bodies_topic)
+                self._roi_qos = copy.copy(ids.qos_profile)  # each body's roi: the list's QoS, overrides included
 
     @property
     def image_topic(self) -> str:
@@ -113,12 +116,13 @@ class Inputs:
     def _track_ids(self, msg) -> None:
         try:
             ids = list(dict.fromkeys(msg.ids))  # duplicates once
-            bad = [b for b in ids if not HRI_ID.match(b)]
-            if bad:
+            topics = {b: body_topic(self.node, self._prefix, b, "roi") for b in ids}
+            bad = [b for b in ids if topics[b] is None]
+            if bad:  # skipped and counted; the other bodies of the list are kept
                 self.node._counts["persons_rejected"] += len(bad)
-                self.node._warn(f"ROS4HRI body ids that are no topic name ignored: {shown(', '.join(bad))}",
+                self.node._warn(f"ROS4HRI body ids that make no topic name ignored: {shown(', '.join(bad))}",
                                 key="hri-ids")  # fmt: skip
-            wanted = [b for b in ids if HRI_ID.match(b)][: self.s.max_boxes]
+            wanted = [b for b in ids if topics[b] is not None][: self.s.max_boxes]
             for body in [b for b in self.bodies if b not in wanted]:
                 self.node.destroy_subscription(self.bodies.pop(body))
                 self.roi_seen.pop(body, None)
@@ -126,9 +130,8 @@ class Inputs:
             for body in wanted:
                 if body not in self.bodies:
                     self.bodies[body] = self.node.create_subscription(
-                        self._roi_type, f"/humans/bodies/{body}/roi",
-                        lambda m, b=body: self._on_roi(b, m), qos.reliable(),
-                    )  # fmt: skip
+                        self._roi_type, topics[body], lambda m, b=body: self._on_roi(b, m), copy.copy(self._roi_qos)
+                    )
                     self.roi_seen[body] = now
             self.node._gauges["bodies_without_roi"] = sum(now - self.roi_seen[b] > ROI_TIMEOUT_S for b in wanted)
             self.node._on_bodies(wanted)

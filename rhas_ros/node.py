@@ -38,6 +38,7 @@ from .core.resolve import NodeConfig
 from .core.settings import DESCRIPTIONS as SETTINGS
 from .core.settings import DYNAMIC
 from .diagnostics import NodeDiagnostics
+from .hri import hri_msgs_missing
 from .inputs import Inputs
 from .outputs import Outputs
 from .parameters import declare_parameters, help_text, read_settings, unknown_overrides
@@ -140,6 +141,8 @@ class RhasNode(LifecycleNode):
             self._state = f"configuring: {loading}"
         self.get_logger().info(loading)
         try:
+            if s.detector == "external" and s.external_type == "hri" and (missing := hri_msgs_missing()):
+                raise ValueError(missing)  # an optional dependency, checked before anything loads
             pipeline = RhasPipeline.from_checkpoint(s, self.get_logger().warning, track_ids=self._track_ids)
             pipeline.set_query(self._query)  # the query given before a cleanup holds after it (a newer one is queued)
         except Exception as e:  # every reason configure can fail, named; the node stays unconfigured

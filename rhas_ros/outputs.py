@@ -6,22 +6,25 @@ silent while inactive). Every publisher's QoS can be overridden with the standar
   ``tracked_persons`` (rhas_msgs/TrackedPersonArray), ``detections`` (vision_msgs/
   Detection2DArray: the same tracks for tools that know only vision_msgs), ``~/debug_image``;
 - with ``external_type: hri`` and ``hri_actions``: each ROS4HRI body's segments also on
-  ``/humans/bodies/<body_id>/actions``, where an HRI stack looks for everything about a body
-  (a publisher per body while the body is in /humans/bodies/tracked, at most ``max_boxes``).
+  ``<prefix>/<body_id>/actions`` (``/humans/bodies/...`` by default: rhas_ros.hri), where an HRI
+  stack looks for everything about a body: a publisher per body while the body is tracked (at
+  most ``max_boxes``) and until its last segments were published FINAL there; QoS as
+  ``action_segments`` resolved it (its overrides apply to every body's topic).
 """
 
 from __future__ import annotations
 
+import copy
 import threading
 
 from rclpy.publisher import Publisher
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray
 
-from rhas_msgs.msg import ActionLabels, ActionSegmentArray, TrackedPersonArray
+from rhas_msgs.msg import ActionLabels, ActionSegment, ActionSegmentArray, TrackedPersonArray
 
 from . import qos
-from .core.persons import HRI_ID
+from .hri import bodies_prefix, body_topic
 from .session import Messages
 
 
@@ -43,10 +46,16 @@ class Outputs:
             Image, "~/debug_image", qos.debug_image(), qos_overriding_options=qos.overridable()
         )
         self._bodies: dict[str, Publisher] = {}  # ROS4HRI body id -> its actions publisher
+        self._open: dict[str, set[int]] = {}  # body id -> segments published ONGOING on it, not yet FINAL
+        self._leaving: set[str] = set()  # bodies no longer tracked, whose publisher waits for their FINALs
+        self._prefix = bodies_prefix(settings.hri_bodies_topic)
         self._lock = threading.Lock()  # the executor makes body publishers, the worker publishes
 
     def destroy(self) -> None:
-        self.track_bodies([])
+        with self._lock:
+            for body in list(self._bodies):
+                self.node.destroy_publisher(self._bodies.pop(body))
+            self._open, self._leaving = {}, set()
         for pub in [self.segments, self.labels_pub, self.tracks, self.detections, self.debug]:
             self.node.destroy_lifecycle_publisher(pub)
 
@@ -63,20 +72,40 @@ class Outputs:
                     pub = self._bodies.get(body_id)
                     if pub is not None:
                         pub.publish(msg)
+                        opened = self._open[body_id]
+                        for seg in msg.segments:
+                            (opened.discard if seg.status == ActionSegment.STATUS_FINAL else opened.add)(seg.segment_id)
+                        self._close_finished()
         if msgs.debug is not None:
             self.debug.publish(msgs.debug)
 
     def track_bodies(self, ids: list[str]) -> None:
-        """The ROS4HRI bodies tracked now (from /humans/bodies/tracked, on the executor's thread): an
-        actions publisher for each (at most max_boxes, ids that make a topic name), none for the rest."""
+        """The ROS4HRI bodies tracked now (from the bodies list, on the executor's thread): an actions
+        publisher for each (at most max_boxes, ids that make a topic name). A body that left keeps its
+        publisher until every segment published ONGOING on it was published FINAL there (the
+        closing message comes when its track is lost, or at deactivate)."""
         if not self.hri_actions:
             return
-        wanted = [b for b in ids if HRI_ID.match(b)][: self.max_bodies]
         with self._lock:
-            for body in [b for b in self._bodies if b not in wanted]:
-                self.node.destroy_publisher(self._bodies.pop(body))
-            for body in wanted:
-                if body not in self._bodies:
-                    self._bodies[body] = self.node.create_publisher(
-                        ActionSegmentArray, f"/humans/bodies/{body}/actions", qos.reliable()
-                    )
+            self._leaving = {b for b in self._bodies if b not in ids}
+            active = len(self._bodies) - len(self._leaving)
+            for body in ids:
+                topic = None if body in self._bodies else body_topic(self.node, self._prefix, body, "actions")
+                if topic is None:
+                    continue
+                if active >= self.max_bodies:
+                    break
+                # the QoS action_segments resolved to (its qos_overrides included)
+                self._bodies[body] = self.node.create_publisher(
+                    ActionSegmentArray, topic, copy.copy(self.segments.qos_profile)
+                )
+                self._open[body] = set()
+                active += 1
+            self._close_finished()
+
+    def _close_finished(self) -> None:
+        """Destroy the publishers of bodies that left and have no open segment (under ``_lock``)."""
+        for body in [b for b in self._leaving if not self._open.get(b)]:
+            self.node.destroy_publisher(self._bodies.pop(body))
+            self._open.pop(body, None)
+            self._leaving.discard(body)

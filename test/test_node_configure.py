@@ -214,3 +214,29 @@ def test_command_line_help_and_out_of_range_values(ros_env, capsys):
     )  # fmt: skip
     assert res.returncode == 2 and "rhas_node: error:" in res.stderr and "window out of range" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_hri_without_hri_msgs_fails_configure_saying_how_to_get_it(assets, make_node, capfd, monkeypatch):
+    """hri_msgs has no Kilted release and is not a declared dependency: a node without it runs every
+    other source, and configure with external_type hri fails naming what to install."""
+    monkeypatch.setitem(sys.modules, "hri_msgs", None)  # what Python does when the package is absent
+    monkeypatch.setitem(sys.modules, "hri_msgs.msg", None)
+    node = make_node(**_params(assets, detector="external", external_type="hri"))
+    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    assert "needs the ROS4HRI messages (hri_msgs)" in capfd.readouterr().err and node.pipeline is None
+    node = make_node(**_params(assets, detector="external", external_type="detection2d"))
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+
+
+def test_ros4hri_body_topics_follow_the_prefix_and_rclpy_name_rules(make_node, assets):
+    """The per-body topics are under hri_bodies_topic's prefix (a relative one is under the node's
+    namespace); an id is used only when rclpy accepts the topic it makes."""
+    from rhas_ros.hri import bodies_prefix, body_topic
+
+    node = make_node(**_params(assets))
+    assert bodies_prefix("/humans/bodies/tracked") == "/humans/bodies"
+    assert bodies_prefix("robot1/humans/tracked") == "robot1/humans"
+    assert body_topic(node, "/humans/bodies", "b1", "actions") == "/humans/bodies/b1/actions"
+    assert body_topic(node, "humans/bodies", "b1", "roi") == "humans/bodies/b1/roi"
+    for bad in ("1x", "a-b", "", "ünï", "no/topic", "x" * 65):
+        assert body_topic(node, "/humans/bodies", bad, "roi") is None, bad

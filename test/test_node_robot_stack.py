@@ -9,14 +9,15 @@ import math
 import time
 
 import pytest
+from contract import contract_violations
 from hri_msgs.msg import IdsList, NormalizedRegionOfInterest2D
 from node_process import rhas_node
 from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
-from rhas_client import FRAME_GAP
+from rhas_client import FRAME_GAP, segment_dict
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
-from rhas_msgs.msg import ActionSegmentArray
+from rhas_msgs.msg import ActionSegment, ActionSegmentArray
 from rhas_ros import qos
 from rhas_ros.conversions import ns_to_stamp, stamp_to_ns
 
@@ -79,8 +80,21 @@ def test_a_detection2d_detector_drives_segments_and_the_tracks_come_back_as_visi
         assert int(c.diag(fresh=True)["detections_not_person"]) >= 20, "the chair is not a person"
 
 
+ODD_IDS = ["1x", "a-b", "", "ünï"]  # REP-155 ids that make no ROS topic name
+
+
+def open_on(msgs) -> set[int]:
+    """Segments whose latest status on this stream is not FINAL."""
+    status = {s.segment_id: s.status for m in msgs for s in m.segments}
+    return {sid for sid, st in status.items() if st != ActionSegment.STATUS_FINAL}
+
+
 def test_ros4hri_bodies_drive_segments_published_under_each_body(node_assets, ros_env, dds_client):
-    with rhas_node(node_assets, ros_env, external_type="hri", segment_all_persons=True) as node:
+    """Each ROS4HRI body (ids on /humans/bodies/tracked, a normalised roi on each body's topic) is a
+    person; its segments are published on /action_segments and on its own actions topic, which keeps
+    the segment contract when the body leaves. Ids that make no topic name are skipped and counted."""
+    params = {"external_type": "hri", "segment_all_persons": True}
+    with rhas_node(node_assets, ros_env, **params) as node:
         c = dds_client()
         ids_pub = c.node.create_publisher(IdsList, "/humans/bodies/tracked", qos.reliable())
         roi_pubs = {f"body{p}": c.node.create_publisher(NormalizedRegionOfInterest2D, f"/humans/bodies/body{p}/roi",
@@ -98,8 +112,9 @@ def test_ros4hri_bodies_drive_segments_published_under_each_body(node_assets, ro
         assert c.spin_until(matched, 60), node.log()[-2000:]
         for k in range(40):
             header = Header(stamp=ns_to_stamp(c.stamp(k)), frame_id="head_camera")
-            # a body without a roi, an id that is no topic name, a duplicate: counted, never a crash
-            ids_pub.publish(IdsList(header=header, ids=[*roi_pubs, "ghost", "no/topic name", "body1"]))
+            # ids that make no topic name first (rclpy's rules: "1x" passes a plain alphanumeric check),
+            # a body without a roi, a duplicate: skipped and counted, never a crash, the rest kept
+            ids_pub.publish(IdsList(header=header, ids=[*ODD_IDS, *roi_pubs, "ghost", "no/topic name", "body1"]))
             for pid, p in enumerate(c.persons, 1):
                 box = p["boxes"][k]
                 if box:
@@ -119,15 +134,33 @@ def test_ros4hri_bodies_drive_segments_published_under_each_body(node_assets, ro
                 f"person {m.person_id}'s message is on /humans/bodies/{body_of[m.person_id]}/actions"  # fmt: skip
         assert all(per_body.values())
         # "ghost" never sends a roi: counted once it has been tracked for ROI_TIMEOUT_S (1 s of the
-        # node's clock) without one. The tracker keeps listing it until the node says so.
-        ids = IdsList(header=Header(stamp=ns_to_stamp(c.stamp(39))), ids=[*roi_pubs, "ghost"])
+        # node's clock) without one. The stack keeps listing the bodies, and the others' rois keep
+        # coming, until the node says so.
+        header = Header(stamp=ns_to_stamp(c.stamp(39)), frame_id="head_camera")
+        ids = IdsList(header=header, ids=[*ODD_IDS, *roi_pubs, "ghost"])
+        roi = NormalizedRegionOfInterest2D(header=header, xmin=0.1, ymin=0.1, xmax=0.3, ymax=0.6, c=0.9)
         deadline = time.monotonic() + 60  # only stops a hung test
         while c.diag().get("bodies_without_roi") != "1" and time.monotonic() < deadline:
             ids_pub.publish(ids)
+            for pub in roi_pubs.values():
+                pub.publish(roi)
             c.spin_for(0.2)
         diag = c.diag(fresh=True)
         assert diag["bodies_without_roi"] == "1" and int(diag["persons_rejected"]) >= 1, diag
         assert diag["worker_errors"] == diag["callback_errors"] == "0" and node.alive
+        # Every body leaves: each body's actions topic gets the FINALs of its open segments (once
+        # each), as action_segments does; the node's frames go on without persons.
+        k, stamp, deadline = 0, c.stamp(39), time.monotonic() + 120  # the deadline only stops a hung test
+        while c.open_segments() and time.monotonic() < deadline:  # 2 Hz: the tracks end after 8 s of camera time
+            stamp, k = stamp + 500_000_000, k + 1
+            ids_pub.publish(IdsList(header=Header(stamp=ns_to_stamp(stamp)), ids=[]))
+            c.send_frame(40 + k, stamp_ns=stamp)
+            c.spin_until(c.processed(stamp), 60)
+        c.spin_until(lambda: all(not open_on(per_body[b]) for b in per_body), 10)  # the last messages
+        for body, got in per_body.items():
+            msgs = [segment_dict(m) for m in got]
+            assert contract_violations(msgs) == [], (body, contract_violations(msgs)[:3])
+            assert not open_on(got), f"{body}: segments left ONGOING on its actions topic ({k} frames)"
 
 
 def test_bad_upstream_boxes_are_dropped_and_counted(node_assets, ros_env, dds_client):

@@ -147,18 +147,20 @@ class RhasClient:
             self.spin_for(FRAME_GAP)
         self.wait_processed(self.stamp(first + n - 1))
 
-    def play_until(self, done, first: int = 0, timeout: float = 120.0) -> int:
+    def play_until(self, done, first: int = 0, timeout: float = 120.0, before=None, **kw) -> int:
         """Frames from ``first`` on, each once the node processed the one before (as fast as the node
         is, with no backlog), until ``done()`` (or ``timeout``, which only stops a hung test) -> the
-        next frame's index."""
+        next frame's index. ``before(i)`` runs before frame i is sent; ``kw`` go to send_frame."""
         end, i = time.monotonic() + timeout, first
         while not done() and time.monotonic() < end:
-            self.send_frame(i)
-            self.spin_until(self._processed(self.stamp(i)), end - time.monotonic())
+            if before is not None:
+                before(i)
+            self.send_frame(i, **kw)
+            self.spin_until(self.processed(self.stamp(i)), end - time.monotonic())
             i += 1
         return i
 
-    def _processed(self, stamp_ns: int):
+    def processed(self, stamp_ns: int):
         """-> a check: has the node processed the frame stamped ``stamp_ns`` (its tracked_persons
         carries that stamp or a later one)?"""
         return lambda: any(stamp_to_ns(m.header.stamp) >= stamp_ns for m in self.tracks)
@@ -166,7 +168,7 @@ class RhasClient:
     def wait_processed(self, stamp_ns: int, timeout: float = 60.0) -> None:
         """Until the node has processed the frame stamped ``stamp_ns`` (the frame's segments are
         published right after its tracked_persons)."""
-        self.spin_until(self._processed(stamp_ns), timeout)
+        self.spin_until(self.processed(stamp_ns), timeout)
         self.spin_for(0.2)
 
     def wait_all_final(self, timeout: float = 60.0) -> None:
