@@ -71,10 +71,12 @@ def test_referring_mode_publishes_consistent_segments(shared_node, dds_client):
 
 def test_clearing_the_query_closes_segments_and_stops_output(shared_node, dds_client):
     c = shared_node.client(dds_client)
+    c.mark_outputs()
     c.send_text(c.texts[0])
     c.play(0, 40)
+    c.wait_outputs()  # every message of the 40 frames is here: what follows is the clear's
     before = len(c.received)
-    assert before > 0
+    assert before > 0 and c.open_segments(), "segments are open before the clear"
     c.send_text("")
     c.wait_all_final()
     cleared_at = len(c.received)

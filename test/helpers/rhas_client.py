@@ -171,6 +171,20 @@ class RhasClient:
         self.spin_until(self.processed(stamp_ns), timeout)
         self.spin_for(0.2)
 
+    def mark_outputs(self) -> None:
+        """Remember how many segment messages the node had made before this client's frames."""
+        self._made_before = int(self.diag(fresh=True)["segment_messages"]) - len(self.received)
+
+    def wait_outputs(self, timeout: float = 60.0) -> None:
+        """Until every segment message the node made (its /diagnostics count, since mark_outputs) has
+        arrived here: a barrier for a test that counts messages, however late a loaded machine
+        delivers them."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if int(self.diag(fresh=True)["segment_messages"]) - self._made_before == len(self.received):
+                return
+        raise AssertionError(f"segment messages still missing after {timeout} s")
+
     def wait_all_final(self, timeout: float = 60.0) -> None:
         """Until every segment received so far is FINAL in its latest message."""
         self.spin_until(lambda: not self.open_segments(), timeout, step=0.05)
