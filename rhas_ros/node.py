@@ -47,11 +47,9 @@ from .session import FrameGate, Messages, Session
 
 class RhasNode(LifecycleNode):
     """Threads (rhas_ros.lifecycle.run spins a multi-threaded executor): the lifecycle services are
-    reentrant, so ``get_state`` and the parameter services answer while a configure loads a model
-    (tens of seconds: BLIP-2, a first compile); the subscriptions, timers and parameter services
-    share the default (one at a time) group. ``_serial`` keeps the quick transitions and those
-    callbacks apart, as one executor thread did; configure holds it only to install what it
-    loaded. The worker thread never takes it."""
+    reentrant, so ``get_state`` and the parameter services answer while configure loads a model;
+    ``_serial`` keeps the quick transitions and the default group's callbacks (subscriptions,
+    timers, parameters) apart; configure holds it only to install what it loaded."""
 
     def __init__(self, **kwargs):
         # LifecycleNode.__init__ is these two calls without the mixin's callback_group (rclpy 10)
@@ -278,8 +276,7 @@ class RhasNode(LifecycleNode):
             self._callback_failed("referring text", e)
 
     def _on_persons(self, stamp_ns: int, persons: PersonsInput, merge: bool = False) -> None:
-        """Upstream boxes (rhas_ros.inputs), kept by stamp: the worker takes the ones of its frame (the
-        inbox has its own lock)."""
+        """Upstream boxes (rhas_ros.inputs), kept by stamp (the inbox's lock): the worker takes its frame's."""
         try:
             self._inbox.put_persons(stamp_ns, persons, merge)
         except Exception as e:
