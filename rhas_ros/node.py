@@ -31,7 +31,7 @@ from std_msgs.msg import String
 from . import conversions as conv
 from . import lifecycle
 from .core.diagnostics import Counters
-from .core.intake import Inbox, TextGate, Throttle, shown
+from .core.intake import Inbox, TextGate, Throttle, mentioned, shown
 from .core.persons import ExternalIds, PersonsInput
 from .core.pipeline import RhasPipeline
 from .core.resolve import NodeConfig
@@ -186,7 +186,7 @@ class RhasNode(LifecycleNode):
         self.get_logger().info(  # the resolved names (namespace and remappings applied)
             f"active: images on {self._in.image_topic}, text on {self._in.text_topic}, detector {s.detector}"
             + (f" ({s.external_type})" if s.detector == "external" else "")
-            + (f", referring text {shown(self._query)} (kept)" if self._query else "")
+            + (f", referring text {mentioned(self._query, s.log_referring_text)} (kept)" if self._query else "")
         )
         self._out.labels_pub.publish(self._session.labels_msg(self.get_clock().now().to_msg()))
         return ret
@@ -260,16 +260,17 @@ class RhasNode(LifecycleNode):
         try:
             gid = info.get("publisher_gid") or {}
             seq = info.get("publication_sequence_number")
-            event = self._texts.receive(
-                msg.data, bytes(gid.get("data", b"")), seq, self._config.settings.max_text_chars
-            )
+            s = self._config.settings
+            event = self._texts.receive(msg.data, bytes(gid.get("data", b"")), seq, s.max_text_chars,
+                                        s.log_referring_text)  # fmt: skip
             if event is None:
                 return  # the same message through the other text subscription
             if event.truncated:
-                self._warn(f"referring text of {len(msg.data)} characters truncated to "
-                           f"{self._config.settings.max_text_chars}", key="text-long")  # fmt: skip
+                self._warn(f"referring text of {len(msg.data)} characters truncated to {s.max_text_chars}", "text-long")
             if event.log:
                 self.get_logger().info(event.log)
+            if event.debug:
+                self.get_logger().debug(event.debug)
             self._query = event.text
             self._inbox.put_query(event.text)
         except Exception as e:

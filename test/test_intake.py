@@ -111,7 +111,11 @@ def test_boxes_are_matched_to_a_frame_by_stamp_within_the_tolerance():
 def test_texts_delivered_twice_are_applied_once_and_a_flood_is_logged_once_a_second():
     gate = TextGate()
     first = gate.receive("  the man \x1b[31min red\t", b"pub", 1, max_chars=512)
-    assert (first.text, first.truncated) == ("the man [31min red", False) and first.log.startswith("referring text:")
+    assert (first.text, first.truncated) == ("the man [31min red", False)
+    assert first.log.startswith("referring text: 18 characters, sha256 ") and "man" not in first.log, "INFO: no text"
+    assert first.debug == "referring text: 'the man [31min red'", "DEBUG: the text"
+    full = TextGate().receive("the man", b"pub", 1, max_chars=512, full=True)
+    assert full.log == "referring text: 'the man'" and full.debug is None, "log_referring_text: the text at INFO"
     assert gate.receive("  the man \x1b[31min red\t", b"pub", 1, max_chars=512) is None, "the other subscription's copy"
     again = gate.receive("the man [31min red", b"other", 7, max_chars=512)
     assert again.text == first.text and again.log is None, "the same text from a republisher: applied, not logged"

@@ -81,3 +81,15 @@ def test_a_missing_checkpoint_is_logged_and_the_node_stays_unconfigured(assets, 
     finally:
         code = launch.stop()
     assert code == 0
+
+
+def test_the_launch_files_signal_hook_still_exists_in_this_launch():
+    """rhas.launch.py hands SIGTERM and SIGHUP to launch's orderly shutdown through launch's signal
+    manager, which has no public way in (a name-mangled class attribute). If a launch release renames
+    it, the launch file falls back to launch's own handling (SIGTERM ends launch at once and orphans
+    the node): this fails first, loudly, instead of test_launch_signals failing by a symptom."""
+    from launch.utilities.signal_management import AsyncSafeSignalManager
+
+    assert hasattr(AsyncSafeSignalManager, "_AsyncSafeSignalManager__current"), (
+        "launch changed its signal manager: update stop_like_ctrl_c in launch/rhas.launch.py"
+    )

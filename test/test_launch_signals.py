@@ -13,6 +13,7 @@ from launch_util import (
     NEEDS_ROS2,
     Background,
     argv,
+    heard,
     make_assets,
     readme_block,
     run,
@@ -88,7 +89,7 @@ def test_the_readme_text_command_is_heard_every_time_without_a_qos_warning(asset
             text = f"the person number {n}"
             res = run(argv(pub.replace("the tall person in the red shirt", text), assets), env, timeout=60)
             assert res.returncode == 0, res.stderr[-1500:]
-            assert launch.wait_for(rf"referring text: '{text}'", 10), f"try {n} unheard\n{launch.text[-2000:]}"
+            assert launch.wait_for(heard(text), 60), f"try {n} unheard\n{launch.text[-2000:]}"
         assert "incompatible QoS" not in launch.text and "No messages will be received" not in launch.text
     finally:
         assert launch.stop() == 0

@@ -12,6 +12,7 @@ from launch_util import (
     ROS2,
     Background,
     argv,
+    heard,
     make_assets,
     readme_block,
     readme_commands,
@@ -48,7 +49,7 @@ def test_readme_commands_against_a_launched_node(assets, env):
     launch = Background(argv(LAUNCH[0], assets), env)
     try:
         assert launch.wait_for(r"active: images on /image", 120), launch.text[-3000:]
-        assert launch.wait_for(r"referring text: 'the text latched before the start'", 20), launch.text[-2000:]
+        assert launch.wait_for(heard("the text latched before the start"), 60), launch.text[-2000:]
         early.stop()
         seen = [argv(c, assets) for c in COMMANDS]
         done = []
@@ -66,7 +67,7 @@ def test_readme_commands_against_a_launched_node(assets, env):
 
         assert "active [3]" in step(0)
         step(1)  # the plain `ros2 topic pub --once` (volatile) is heard
-        assert launch.wait_for(r"referring text: 'the tall person in the red shirt'", 20), launch.text[-2000:]
+        assert launch.wait_for(heard("the tall person in the red shirt"), 60), launch.text[-2000:]
         echo = Background(seen[2], env)  # runs until stopped, as in a terminal
         done.append(COMMANDS[2])
         time.sleep(3)  # the echo subscribes
@@ -83,7 +84,7 @@ def test_readme_commands_against_a_launched_node(assets, env):
         assert "Set parameter successful" in step(6)
         assert "0.4" in step(7)
         step(8)  # transient-local publisher
-        assert launch.wait_for(r"referring text: 'the short person in the white shirt'", 20), launch.text[-2000:]
+        assert launch.wait_for(heard("the short person in the white shirt"), 60), launch.text[-2000:]
         step(9)
         assert len(done) == len(COMMANDS)
     finally:

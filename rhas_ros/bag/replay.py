@@ -193,7 +193,8 @@ class Replay:
                       self.target_ids, self.final, self.applied_texts, ignored)  # fmt: skip
 
     def _text(self, raw: str, log_ns: int | None) -> None:
-        event = self.texts.receive(raw, b"", None, self.pipe.config.settings.max_text_chars)
+        s = self.pipe.config.settings
+        event = self.texts.receive(raw, b"", None, s.max_text_chars, s.log_referring_text)
         if event.log:
             self.info(event.log)
         self.applied_texts.append(event.text)

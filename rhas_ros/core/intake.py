@@ -17,6 +17,7 @@ Stamps are integer nanoseconds end to end.
 from __future__ import annotations
 
 import collections
+import hashlib
 import threading
 import time
 import unicodedata
@@ -119,7 +120,8 @@ class Throttle:
 class TextEvent:
     text: str  # cleaned
     truncated: bool
-    log: str | None  # the line to log (None: unchanged, or rate-limited)
+    log: str | None  # the line to log at INFO (None: unchanged, or rate-limited): the text only when asked
+    debug: str | None = None  # the same line with the text, for DEBUG (None: the INFO line has it)
 
 
 class TextGate:
@@ -135,27 +137,39 @@ class TextGate:
         applied again, not taken for the other subscription's copy."""
         self._seen.clear()
 
-    def receive(self, raw: str, publisher: bytes, sequence: int | None, max_chars: int) -> TextEvent | None:
-        """None for a copy already received (the same publisher and sequence number)."""
+    def receive(self, raw: str, publisher: bytes, sequence: int | None, max_chars: int,
+                full: bool = False) -> TextEvent | None:  # fmt: skip
+        """None for a copy already received (the same publisher and sequence number). ``full``: the
+        INFO line shows the text (``log_referring_text``); otherwise its length and a short hash, and
+        the text goes to the DEBUG line (a referring text describes a person; /rosout is domain-wide)."""
         if sequence is not None:
             if (publisher, sequence) in self._seen:
                 return None
             self._seen.append((publisher, sequence))
         text, truncated = clean_query(raw, max_chars)
-        log = None
+        log = debug = None
         if text != self._last:  # a repeated text (a latched republisher) is logged once
             self._last = text
             now = time.monotonic()
             if now - self._logged_at >= TEXT_LOG_PERIOD_S:
                 more = f" ({self._unlogged} more texts since the last line)" if self._unlogged else ""
-                log = (f"referring text: {shown(text)}" if text else "referring text cleared") + more
+                log = (f"referring text: {mentioned(text, full)}" if text else "referring text cleared") + more
+                debug = f"referring text: {shown(text)}" if text and not full else None
                 self._logged_at, self._unlogged = now, 0
             else:
                 self._unlogged += 1
-        return TextEvent(text, truncated, log)
+        return TextEvent(text, truncated, log, debug)
 
 
 LOGGED_TEXT_CHARS = 120  # what a log line shows of an untrusted string
+
+
+def mentioned(text: str, full: bool = False) -> str:
+    """A referring text as the INFO log names it: its length and a short hash (the same text, the
+    same hash: a log reader can tell texts apart without reading them), or ``shown`` when ``full``."""
+    if full:
+        return shown(text)
+    return f"{len(text)} characters, sha256 {hashlib.sha256(text.encode()).hexdigest()[:10]}"
 
 
 def shown(text: str) -> str:

@@ -228,6 +228,10 @@ class Settings:
     )  # fmt: skip
     max_image_pixels: int = setting(4096 * 4096, "images with more pixels are rejected with a warning (bounded "
                                     "memory)", range=(1, 2**31 - 1), dynamic=True)  # fmt: skip
+    log_referring_text: bool = setting(
+        False, "log each referring text in full at INFO; off: INFO names its length and a short hash, DEBUG the "
+        "text (a text describes a person, and /rosout reaches the whole DDS domain)", dynamic=True,
+    )  # fmt: skip
     max_text_chars: int = setting(512, "referring texts are truncated to this many characters", range=(1, 1_000_000),
                                   dynamic=True)  # fmt: skip
     max_boxes: int = setting(64, "person boxes kept per frame, highest scores first (bounded memory; extra boxes "

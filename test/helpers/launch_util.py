@@ -142,3 +142,11 @@ def processes_with_domain(domain: str) -> list[str]:
         except OSError:
             continue
     return found
+
+
+def heard(text: str) -> str:
+    """The pattern of the node's INFO line for a referring text it received: its length and hash,
+    not the text (log_referring_text is off by default)."""
+    from rhas_ros.core.intake import mentioned
+
+    return re.escape(f"referring text: {mentioned(text)}")
