@@ -30,10 +30,14 @@ def ns_to_stamp(ns: int) -> Time:
 
 
 def roi(box, width: int | None = None, height: int | None = None) -> RegionOfInterest:
+    """An xywh box as a RegionOfInterest inside a width x height image (a track predicted past the
+    image's edge, or kept from a larger frame, is cut to the image: empty when wholly outside)."""
     x, y, w, h = (max(0.0, float(v)) for v in box)
     if width is not None:
+        x = min(x, float(width))
         w = min(w, max(0.0, width - x))
     if height is not None:
+        y = min(y, float(height))
         h = min(h, max(0.0, height - y))
     return RegionOfInterest(x_offset=int(x), y_offset=int(y), width=int(w), height=int(h))
 

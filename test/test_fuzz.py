@@ -157,6 +157,15 @@ def pipelines(tiny_models):
             for name in ("hog", "full_frame", "external")}  # fmt: skip
 
 
+def test_a_track_outside_a_smaller_frame_is_published_inside_it():
+    """A track kept from a larger frame (the camera changed resolution) or predicted past the edge:
+    its RegionOfInterest is cut to the image (found by the real-footage property below)."""
+    r = roi((298.5, 60.8, 54.6, 108.5), 165, 120)
+    assert (r.x_offset, r.width) == (165, 0) and r.y_offset + r.height <= 120
+    r = roi((150.0, 100.0, 40.0, 40.0), 165, 120)
+    assert (r.x_offset, r.y_offset, r.width, r.height) == (150, 100, 15, 20)
+
+
 @FUZZ
 @given(
     frame=st.integers(0, 99),
@@ -172,6 +181,7 @@ def test_the_pipeline_takes_real_footage_with_every_detector(pipelines, frame, s
     finite box inside the image."""
     real = real_frames()
     rgb = cv2.resize(real[frame % len(real)], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    pipelines[name].reset()  # each example on its own (hypothesis replays examples: no state between them)
     persons = None
     if name == "external":
         persons = (np.array(boxes, dtype=np.float64).reshape(-1, 4), np.ones(len(boxes)), None)
