@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 
+from rclpy.duration import Duration
 from rclpy.publisher import Publisher
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray
@@ -26,6 +28,8 @@ from rhas_msgs.msg import ActionLabels, ActionSegment, ActionSegmentArray, Track
 from . import qos
 from .hri import bodies_prefix, body_topic
 from .session import Messages
+
+BODY_LINGER_S = 5.0  # a body's publisher after its last FINAL, at most, while subscribers acknowledge
 
 
 class Outputs:
@@ -48,6 +52,7 @@ class Outputs:
         self._bodies: dict[str, Publisher] = {}  # ROS4HRI body id -> its actions publisher
         self._open: dict[str, set[int]] = {}  # body id -> segments published ONGOING on it, not yet FINAL
         self._leaving: set[str] = set()  # bodies no longer tracked, whose publisher waits for their FINALs
+        self._finished: dict[str, float] = {}  # leaving body -> when its last segment was published FINAL
         self._prefix = bodies_prefix(settings.hri_bodies_topic)
         self._lock = threading.Lock()  # the executor makes body publishers, the worker publishes
 
@@ -55,7 +60,7 @@ class Outputs:
         with self._lock:
             for body in list(self._bodies):
                 self.node.destroy_publisher(self._bodies.pop(body))
-            self._open, self._leaving = {}, set()
+            self._open, self._leaving, self._finished = {}, set(), {}
         for pub in [self.segments, self.labels_pub, self.tracks, self.detections, self.debug]:
             self.node.destroy_lifecycle_publisher(pub)
 
@@ -96,16 +101,23 @@ class Outputs:
                 if active >= self.max_bodies:
                     break
                 # the QoS action_segments resolved to (its qos_overrides included)
-                self._bodies[body] = self.node.create_publisher(
-                    ActionSegmentArray, topic, copy.copy(self.segments.qos_profile)
-                )
+                profile = copy.copy(self.segments.qos_profile)
+                profile.depth = max(profile.depth, qos.consumer().depth)  # a burst of a backlog's windows
+                self._bodies[body] = self.node.create_publisher(ActionSegmentArray, topic, profile)
                 self._open[body] = set()
                 active += 1
             self._close_finished()
 
     def _close_finished(self) -> None:
-        """Destroy the publishers of bodies that left and have no open segment (under ``_lock``)."""
+        """Destroy the publishers of bodies that left and have no open segment (under ``_lock``), once
+        their subscribers acknowledged what was published (a publisher destroyed right after its
+        closing message took the message with it), or BODY_LINGER_S after they finished."""
+        now = time.monotonic()
         for body in [b for b in self._leaving if not self._open.get(b)]:
+            done = self._finished.setdefault(body, now)
+            if not self._bodies[body].wait_for_all_acked(Duration()) and now - done < BODY_LINGER_S:
+                continue  # the next publish or bodies list looks again
             self.node.destroy_publisher(self._bodies.pop(body))
             self._open.pop(body, None)
+            self._finished.pop(body, None)
             self._leaving.discard(body)

@@ -127,8 +127,11 @@ class Session:
         result = pipe.process(rgb, ns, persons)
         self.counts["frames_processed"] += 1
         self.last_frame = (header, size)
-        for t in result.tracks:
-            self.person_keys[t.track_id] = self.external.key(t.external_id)
+        for t in result.tracks:  # a frame without the person's box (a ROS4HRI roi late or missing) keeps its key
+            key = self.external.key(t.external_id)
+            if key or t.track_id not in self.person_keys:
+                self.person_keys[t.track_id] = key
+                self.person_keys.move_to_end(t.track_id)
         while len(self.person_keys) > PERSON_KEYS_KEPT:
             self.person_keys.popitem(last=False)
         out = Messages(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-if os.environ.get("PYTEST_XDIST_WORKER"):  # scripts/run_tests.sh: two workers per core, one torch thread each
+if os.environ.get("PYTEST_XDIST_WORKER"):  # scripts/run_tests.sh: one worker per core, one torch thread each
     import torch
 
     torch.set_num_threads(1)

@@ -134,7 +134,7 @@ def test_rules_fire_for_reported_actions_only_over_dds(node_assets, ros_env, dds
         # rhas_behavior and the example subscribe (volatile) before any segment is published: on a
         # loaded machine their start-up took longer than the whole clip, and they heard nothing.
         listening = lambda: c.node.count_subscribers("/action_segments") >= 4  # noqa: E731  (this client's two too)
-        assert c.spin_until(listening, 60), "rhas_behavior and fall_watcher subscribe"
+        assert c.spin_until(listening, 180), "rhas_behavior and fall_watcher subscribe"  # three processes start
         c.send_text(c.texts[0])
         c.play(0, 48)
         c.spin_for(2.0)

@@ -108,7 +108,7 @@ class RhasClient:
         return self.t0 + i * period_ns
 
     # ------------------------------------------------------------------ stimulus
-    def wait_for_node(self, timeout: float = 60) -> None:
+    def wait_for_node(self, timeout: float = 120) -> None:
         """Until the node is active: its label set arrived and it subscribes to the camera."""
         subscribed = lambda: self.image_pub.get_subscription_count() + self.compressed_pub.get_subscription_count()  # noqa: E731
         assert self.spin_until(lambda: self.labels and subscribed(), timeout), "rhas_node did not come up"
