@@ -42,8 +42,9 @@ def segments_open_then_stop(launch, c, sig, twice: bool = False) -> int | None:
     stop takes is docs/benchmarks.md's)."""
     c.wait_for_node(timeout=120)
     c.send_text(c.texts[0])
-    c.play(0, 30)
-    assert c.spin_until(c.open_segments, 60), "segments open before the signal"
+    # The launched node runs the shipped parameters (latest-wins queue): frames in lockstep with it.
+    c.play_until(c.open_segments, first=0)
+    assert c.open_segments(), "segments open before the signal"
     launch.proc.send_signal(sig)
     if twice:
         time.sleep(0.3)

@@ -122,9 +122,9 @@ def test_ros4hri_bodies_drive_segments_published_under_each_body(node_assets, ro
                     roi_pubs[f"body{pid}"].publish(NormalizedRegionOfInterest2D(
                         header=header, xmin=x / WIDTH, ymin=y / HEIGHT, xmax=(x + w) / WIDTH, ymax=(y + h) / HEIGHT,
                         c=0.9))  # fmt: skip
+            c.spin_for(FRAME_GAP)  # the rois first (another topic each), then the frame, in lockstep
             c.image_pub.publish(c.image(c.frames[k], c.stamp(k)))
-            c.spin_for(FRAME_GAP)
-        c.wait_processed(c.stamp(39))
+            c.spin_until(c.processed(c.stamp(k)), 60)
         c.spin_for(0.5)
         body_of = {p.person_id: p.external_id for m in c.tracks for p in m.persons}
         assert sorted(body_of.values()) == ["body1", "body2", "body3"], (body_of, node.log()[-2000:])
